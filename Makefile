@@ -1,0 +1,58 @@
+# One entry point for people and CI. Targets that need Docker go through the offline installer,
+# which is idempotent (about 1 s when everything is already there).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+N ?= 4
+DOCKER_ENV := eval "$$(bash ../shared/tools/docker-offline.sh all)"; export DOCKER_BUILDKIT=0;
+# `docker compose` (v2, or the v1 shim) when it answers, else docker-compose v1.
+COMPOSE := $$(docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+
+.PHONY: help deps build start test lint typecheck check up down logs ps scale e2e bench
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+node_modules/.package-lock.json: package-lock.json
+	npm ci
+	@touch $@
+
+deps: node_modules/.package-lock.json ## install dependencies (npm ci) when needed
+
+build: deps ## compile services and frontend
+	npm run build
+
+start: deps ## run the cluster as local processes (balancer 8001, backends 8002+, UI 8080)
+	npm start
+
+test: deps ## typecheck, lint and every test that needs no Docker (the README test command)
+	npm run typecheck
+	npm run lint
+	npm run build
+	npm test
+
+lint: deps ## eslint
+	npm run lint
+
+typecheck: deps ## tsc -b
+	npm run typecheck
+
+up: ## docker compose up with N backends (default 4)
+	@$(DOCKER_ENV) $(COMPOSE) up -d --build --scale backend=$(N) && echo "UI: http://localhost:8080  Prometheus: http://localhost:9090"
+
+down: ## stop and remove the Compose cluster
+	@$(DOCKER_ENV) $(COMPOSE) down -v --remove-orphans
+
+logs: ## follow the Compose logs
+	@$(DOCKER_ENV) $(COMPOSE) logs -f --tail=100
+
+ps: ## list the Compose containers
+	@$(DOCKER_ENV) $(COMPOSE) ps
+
+scale: ## change the number of backends live: make scale N=6
+	@$(DOCKER_ENV) $(COMPOSE) up -d --no-recreate --scale backend=$(N)
+
+e2e: deps ## Compose end-to-end tests (builds, starts and removes its own cluster)
+	@$(DOCKER_ENV) npm run test:compose -w @lcb/e2e
+
+bench: deps build ## wrk against the balancer, nginx least_conn and HAProxy leastconn
+	npm run bench

@@ -1,0 +1,123 @@
+// Turns the list of runs into medians, ratios to nginx, and the Markdown of bench/RESULTS.md.
+// Pure functions: no I/O here.
+
+/** The load scenarios: URL path on the bench backends and what the report calls them. */
+export const SCENARIOS = {
+  tiny: { path: '/tiny', title: 'Tiny body (GET /tiny, 3 bytes)' },
+  '16k': { path: '/16k', title: '16 KiB body (GET /16k)' },
+  slow: { path: '/slow', title: 'Slow backend (GET /slow, 3 bytes; backend 4 of 4 adds {slowMs} ms)' },
+};
+
+/** { median, min, max } of the finite numbers in `values`, or null if there are none. */
+export function spread(values) {
+  const xs = values.filter((v) => typeof v === 'number' && Number.isFinite(v)).sort((a, b) => a - b);
+  if (xs.length === 0) return null;
+  const mid = Math.floor(xs.length / 2);
+  const median = xs.length % 2 === 1 ? xs[mid] : (xs[mid - 1] + xs[mid]) / 2;
+  return { median, min: xs[0], max: xs[xs.length - 1] };
+}
+
+const METRICS = ['rps', 'p50Ms', 'p99Ms', 'cpuUsPerRequest', 'slowShare'];
+const RATIOS = ['rps', 'p50Ms', 'p99Ms', 'cpuUsPerRequest'];
+
+/**
+ * Per scenario and target: medians (min–max) over rounds, total errors, and each metric's ratio
+ * to nginx *in the same round and scenario*, then the median of those ratios. Ratios within a
+ * round cancel most of the drift of a shared machine, which absolute numbers do not.
+ */
+export function summarise(runs, scenarios, targets) {
+  const summary = {};
+  for (const scenario of scenarios) {
+    summary[scenario] = {};
+    for (const target of targets) {
+      const mine = runs.filter((r) => r.scenario === scenario && r.target === target);
+      const entry = { runs: mine.length, errors: mine.reduce((n, r) => n + r.errorCount + r.warmupErrorCount, 0) };
+      for (const m of METRICS) entry[m] = spread(mine.map((r) => r[m]));
+      entry.vsNginx = {};
+      for (const m of RATIOS) {
+        entry.vsNginx[m] = spread(mine.map((r) => {
+          const nginx = runs.find((n) => n.scenario === scenario && n.round === r.round && n.target === 'nginx');
+          return nginx && typeof r[m] === 'number' && nginx[m] > 0 ? r[m] / nginx[m] : null;
+        }));
+      }
+      summary[scenario][target] = entry;
+    }
+  }
+  return summary;
+}
+
+/** "12 345 (12 001–12 700)" style: median, then the range when there was more than one round. */
+function fmt(s, digits, suffix = '') {
+  if (s === null) return '—';
+  const f = (v) => v.toFixed(digits);
+  return s.min === s.max ? `${f(s.median)}${suffix}` : `${f(s.median)}${suffix} (${f(s.min)}–${f(s.max)})`;
+}
+
+function pct(s) {
+  if (s === null) return '—';
+  return fmt({ median: s.median * 100, min: s.min * 100, max: s.max * 100 }, 1, ' %');
+}
+
+/** The Markdown of bench/RESULTS.md. `meta` carries machine, versions, settings and the command. */
+export function renderMarkdown({ meta, settings, summary, runs, failures }) {
+  const out = [];
+  out.push('# Benchmark: balancer vs nginx least_conn vs HAProxy leastconn', '');
+  out.push('Written by `bench/run.mjs` (`make bench` / `npm run bench`); rerun it rather than editing this file.', '');
+  if (failures.length > 0) {
+    out.push('**THIS RUN FAILED** (the harness exited 1):', '', ...failures.map((f) => `- ${f}`), '');
+  }
+  out.push(
+    `- Date: ${meta.date}`,
+    `- Command: \`${meta.command}\``,
+    `- Machine: ${meta.machine.nproc} CPUs (nproc), ${meta.machine.cpuModel}, ${meta.machine.memGiB} GiB RAM, Linux ${meta.machine.kernel}; load average ${meta.machine.loadStart} at start, ${meta.machine.loadEnd} at end`,
+    `- Versions: node ${meta.versions.node}, ${meta.versions.nginx}, ${meta.versions.haproxy}, ${meta.versions.wrk}, balancer ${meta.versions.balancer}`,
+    `- Load: \`${meta.wrkCommand}\` after a discarded ${settings.warmup} s warm-up; ${settings.rounds} round(s), each round runs every scenario and in it every target in turn (${settings.targets.join(', ')}); each target is started for its run and stopped after it.`,
+    `- Backends: 4 × \`bench/backend.mjs\` (node:http, keep-alive, one process each), the same 4 processes for the whole bench; per-backend request counters are read after each run and reset after each warm-up.`,
+    '',
+    'Targets:',
+    '',
+    ...settings.targets.map((t) => `- **${t}**: ${meta.targetNotes[t]}`),
+    '',
+    'How to read: each cell is the median over rounds, with (min–max) when there was more than one round.',
+    'Ratios are taken against nginx in the same round and scenario, then the median of those is shown:',
+    'req/s above 1 beats nginx; latency and CPU below 1 beat nginx. Proxy CPU is utime+stime of the',
+    "proxy's whole process tree (nginx master + worker, HAProxy, the balancer's node process) during the",
+    'measured run, divided by the requests wrk completed. Errors are non-2xx responses plus socket errors',
+    '(connect, read, write, timeout), warm-up included. wrk, the backends and the proxy share the same',
+    `${meta.machine.nproc} CPUs, so absolute numbers are contended; compare within a table.`,
+    '',
+  );
+
+  for (const scenario of settings.scenarios) {
+    const title = SCENARIOS[scenario].title.replace('{slowMs}', String(settings.slowMs));
+    const slow = scenario === 'slow';
+    out.push(`## ${title}`, '');
+    if (slow) {
+      out.push('"Slow share" is the share of all requests that backend 4 (the slow one) served; round-robin would give it 25 %,',
+        'a least-connections picker should give it much less. Direct goes to backend 1 (a fast one).', '');
+    }
+    const head = ['target', 'req/s', 'p50 ms', 'p99 ms', 'proxy CPU µs/req', 'errors', ...(slow ? ['slow share'] : []),
+      'req/s ÷ nginx', 'p50 ÷ nginx', 'p99 ÷ nginx', 'CPU ÷ nginx'];
+    out.push(`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`);
+    for (const target of settings.targets) {
+      const s = summary[scenario][target];
+      const row = [`**${target}**`, fmt(s.rps, 0), fmt(s.p50Ms, 2), fmt(s.p99Ms, 2), fmt(s.cpuUsPerRequest, 1), String(s.errors),
+        ...(slow ? [pct(s.slowShare)] : []),
+        fmt(s.vsNginx.rps, 2), fmt(s.vsNginx.p50Ms, 2), fmt(s.vsNginx.p99Ms, 2), fmt(s.vsNginx.cpuUsPerRequest, 2)];
+      out.push(`| ${row.join(' | ')} |`);
+    }
+    out.push('');
+  }
+
+  out.push('<details><summary>Every run</summary>', '');
+  const head = ['round', 'scenario', 'target', 'requests', 'req/s', 'p50 ms', 'p99 ms', 'max ms', 'CPU µs/req', 'errors (warm-up)', 'served per backend'];
+  out.push(`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`);
+  for (const r of runs) {
+    const cpu = r.cpuUsPerRequest === null ? '—' : r.cpuUsPerRequest.toFixed(1);
+    out.push(`| ${[r.round, r.scenario, r.target, r.requests, r.rps.toFixed(0), r.p50Ms.toFixed(2), r.p99Ms.toFixed(2),
+      r.maxMs.toFixed(1), cpu, `${r.errorCount} (${r.warmupErrorCount})`, r.served.join(' / ')].join(' | ')} |`);
+  }
+  out.push('', '</details>', '');
+  out.push(`Raw numbers: \`${meta.jsonPath}\` (gitignored).`, '');
+  return out.join('\n');
+}

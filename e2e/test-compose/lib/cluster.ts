@@ -1,0 +1,150 @@
+import { randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { Snapshot } from './balancer-api.js';
+import { createCompose, type Compose, type ContainerInfo } from './compose.js';
+import { createHttpClient, type HttpClient } from './http.js';
+import { freePort } from './ports.js';
+import { waitFor } from './wait.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+/** Repository root: docker-compose.yml and the build context. */
+export const REPO_ROOT = resolve(here, '../../..');
+/** e2e/artifacts: Compose logs and timings of the last run (ignored by git). */
+export const ARTIFACTS = resolve(here, '../../artifacts');
+
+/** The port every backend replica listens on inside the Compose network. */
+export const BACKEND_PORT = 8002;
+
+/** Durations of the Compose steps, for the report (`e2e/artifacts/compose-timings.json`). */
+export type Timings = Record<string, number>;
+
+/** A real Compose cluster on 127.0.0.1 with free host ports and its own project name. */
+export interface Cluster {
+  readonly compose: Compose;
+  /** nginx: the page, /images/* (balancer data port) and /api/* (balancer admin). */
+  readonly web: HttpClient;
+  /** The balancer's published data port. */
+  readonly balancer: HttpClient;
+  readonly prometheus: HttpClient;
+  readonly timings: Timings;
+  /** build + `up -d --scale backend=N`, then wait until the balancer routes to all N. */
+  start(replicas: number): Promise<void>;
+  /** The balancer's Snapshot through nginx (`/api/upstreams`). */
+  snapshot(): Promise<Snapshot>;
+  backends(): Promise<ContainerInfo[]>;
+  /** `up -d --no-recreate --scale backend=N backend`; resolves with the command's duration (ms). */
+  scale(replicas: number): Promise<number>;
+  /**
+   * Waits until exactly N backend containers run and are healthy and the balancer's available
+   * upstreams are exactly their addresses; returns them.
+   */
+  waitForBackends(replicas: number, timeoutMs?: number): Promise<ContainerInfo[]>;
+  /** Saves the logs, then `down -v --remove-orphans --rmi local`. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/** `<ip>:8002`: the balancer's upstream id and Prometheus' instance label of a replica. */
+export const upstreamIdOf = (c: ContainerInfo): string => `${c.ip ?? '?'}:${BACKEND_PORT}`;
+
+const sameSet = (a: readonly string[], b: readonly string[]): boolean =>
+  a.length === b.length && [...a].sort().join(' ') === [...b].sort().join(' ');
+
+const log = (line: string): void => {
+  console.log(`      [compose] ${line}`);
+};
+
+/** Picks ports and a project name and finds the Compose CLI; starts nothing yet. */
+export async function createCluster(): Promise<Cluster> {
+  const project = `lbe2e${randomBytes(4).toString('hex')}`;
+  const [frontendPort, lbPort, prometheusPort] = [await freePort(), await freePort(), await freePort()];
+  const compose = await createCompose({
+    root: REPO_ROOT,
+    project,
+    env: {
+      FRONTEND_ADDR: '127.0.0.1',
+      FRONTEND_PORT: String(frontendPort),
+      LB_ADDR: '127.0.0.1',
+      LB_PORT_PUBLISHED: String(lbPort),
+      PROMETHEUS_ADDR: '127.0.0.1',
+      PROMETHEUS_PORT: String(prometheusPort),
+      // Fast images for a fast suite, except id 4 which stays slow (2 s) so that requests to it
+      // are reliably still in flight while others are routed.
+      BACKEND_DELAY_SCALE: '0.05',
+      BACKEND_DELAYS_MS: '1000,3000,5000,40000',
+      HEALTHCHECK_INTERVAL: '1s',
+    },
+  });
+  const web = createHttpClient(`http://127.0.0.1:${frontendPort}`);
+  const balancer = createHttpClient(`http://127.0.0.1:${lbPort}`);
+  const prometheus = createHttpClient(`http://127.0.0.1:${prometheusPort}`);
+  const timings: Timings = {};
+  let started = false;
+  let stopping: Promise<void> | undefined;
+
+  const snapshot = (): Promise<Snapshot> => web.json<Snapshot>('/api/upstreams', 5_000);
+  const backends = (): Promise<ContainerInfo[]> => compose.containers('backend');
+
+  async function waitForBackends(replicas: number, timeoutMs = 60_000): Promise<ContainerInfo[]> {
+    return waitFor(
+      async () => {
+        const running = (await backends()).filter((c) => c.status === 'running');
+        if (running.length !== replicas || running.some((c) => c.health !== 'healthy' || !c.ip)) return undefined;
+        const available = (await snapshot()).upstreams.filter((u) => u.available).map((u) => u.id);
+        return sameSet(available, running.map(upstreamIdOf)) ? running : undefined;
+      },
+      { what: `${replicas} healthy backends, all available in the balancer`, timeoutMs, intervalMs: 300 },
+    );
+  }
+
+  async function stopOnce(): Promise<void> {
+    if (started) {
+      try {
+        await mkdir(ARTIFACTS, { recursive: true });
+        const logs = await compose.compose(['logs', '--no-color', '--tail=300'], 60_000);
+        await writeFile(join(ARTIFACTS, 'compose-logs.txt'), logs.stdout + logs.stderr);
+      } catch (err) {
+        log(`could not save logs: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      const down = await compose.compose(['down', '-v', '--remove-orphans', '--rmi', 'local'], 180_000);
+      timings.downMs = Math.round(down.ms);
+      log(`down -v --remove-orphans --rmi local: ${(down.ms / 1000).toFixed(1)} s`);
+      await mkdir(ARTIFACTS, { recursive: true });
+      await writeFile(join(ARTIFACTS, 'compose-timings.json'), `${JSON.stringify({ project, cli: compose.cli, ...timings }, null, 2)}\n`);
+    }
+    await Promise.all([web.close(), balancer.close(), prometheus.close()]);
+  }
+
+  return {
+    compose,
+    web,
+    balancer,
+    prometheus,
+    timings,
+    snapshot,
+    backends,
+    waitForBackends,
+    async start(replicas) {
+      log(`project ${project} via "${compose.cli}"; nginx 127.0.0.1:${frontendPort}, balancer 127.0.0.1:${lbPort}, prometheus 127.0.0.1:${prometheusPort}`);
+      started = true;
+      const build = await compose.compose(['build'], 900_000);
+      timings.buildMs = Math.round(build.ms);
+      log(`build: ${(build.ms / 1000).toFixed(1)} s`);
+      const up = await compose.compose(['up', '-d', '--scale', `backend=${replicas}`], 300_000);
+      timings.upMs = Math.round(up.ms);
+      const readyStarted = performance.now();
+      await waitForBackends(replicas, 90_000);
+      timings.upToReadyMs = Math.round(performance.now() - readyStarted);
+      log(`up -d --scale backend=${replicas}: ${(up.ms / 1000).toFixed(1)} s, then ${(timings.upToReadyMs / 1000).toFixed(1)} s until the balancer routes to all`);
+    },
+    async scale(replicas) {
+      const result = await compose.compose(['up', '-d', '--no-recreate', '--scale', `backend=${replicas}`, 'backend'], 300_000);
+      return result.ms;
+    },
+    stop() {
+      stopping ??= stopOnce();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,122 @@
+/**
+ * The balancer's Snapshot (docs/contracts.md, `GET /api/upstreams` and every `/api/events` message),
+ * checked by hand rather than with a schema library: the page bundle stays small, and a message that
+ * does not fit is dropped instead of breaking the view.
+ */
+
+/** Health state of one upstream, as the balancer reports it. */
+export type UpstreamState = 'up' | 'down' | 'unproven' | 'draining';
+
+/** One upstream in a Snapshot. */
+export interface UpstreamSnapshot {
+  readonly id: string;
+  readonly weight: number;
+  readonly inFlight: number;
+  readonly requests: number;
+  readonly errors: number;
+  /** Unknown states from a newer balancer are passed through and shown as they are. */
+  readonly state: UpstreamState | (string & {});
+  readonly available: boolean;
+  readonly source: string;
+}
+
+/** One routing decision from the balancer's ring buffer. */
+export interface DecisionSnapshot {
+  readonly time: number;
+  readonly chosen: string;
+  readonly reason: string;
+}
+
+/** What the balancer sends ten times a second. */
+export interface Snapshot {
+  readonly time: number;
+  readonly tieBreak: string;
+  readonly explain: boolean;
+  readonly totals: { readonly requests: number; readonly inFlight: number; readonly errors: number };
+  readonly imbalance: number;
+  readonly upstreams: readonly UpstreamSnapshot[];
+  readonly decisions: readonly DecisionSnapshot[];
+}
+
+type Obj = Record<string, unknown>;
+
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const num = (v: unknown): number | undefined => (typeof v === 'number' && Number.isFinite(v) ? v : undefined);
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
+function parseUpstream(v: unknown): UpstreamSnapshot | undefined {
+  if (!isObj(v)) return undefined;
+  const id = str(v.id);
+  const inFlight = num(v.inFlight);
+  const requests = num(v.requests);
+  if (id === undefined || id === '' || inFlight === undefined || requests === undefined) return undefined;
+  const state = str(v.state) ?? 'unproven';
+  return {
+    id,
+    weight: num(v.weight) ?? 1,
+    inFlight,
+    requests,
+    errors: num(v.errors) ?? 0,
+    state,
+    available: typeof v.available === 'boolean' ? v.available : state === 'up',
+    source: str(v.source) ?? 'static',
+  };
+}
+
+function parseDecision(v: unknown): DecisionSnapshot | undefined {
+  if (!isObj(v)) return undefined;
+  const time = num(v.time);
+  const chosen = str(v.chosen);
+  if (time === undefined || chosen === undefined) return undefined;
+  return { time, chosen, reason: str(v.reason) ?? '' };
+}
+
+/**
+ * Validates one Snapshot. Returns undefined when the message is not a Snapshot at all (no time or no
+ * upstream list); single malformed upstreams or decisions are skipped, optional fields get defaults.
+ */
+export function parseSnapshot(v: unknown): Snapshot | undefined {
+  if (!isObj(v)) return undefined;
+  const time = num(v.time);
+  if (time === undefined || !Array.isArray(v.upstreams)) return undefined;
+  const upstreams: UpstreamSnapshot[] = [];
+  const seen = new Set<string>();
+  for (const raw of v.upstreams) {
+    const u = parseUpstream(raw);
+    // Row elements are keyed by id: a duplicate would make two rows fight over one element.
+    if (u && !seen.has(u.id)) {
+      seen.add(u.id);
+      upstreams.push(u);
+    }
+  }
+  const decisions: DecisionSnapshot[] = [];
+  if (Array.isArray(v.decisions)) {
+    for (const raw of v.decisions) {
+      const d = parseDecision(raw);
+      if (d) decisions.push(d);
+    }
+  }
+  const totals = isObj(v.totals) ? v.totals : {};
+  return {
+    time,
+    tieBreak: str(v.tieBreak) ?? '',
+    explain: v.explain === true,
+    totals: {
+      requests: num(totals.requests) ?? upstreams.reduce((s, u) => s + u.requests, 0),
+      inFlight: num(totals.inFlight) ?? upstreams.reduce((s, u) => s + u.inFlight, 0),
+      errors: num(totals.errors) ?? upstreams.reduce((s, u) => s + u.errors, 0),
+    },
+    imbalance: num(v.imbalance) ?? 1,
+    upstreams,
+    decisions,
+  };
+}
+
+/** Parses the text of one SSE `data:` field; undefined for anything that is not a Snapshot. */
+export function parseSnapshotText(text: string): Snapshot | undefined {
+  try {
+    return parseSnapshot(JSON.parse(text) as unknown);
+  } catch {
+    return undefined;
+  }
+}

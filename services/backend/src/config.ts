@@ -1,0 +1,144 @@
+import { z } from 'zod';
+
+/** Default listen port, the one the original `main.py` examples used. */
+export const DEFAULT_PORT = 8002;
+
+/** Default delay in milliseconds before `/images/1..4` answer: the original's 1, 3, 5 and 10 s. */
+export const DEFAULT_DELAYS_MS: readonly number[] = Object.freeze([1000, 3000, 5000, 10000]);
+
+/** Log levels a backend accepts in `BACKEND_LOG_LEVEL` (pino's levels). */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/** One of {@link LOG_LEVELS}. */
+export type LogLevel = (typeof LOG_LEVELS)[number];
+
+/** How many images the backend serves: ids 1 to IMAGE_COUNT. */
+export const IMAGE_COUNT = 4;
+
+/** The validated, frozen configuration of one backend process. */
+export interface Config {
+  readonly port: number;
+  readonly host: string;
+  /** Sent as `X-Backend-Id` on every response. */
+  readonly id: string;
+  /** Unscaled delay per image id: `delaysMs[id - 1]`. */
+  readonly delaysMs: readonly number[];
+  /** Multiplies every delay (0.01 makes the 10 s image take 100 ms). */
+  readonly delayScale: number;
+  readonly logLevel: LogLevel;
+}
+
+/** What {@link parseConfig} returns: a config, a request for help, or every problem found. */
+export type ParseResult =
+  | { readonly kind: 'config'; readonly config: Config }
+  | { readonly kind: 'help'; readonly text: string }
+  | { readonly kind: 'errors'; readonly errors: readonly string[] };
+
+/** The environment variables the backend reads (other keys are ignored). */
+export type BackendEnv = Readonly<Partial<Record<string, string | undefined>>>;
+
+/** Usage text, printed for `--help` and after configuration errors. */
+export const USAGE = `usage: backend [PORT]
+
+Serves /images/1..4 (PNG) after a per-id delay, plus /healthz, /info and /metrics.
+
+environment:
+  BACKEND_PORT         listen port when no PORT argument is given (default ${DEFAULT_PORT})
+  BACKEND_HOST         listen address (default 127.0.0.1)
+  BACKEND_ID           X-Backend-Id value (default <hostname>:<port>)
+  BACKEND_DELAYS_MS    four comma-separated delays for ids 1..4 (default ${DEFAULT_DELAYS_MS.join(',')})
+  BACKEND_DELAY_SCALE  multiplies every delay (default 1)
+  BACKEND_LOG_LEVEL    ${LOG_LEVELS.join(' | ')} (default info)
+`;
+
+// Bounds keep delay * scale below setTimeout's 2^31-1 ms limit, past which Node fires at once.
+const MAX_DELAY_MS = 600_000;
+const MAX_SCALE = 100;
+const NUMBER = /^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$/;
+
+const port = z
+  .string()
+  .trim()
+  .regex(/^\d+$/, { error: (issue) => `must be an integer from 1 to 65535, got "${String(issue.input)}"` })
+  .transform(Number)
+  .pipe(z.number().int().min(1, 'must be from 1 to 65535').max(65535, 'must be from 1 to 65535'));
+
+const number = z
+  .string()
+  .trim()
+  .regex(NUMBER, { error: (issue) => `must be a number, got "${String(issue.input)}"` })
+  .transform(Number);
+
+const delays = z
+  .string()
+  .transform((s) => s.split(','))
+  .pipe(
+    z
+      .array(number.pipe(z.number().min(0, 'must be 0 or more').max(MAX_DELAY_MS, `must be at most ${MAX_DELAY_MS}`)))
+      .length(IMAGE_COUNT, `must list exactly ${IMAGE_COUNT} delays (ids 1..${IMAGE_COUNT}), comma-separated`),
+  );
+
+const scale = number.pipe(z.number().min(0, 'must be 0 or more').max(MAX_SCALE, `must be at most ${MAX_SCALE}`));
+
+// A header value Node accepts: printable ASCII, no leading or trailing space.
+const backendId = z
+  .string()
+  .regex(/^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$/, 'must be printable ASCII (it is sent as a header)')
+  .max(200, 'must be at most 200 characters');
+
+// Keys are named after where a value came from, so z.prettifyError points the user at it.
+const Input = z.object({
+  arguments: z.array(z.string()).max(1, 'expected at most one argument: the port'),
+  PORT: port.optional(),
+  BACKEND_PORT: port.optional(),
+  BACKEND_HOST: z.string().trim().min(1).optional(),
+  BACKEND_ID: backendId.optional(),
+  BACKEND_DELAYS_MS: delays.optional(),
+  BACKEND_DELAY_SCALE: scale.optional(),
+  BACKEND_LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).optional(),
+});
+
+// An empty variable (`BACKEND_ID=` in a Compose file) means "not set", as in most CLIs.
+function envValue(env: BackendEnv, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value === '' ? undefined : value;
+}
+
+/**
+ * Turns the command-line arguments (without node and the script) and the environment into a
+ * frozen {@link Config}, or into the full list of problems. Pure: the hostname used for the
+ * default id is a parameter, so tests pass their own.
+ * Precedence: defaults < env < the PORT argument.
+ */
+export function parseConfig(argv: readonly string[], env: BackendEnv, hostname: string): ParseResult {
+  if (argv.includes('--help') || argv.includes('-h')) return { kind: 'help', text: USAGE };
+  const options = argv.filter((a) => a.startsWith('-') && !/^-\d/.test(a));
+  if (options.length > 0) {
+    return { kind: 'errors', errors: options.map((o) => `✖ unknown option ${o} (the only argument is the port)`) };
+  }
+  const parsed = Input.safeParse({
+    arguments: argv,
+    PORT: argv[0],
+    BACKEND_PORT: envValue(env, 'BACKEND_PORT'),
+    BACKEND_HOST: envValue(env, 'BACKEND_HOST'),
+    BACKEND_ID: envValue(env, 'BACKEND_ID'),
+    BACKEND_DELAYS_MS: envValue(env, 'BACKEND_DELAYS_MS'),
+    BACKEND_DELAY_SCALE: envValue(env, 'BACKEND_DELAY_SCALE'),
+    BACKEND_LOG_LEVEL: envValue(env, 'BACKEND_LOG_LEVEL'),
+  });
+  if (!parsed.success) {
+    // prettifyError gives one "✖ message\n  → at path" block per issue; keep them apart.
+    return { kind: 'errors', errors: z.prettifyError(parsed.error).split(/\n(?=✖)/) };
+  }
+  const input = parsed.data;
+  const listenPort = input.PORT ?? input.BACKEND_PORT ?? DEFAULT_PORT;
+  const config: Config = {
+    port: listenPort,
+    host: input.BACKEND_HOST ?? '127.0.0.1',
+    id: input.BACKEND_ID ?? `${hostname}:${listenPort}`,
+    delaysMs: Object.freeze(input.BACKEND_DELAYS_MS ?? [...DEFAULT_DELAYS_MS]),
+    delayScale: input.BACKEND_DELAY_SCALE ?? 1,
+    logLevel: input.BACKEND_LOG_LEVEL ?? 'info',
+  };
+  return { kind: 'config', config: Object.freeze(config) };
+}

@@ -1,0 +1,90 @@
+#!/usr/bin/env node
+// The only file that touches process: argv, env, signals, exit codes.
+import { createServer } from 'node:http';
+import { hostname } from 'node:os';
+import { createApp } from './app.js';
+import { parseConfig, USAGE } from './config.js';
+import { createLogger } from './logger.js';
+
+/** Exit code for a configuration the backend refuses to start with. */
+const EXIT_BAD_CONFIG = 2;
+/** Exit code when the server cannot listen or shutdown fails. */
+const EXIT_FAILURE = 1;
+// In-flight images may finish for this long after SIGTERM; below Docker's 10 s stop grace so
+// we close cleanly before the SIGKILL.
+const DRAIN_MS = 8000;
+
+async function main(): Promise<number> {
+  const parsed = parseConfig(process.argv.slice(2), process.env, hostname());
+  if (parsed.kind === 'help') {
+    process.stdout.write(parsed.text);
+    return 0;
+  }
+  if (parsed.kind === 'errors') {
+    process.stderr.write(`backend: invalid configuration\n${parsed.errors.join('\n')}\n\n${USAGE}`);
+    return EXIT_BAD_CONFIG;
+  }
+  const config = parsed.config;
+  const logger = createLogger(config.logLevel);
+  const backend = createApp(config, { logger });
+  const handle = backend.app.callback();
+  // Koa's handler settles its own promise (errors go to app.on('error')).
+  const server = createServer((req, res) => {
+    void handle(req, res);
+  });
+
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    logger.fatal({ err, host: config.host, port: config.port }, 'cannot listen');
+    backend.stop();
+    return EXIT_FAILURE;
+  }
+  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
+  logger.info({ id: config.id, url, delaysMs: config.delaysMs, delayScale: config.delayScale }, `backend ${config.id} listening on ${url}`);
+
+  const signal = await new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
+  logger.info({ signal, inFlight: backend.stats.inFlight }, 'shutting down');
+  // A second signal skips the drain.
+  let force = (): void => undefined;
+  const forced = new Promise<void>((resolve) => {
+    force = resolve;
+  });
+  process.once('SIGTERM', force);
+  process.once('SIGINT', force);
+
+  const closed = new Promise<void>((resolve) => server.close(() => {
+    resolve();
+  }));
+  let drainTimer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<void>((resolve) => {
+    drainTimer = setTimeout(resolve, DRAIN_MS);
+  });
+  await Promise.race([backend.stats.whenIdle(), deadline, forced]);
+  clearTimeout(drainTimer);
+  const dropped = backend.stats.inFlight;
+  backend.stop();
+  server.closeAllConnections();
+  await closed;
+  logger.info({ dropped, served: backend.stats.served }, 'stopped');
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`backend: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = EXIT_FAILURE;
+  },
+);

@@ -1,0 +1,95 @@
+import type { ServerResponse } from 'node:http';
+import Router from '@koa/router';
+import { IMAGE_COUNT } from './config.js';
+import type { Delays } from './delays.js';
+import { BackendError } from './errors.js';
+import type { Metrics } from './metrics.js';
+import type { Stats } from './stats.js';
+
+/** What the routes need from the app that owns them. */
+export interface RouteDeps {
+  readonly id: string;
+  /** PNG bytes; index 0 is image 1. */
+  readonly images: readonly Buffer[];
+  /** The scaled delay in milliseconds for an image id (1-based). */
+  readonly delayMs: (imageId: number) => number;
+  readonly delays: Delays;
+  readonly stats: Stats;
+  readonly metrics: Metrics;
+}
+
+/** The body of `GET /info`. */
+export interface InfoBody {
+  readonly id: string;
+  readonly inFlight: number;
+  readonly served: number;
+  readonly uptimeSeconds: number;
+}
+
+/**
+ * Reads the `:id` of `/images/:id`: digits only, so `abc`, `1.5`, `-1` and `` are malformed
+ * (400) while `7` is a well-formed id that does not exist (404).
+ */
+export function parseImageId(raw: string, count: number = IMAGE_COUNT): number {
+  if (!/^\d{1,16}$/.test(raw)) {
+    throw new BackendError('BAD_IMAGE_ID', 400, `image id must be an integer from 1 to ${count}, got "${raw.slice(0, 40)}"`);
+  }
+  const id = Number(raw);
+  if (id < 1 || id > count) throw new BackendError('IMAGE_NOT_FOUND', 404, `no image ${id}: ids are 1 to ${count}`);
+  return id;
+}
+
+// Koa writes the body after the handlers return, so a request stays in flight until its
+// response is written (or its connection is gone): graceful shutdown waits for exactly that.
+function releaseWhenDone(res: ServerResponse, release: () => void): void {
+  if (res.writableFinished || res.destroyed) release();
+  else res.once('close', release);
+}
+
+/** Creates the router of `/images/:id`, `/healthz`, `/info` and `/metrics`. */
+export function createRouter(deps: RouteDeps): Router {
+  const { images, delays, stats, metrics } = deps;
+  const router = new Router();
+
+  // GET also answers HEAD (the router adds it): same delay, headers only.
+  router.get('/images/:id', async (ctx) => {
+    const release = stats.begin();
+    try {
+      const id = parseImageId(ctx.params.id ?? '', images.length);
+      const outcome = await delays.wait(deps.delayMs(id), ctx.res);
+      if (outcome !== 'elapsed') {
+        // Nobody to answer: the client left, or the app is stopping and drops what is left.
+        if (outcome === 'stopped') ctx.req.socket.destroy();
+        ctx.respond = false;
+        return;
+      }
+      ctx.type = 'image/png';
+      ctx.set('Cache-Control', 'no-store');
+      ctx.body = images[id - 1];
+      if (ctx.method === 'GET') stats.countServed();
+    } finally {
+      releaseWhenDone(ctx.res, release);
+    }
+  });
+
+  router.get('/healthz', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+
+  router.get('/info', (ctx) => {
+    ctx.set('Cache-Control', 'no-store');
+    ctx.body = {
+      id: deps.id,
+      inFlight: stats.inFlight,
+      served: stats.served,
+      uptimeSeconds: Math.round(stats.uptimeSeconds() * 1000) / 1000,
+    } satisfies InfoBody;
+  });
+
+  router.get('/metrics', async (ctx) => {
+    ctx.type = metrics.registry.contentType;
+    ctx.body = await metrics.registry.metrics();
+  });
+
+  return router;
+}

@@ -1,0 +1,61 @@
+import Router from '@koa/router';
+import Koa from 'koa';
+import type { Logger } from 'pino';
+import type { Metrics } from '../metrics.js';
+import type { Snapshot } from '../snapshot.js';
+import type { EventHub } from './event-hub.js';
+
+export interface AdminDeps {
+  readonly metrics: Metrics;
+  readonly snapshot: () => Snapshot;
+  readonly events: EventHub;
+  /** True while the balancer accepts traffic (false before start and while shutting down). */
+  readonly ready: () => boolean;
+  readonly logger: Logger;
+}
+
+/** Client-gone errors that Koa would otherwise print for every closed SSE stream. */
+const QUIET = new Set(['ERR_STREAM_PREMATURE_CLOSE', 'ECONNRESET', 'EPIPE']);
+
+/** The admin API (Koa): health, readiness, Prometheus metrics, JSON snapshot and the SSE stream. */
+export function createAdminApp(deps: AdminDeps): Koa {
+  const app = new Koa();
+  const router = new Router();
+
+  router.get('/healthz', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+  router.get('/readyz', (ctx) => {
+    const ready = deps.ready();
+    ctx.status = ready ? 200 : 503;
+    ctx.body = { status: ready ? 'ready' : 'not ready' };
+  });
+  router.get('/metrics', async (ctx) => {
+    ctx.type = deps.metrics.registry.contentType;
+    ctx.body = await deps.metrics.registry.metrics();
+  });
+  router.get('/api/upstreams', (ctx) => {
+    ctx.set('cache-control', 'no-store');
+    ctx.body = deps.snapshot();
+  });
+  router.get('/api/events', (ctx) => {
+    ctx.respond = false; // raw stream: the hub writes the response itself
+    deps.events.attach(ctx.res);
+  });
+
+  app.on('error', (err: unknown) => {
+    const code = (err as { code?: string }).code;
+    if (code !== undefined && QUIET.has(code)) return;
+    deps.logger.error({ err }, 'admin request failed');
+  });
+  app.use(async (ctx, next) => {
+    await next();
+    if (ctx.status === 404 && ctx.body === undefined) {
+      ctx.status = 404;
+      ctx.body = { error: 'NOT_FOUND', message: `no admin route ${ctx.method} ${ctx.path}` };
+    }
+  });
+  app.use(router.routes());
+  app.use(router.allowedMethods());
+  return app;
+}

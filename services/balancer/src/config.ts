@@ -1,0 +1,217 @@
+import { z } from 'zod';
+import type { TieBreak } from './picker/least-connections.js';
+import type { UpstreamAddress } from './upstreams/upstream.js';
+
+/** The balancer's settings, validated once at start and frozen. */
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  readonly adminHost: string;
+  readonly adminPort: number;
+  readonly upstreams: readonly UpstreamAddress[];
+  readonly discovery: { readonly name: string; readonly port: number; readonly intervalMs: number } | undefined;
+  readonly tieBreak: TieBreak;
+  readonly explain: boolean;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  readonly connectTimeoutMs: number;
+  readonly headersTimeoutMs: number;
+  readonly bodyTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+  /** Extra attempts on other upstreams for a request that never reached one, or an idempotent one. */
+  readonly retries: number;
+  readonly health: {
+    readonly path: string;
+    /** 0 disables active checks: then every upstream counts as up until it fails a connect. */
+    readonly intervalMs: number;
+    readonly timeoutMs: number;
+    readonly rise: number;
+    readonly fall: number;
+  };
+  /** How long a failed upstream stays down without active checks (passive ejection). */
+  readonly passiveDownMs: number;
+  readonly shutdownTimeoutMs: number;
+  readonly eventsIntervalMs: number;
+}
+
+/** What the command line asked for besides the config itself. */
+export type ParseResult =
+  | { readonly kind: 'config'; readonly config: Config; readonly check: boolean }
+  | { readonly kind: 'help'; readonly text: string }
+  | { readonly kind: 'error'; readonly errors: readonly string[] };
+
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const port = int(1, 65535);
+const ms = int(0, 3_600_000);
+const bool = z.enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off']).transform((v) => ['1', 'true', 'yes', 'on'].includes(v));
+
+interface OptionSpec {
+  readonly flag: string;
+  readonly env: string;
+  readonly schema: z.ZodType;
+  readonly fallback: string;
+  readonly help: string;
+  readonly boolean?: true;
+}
+
+/** Every option once: flag, env twin, validation, default, help. */
+const OPTIONS = {
+  host: { flag: 'host', env: 'LB_HOST', schema: z.string().min(1), fallback: '127.0.0.1', help: 'address of the data port' },
+  port: { flag: 'port', env: 'LB_PORT', schema: port, fallback: '8001', help: 'data port' },
+  adminHost: { flag: 'admin-host', env: 'LB_ADMIN_HOST', schema: z.string().min(1), fallback: '127.0.0.1', help: 'address of the admin port (metrics, API, events)' },
+  adminPort: { flag: 'admin-port', env: 'LB_ADMIN_PORT', schema: port, fallback: '9001', help: 'admin port' },
+  discoveryDns: { flag: 'discovery-dns', env: 'LB_DISCOVERY_DNS', schema: z.string(), fallback: '', help: 'DNS name whose A records are the upstreams, re-resolved on an interval (e.g. backend)' },
+  discoveryPort: { flag: 'discovery-port', env: 'LB_DISCOVERY_PORT', schema: port, fallback: '8002', help: 'port of DNS-discovered upstreams' },
+  discoveryIntervalMs: { flag: 'discovery-interval-ms', env: 'LB_DISCOVERY_INTERVAL_MS', schema: int(100, 3_600_000), fallback: '1000', help: 'how often to re-resolve the DNS name' },
+  tieBreak: { flag: 'tie-break', env: 'LB_TIE_BREAK', schema: z.enum(['rotation', 'random']), fallback: 'rotation', help: 'how ties between equally loaded upstreams are broken: rotation | random' },
+  explain: { flag: 'explain', env: 'LB_EXPLAIN', schema: bool, fallback: 'false', help: 'add X-Lb-Decision to responses: the candidates and why one won', boolean: true },
+  logLevel: { flag: 'log-level', env: 'LB_LOG_LEVEL', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), fallback: 'info', help: 'fatal | error | warn | info | debug (access log) | trace | silent' },
+  connectTimeoutMs: { flag: 'connect-timeout-ms', env: 'LB_CONNECT_TIMEOUT_MS', schema: int(1, 600_000), fallback: '500', help: 'give up connecting to an upstream after this long (then retry elsewhere)' },
+  headersTimeoutMs: { flag: 'headers-timeout-ms', env: 'LB_HEADERS_TIMEOUT_MS', schema: int(1, 3_600_000), fallback: '60000', help: 'wait this long for an upstream\'s response headers (504 after)' },
+  bodyTimeoutMs: { flag: 'body-timeout-ms', env: 'LB_BODY_TIMEOUT_MS', schema: int(1, 3_600_000), fallback: '60000', help: 'max silence between two chunks of an upstream\'s body' },
+  keepAliveTimeoutMs: { flag: 'keep-alive-timeout-ms', env: 'LB_KEEP_ALIVE_TIMEOUT_MS', schema: int(1, 600_000), fallback: '4000', help: 'how long an idle upstream socket is kept' },
+  retries: { flag: 'retries', env: 'LB_RETRIES', schema: int(0, 10), fallback: '2', help: 'extra attempts on other upstreams after a connect failure (or a reset of a body-less idempotent request)' },
+  healthPath: { flag: 'health-path', env: 'LB_HEALTH_PATH', schema: z.string().startsWith('/'), fallback: '/healthz', help: 'path of the active health probe' },
+  healthIntervalMs: { flag: 'health-interval-ms', env: 'LB_HEALTH_INTERVAL_MS', schema: ms, fallback: '1000', help: 'active probe interval; 0 disables active checks' },
+  healthTimeoutMs: { flag: 'health-timeout-ms', env: 'LB_HEALTH_TIMEOUT_MS', schema: int(1, 600_000), fallback: '1000', help: 'a probe slower than this fails' },
+  healthRise: { flag: 'health-rise', env: 'LB_HEALTH_RISE', schema: int(1, 100), fallback: '2', help: 'consecutive passing probes before a down upstream is up again' },
+  healthFall: { flag: 'health-fall', env: 'LB_HEALTH_FALL', schema: int(1, 100), fallback: '2', help: 'consecutive failing probes before an up upstream is down' },
+  passiveDownMs: { flag: 'passive-down-ms', env: 'LB_PASSIVE_DOWN_MS', schema: int(1, 3_600_000), fallback: '10000', help: 'without active checks, how long an upstream that refused a connection is left out' },
+  shutdownTimeoutMs: { flag: 'shutdown-timeout-ms', env: 'LB_SHUTDOWN_TIMEOUT_MS', schema: ms, fallback: '10000', help: 'on SIGTERM, how long in-flight requests may take to finish' },
+  eventsIntervalMs: { flag: 'events-interval-ms', env: 'LB_EVENTS_INTERVAL_MS', schema: int(20, 60_000), fallback: '100', help: 'period of the /api/events snapshots (100 ms = 10 per second)' },
+} as const satisfies Record<string, OptionSpec>;
+
+type Key = keyof typeof OPTIONS;
+const BY_FLAG = new Map<string, Key>(Object.entries(OPTIONS).map(([key, spec]) => [spec.flag, key as Key]));
+
+const UPSTREAM_RE = /^(?:http:\/\/)?(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})\/?(?:=(\d+))?$/;
+
+/** Parses `host:port` or `host:port=weight` (weight 1..1000, default 1). */
+export function parseUpstream(text: string): UpstreamAddress | string {
+  const m = UPSTREAM_RE.exec(text.trim());
+  if (!m) return `upstream "${text}": expected host:port or host:port=weight`;
+  const host = (m[1] ?? '').replace(/^\[|\]$/g, '');
+  const portNumber = Number(m[2]);
+  const weight = m[3] === undefined ? 1 : Number(m[3]);
+  if (portNumber < 1 || portNumber > 65535) return `upstream "${text}": port must be 1-65535`;
+  if (weight < 1 || weight > 1000) return `upstream "${text}": weight must be 1-1000`;
+  return { host, port: portNumber, weight };
+}
+
+/** The `--help` text, generated from the option table. */
+export function helpText(): string {
+  const lines = [
+    'Usage: balancer [options] [HOST:PORT[=WEIGHT] ...]',
+    '',
+    'A least-connections HTTP load balancer. Upstreams are positional arguments, --upstream',
+    '(repeatable), LB_UPSTREAMS=a,b, or DNS discovery (--discovery-dns). Flags win over env.',
+    '',
+    'Options:',
+    '  --upstream HOST:PORT[=W]        an upstream (repeatable)                       [LB_UPSTREAMS]',
+  ];
+  for (const spec of Object.values(OPTIONS) as OptionSpec[]) {
+    const left = `  --${spec.flag}${spec.boolean ? '' : ' V'}`.padEnd(34);
+    lines.push(`${left}${spec.help} (default ${spec.fallback || 'none'})  [${spec.env}]`);
+  }
+  lines.push('  --check                         validate the configuration and exit (like nginx -t)');
+  lines.push('  --help                          this text');
+  return lines.join('\n');
+}
+
+/** Parses argv (without node and script) and env into a Config; defaults < env < flags. Pure. */
+export function parseConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): ParseResult {
+  const errors: string[] = [];
+  const raw = new Map<Key, string>();
+  const flagUpstreams: string[] = [];
+  let check = false;
+
+  for (const [key, spec] of Object.entries(OPTIONS) as [Key, OptionSpec][]) {
+    const value = env[spec.env];
+    if (value !== undefined && value !== '') raw.set(key, value);
+  }
+
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] ?? '';
+    if (!arg.startsWith('--')) {
+      flagUpstreams.push(arg);
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const name = arg.slice(2, eq === -1 ? undefined : eq);
+    const inline = eq === -1 ? undefined : arg.slice(eq + 1);
+    if (name === 'help') return { kind: 'help', text: helpText() };
+    if (name === 'check') {
+      check = true;
+      continue;
+    }
+    const key = name === 'upstream' ? 'upstream' : BY_FLAG.get(name);
+    if (key === undefined) {
+      errors.push(`unknown option --${name} (see --help)`);
+      continue;
+    }
+    const isBoolean = key !== 'upstream' && OPTIONS[key].fallback === 'false';
+    let value = inline;
+    if (value === undefined && isBoolean) value = 'true';
+    if (value === undefined) {
+      const next = argv[i + 1];
+      if (next === undefined || next.startsWith('--')) {
+        errors.push(`option --${name} needs a value`);
+        continue;
+      }
+      value = next;
+      i++;
+    }
+    if (key === 'upstream') flagUpstreams.push(value);
+    else raw.set(key, value);
+  }
+
+  const values: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(OPTIONS) as [Key, OptionSpec][]) {
+    const source = raw.has(key) ? `--${spec.flag} / ${spec.env}` : 'default';
+    const result = spec.schema.safeParse(raw.get(key) ?? spec.fallback);
+    if (result.success) values[key] = result.data;
+    else errors.push(`${source}: ${z.prettifyError(result.error).replace(/^✖ /gm, '').replace(/\n\s*→.*$/gm, '')}`);
+  }
+
+  const upstreamTexts = flagUpstreams.length > 0 ? flagUpstreams : (env.LB_UPSTREAMS ?? '').split(',').filter((s) => s.trim() !== '');
+  const upstreams: UpstreamAddress[] = [];
+  const seen = new Set<string>();
+  for (const text of upstreamTexts) {
+    const parsed = parseUpstream(text);
+    if (typeof parsed === 'string') errors.push(parsed);
+    else if (seen.has(`${parsed.host}:${parsed.port}`)) errors.push(`upstream "${text}" is listed twice`);
+    else {
+      seen.add(`${parsed.host}:${parsed.port}`);
+      upstreams.push(parsed);
+    }
+  }
+  const discoveryName = typeof values.discoveryDns === 'string' ? values.discoveryDns.trim() : '';
+  if (upstreams.length === 0 && discoveryName === '' && errors.length === 0) {
+    errors.push('no upstreams: give HOST:PORT arguments, --upstream, LB_UPSTREAMS or --discovery-dns');
+  }
+  if (errors.length > 0) return { kind: 'error', errors };
+
+  const v = values as {
+    [K in Key]: K extends 'explain' ? boolean : K extends 'host' | 'adminHost' | 'discoveryDns' | 'healthPath' | 'tieBreak' | 'logLevel' ? string : number;
+  };
+  const config: Config = {
+    host: v.host,
+    port: v.port,
+    adminHost: v.adminHost,
+    adminPort: v.adminPort,
+    upstreams: Object.freeze(upstreams.map((u) => Object.freeze(u))),
+    discovery: discoveryName === '' ? undefined : Object.freeze({ name: discoveryName, port: v.discoveryPort, intervalMs: v.discoveryIntervalMs }),
+    tieBreak: v.tieBreak as TieBreak,
+    explain: v.explain,
+    logLevel: v.logLevel as Config['logLevel'],
+    connectTimeoutMs: v.connectTimeoutMs,
+    headersTimeoutMs: v.headersTimeoutMs,
+    bodyTimeoutMs: v.bodyTimeoutMs,
+    keepAliveTimeoutMs: v.keepAliveTimeoutMs,
+    retries: v.retries,
+    health: Object.freeze({ path: v.healthPath, intervalMs: v.healthIntervalMs, timeoutMs: v.healthTimeoutMs, rise: v.healthRise, fall: v.healthFall }),
+    passiveDownMs: v.passiveDownMs,
+    shutdownTimeoutMs: v.shutdownTimeoutMs,
+    eventsIntervalMs: v.eventsIntervalMs,
+  };
+  return { kind: 'config', config: Object.freeze(config), check };
+}

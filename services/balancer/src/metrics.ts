@@ -1,0 +1,137 @@
+import { Counter, Gauge, Histogram, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client';
+import type { FailureReason } from './errors.js';
+import { imbalanceOf } from './snapshot.js';
+import type { Totals } from './snapshot.js';
+import type { Registry } from './upstreams/registry.js';
+
+/** The label used for requests that found no upstream at all. */
+export const NO_UPSTREAM = 'none';
+
+/** The balancer's Prometheus metrics, on a registry of its own. */
+export interface Metrics {
+  readonly registry: PromRegistry;
+  readonly totals: Totals;
+  /** Counts one finished client request (once, whatever the number of attempts). */
+  recordRequest(upstream: string, status: number, seconds: number): void;
+  recordFailure(upstream: string, reason: FailureReason): void;
+  recordRetry(): void;
+}
+
+/** Creates the metrics; gauges read the upstream registry at scrape time, never on the data path. */
+export function createMetrics(upstreams: Registry): Metrics {
+  const registry = new PromRegistry();
+  collectDefaultMetrics({ register: registry });
+  const totals: Totals = { requests: 0, errors: 0 };
+
+  const requests = new Counter({
+    name: 'lb_requests_total',
+    help: 'Client requests finished, by the upstream that answered (none: no upstream) and status code.',
+    labelNames: ['upstream', 'code'] as const,
+    registers: [registry],
+  });
+  const duration = new Histogram({
+    name: 'lb_request_duration_seconds',
+    help: 'Time from receiving a request to the end of its response, by upstream.',
+    labelNames: ['upstream'] as const,
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  const failures = new Counter({
+    name: 'lb_upstream_failures_total',
+    help: 'Failed attempts on an upstream, by reason (connect, timeout, reset).',
+    labelNames: ['upstream', 'reason'] as const,
+    registers: [registry],
+  });
+  const retries = new Counter({
+    name: 'lb_retries_total',
+    help: 'Attempts retried on another upstream.',
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'lb_upstream_in_flight',
+    help: 'Requests being served by each upstream (what least-connections compares).',
+    labelNames: ['upstream'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const u of upstreams.list()) this.set({ upstream: u.id }, u.inFlight);
+    },
+  });
+  new Gauge({
+    name: 'lb_upstream_weight',
+    help: 'Configured weight of each upstream.',
+    labelNames: ['upstream'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const u of upstreams.list()) this.set({ upstream: u.id }, u.weight);
+    },
+  });
+  new Gauge({
+    name: 'lb_upstream_healthy',
+    help: '1 when the upstream may take new requests, else 0 (down, unproven or draining).',
+    labelNames: ['upstream'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const u of upstreams.list()) this.set({ upstream: u.id }, u.state === 'up' ? 1 : 0);
+    },
+  });
+  new Gauge({
+    name: 'lb_upstreams',
+    help: 'Known upstreams by state.',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect() {
+      const counts = { up: 0, down: 0, unproven: 0, draining: 0 };
+      for (const u of upstreams.list()) counts[u.state]++;
+      for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+    },
+  });
+  new Gauge({
+    name: 'lb_in_flight_imbalance_ratio',
+    help: 'max / mean in-flight over available upstreams (1 = perfectly even).',
+    registers: [registry],
+    collect() {
+      this.set(imbalanceOf(upstreams.available()));
+    },
+  });
+
+  // Label children are bound once per upstream/code, so the data path does no label hashing.
+  interface Bound {
+    codes: Map<number, Counter.Internal>;
+    duration: Histogram.Internal<'upstream'>;
+  }
+  const bound = new Map<string, Bound>();
+  const bind = (upstream: string): Bound => {
+    let b = bound.get(upstream);
+    if (b === undefined) {
+      b = { codes: new Map(), duration: duration.labels(upstream) };
+      bound.set(upstream, b);
+    }
+    return b;
+  };
+
+  return {
+    registry,
+    totals,
+    recordRequest(upstream, status, seconds) {
+      totals.requests++;
+      if (status >= 500) totals.errors++;
+      const b = bind(upstream);
+      let counter = b.codes.get(status);
+      if (counter === undefined) {
+        counter = requests.labels(upstream, String(status));
+        b.codes.set(status, counter);
+      }
+      counter.inc();
+      b.duration.observe(seconds);
+    },
+    recordFailure(upstream, reason) {
+      failures.inc({ upstream, reason });
+    },
+    recordRetry() {
+      retries.inc();
+    },
+  };
+}

@@ -1,0 +1,75 @@
+import type { DecisionLog, Decision } from './decision-log.js';
+import type { TieBreak } from './picker/least-connections.js';
+import type { Registry } from './upstreams/registry.js';
+import type { Upstream, UpstreamSource, UpstreamState } from './upstreams/upstream.js';
+
+/** One upstream as `/api/upstreams` and `/api/events` show it. */
+export interface UpstreamView {
+  readonly id: string;
+  readonly weight: number;
+  readonly inFlight: number;
+  readonly requests: number;
+  readonly errors: number;
+  readonly state: UpstreamState;
+  readonly available: boolean;
+  readonly source: UpstreamSource;
+}
+
+/** The whole balancer at one instant (the contract in docs/contracts.md). */
+export interface Snapshot {
+  readonly time: number;
+  readonly tieBreak: TieBreak;
+  readonly explain: boolean;
+  readonly totals: { readonly requests: number; readonly inFlight: number; readonly errors: number };
+  readonly imbalance: number;
+  readonly upstreams: readonly UpstreamView[];
+  readonly decisions: readonly Decision[];
+}
+
+/** Running totals over every request, including those that found no upstream. */
+export interface Totals {
+  requests: number;
+  errors: number;
+}
+
+/** max ÷ mean in-flight over the given upstreams; 1 when the load is even or there is none. */
+export function imbalanceOf(upstreams: readonly Pick<Upstream, 'inFlight'>[]): number {
+  if (upstreams.length === 0) return 1;
+  let max = 0;
+  let sum = 0;
+  for (const u of upstreams) {
+    max = Math.max(max, u.inFlight);
+    sum += u.inFlight;
+  }
+  return sum === 0 ? 1 : max / (sum / upstreams.length);
+}
+
+/** Reads the registry and totals into a Snapshot. */
+export function takeSnapshot(
+  registry: Registry,
+  totals: Totals,
+  decisions: DecisionLog,
+  settings: { readonly tieBreak: TieBreak; readonly explain: boolean },
+): Snapshot {
+  const upstreams = registry.list().map(
+    (u): UpstreamView => ({
+      id: u.id,
+      weight: u.weight,
+      inFlight: u.inFlight,
+      requests: u.requests,
+      errors: u.errors,
+      state: u.state,
+      available: u.state === 'up',
+      source: u.source,
+    }),
+  );
+  return {
+    time: Date.now(),
+    tieBreak: settings.tieBreak,
+    explain: settings.explain,
+    totals: { requests: totals.requests, inFlight: registry.inFlight(), errors: totals.errors },
+    imbalance: Math.round(imbalanceOf(registry.available()) * 100) / 100,
+    upstreams,
+    decisions: decisions.recent(),
+  };
+}

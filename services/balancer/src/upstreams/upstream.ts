@@ -1,0 +1,78 @@
+import { Pool } from 'undici';
+import type { Candidate } from '../picker/least-connections.js';
+
+/**
+ * `up` serves traffic; `unproven` was discovered and waits for its first health probe;
+ * `down` failed its checks; `draining` left discovery (or was drained) and only finishes what it has.
+ */
+export type UpstreamState = 'unproven' | 'up' | 'down' | 'draining';
+
+/** Where an upstream came from: the command line / env, or DNS discovery. */
+export type UpstreamSource = 'static' | 'dns';
+
+/** One upstream address as configured or discovered. */
+export interface UpstreamAddress {
+  readonly host: string;
+  readonly port: number;
+  readonly weight: number;
+}
+
+/** Settings of the keep-alive pool each upstream owns. */
+export interface PoolSettings {
+  readonly connectTimeoutMs: number;
+  readonly headersTimeoutMs: number;
+  readonly bodyTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+  /** Max sockets per upstream; null = as many as in-flight requests need. */
+  readonly connections: number | null;
+}
+
+/** `host:port`, with brackets for IPv6 literals. */
+export function upstreamId(host: string, port: number): string {
+  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+/**
+ * One backend origin and its live counters. Mutated only by the registry (state) and by the
+ * proxy through the registry's acquire/release pair.
+ */
+export class Upstream implements Candidate {
+  readonly id: string;
+  readonly origin: string;
+  readonly host: string;
+  readonly port: number;
+  readonly source: UpstreamSource;
+  readonly pool: Pool;
+  weight: number;
+  inFlight = 0;
+  /** Requests finished by this upstream (any outcome). */
+  requests = 0;
+  /** Attempts that failed (connect, timeout, reset) or answered 5xx. */
+  errors = 0;
+  state: UpstreamState;
+  /** Consecutive health probe results, for rise/fall. */
+  probeSuccesses = 0;
+  probeFailures = 0;
+  /** Set once the registry has forgotten it: release() then closes the pool when idle. */
+  removed = false;
+
+  constructor(address: UpstreamAddress, source: UpstreamSource, state: UpstreamState, pool: PoolSettings) {
+    this.host = address.host;
+    this.port = address.port;
+    this.weight = address.weight;
+    this.id = upstreamId(address.host, address.port);
+    this.origin = `http://${this.id}`;
+    this.source = source;
+    this.state = state;
+    this.pool = new Pool(this.origin, {
+      connections: pool.connections,
+      connectTimeout: pool.connectTimeoutMs,
+      headersTimeout: pool.headersTimeoutMs,
+      bodyTimeout: pool.bodyTimeoutMs,
+      keepAliveTimeout: pool.keepAliveTimeoutMs,
+      // Pipelining would make one slow response delay others queued on the same socket, which
+      // hides load from least-connections; one request per socket at a time.
+      pipelining: 1,
+    });
+  }
+}

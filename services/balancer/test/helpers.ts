@@ -1,0 +1,106 @@
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pino } from 'pino';
+import { parseConfig } from '../src/config.js';
+import type { Config } from '../src/config.js';
+import { createBalancer } from '../src/server.js';
+import type { Balancer, BalancerAddresses, BalancerDeps } from '../src/server.js';
+
+/** A test origin on 127.0.0.1:<random port>. */
+export interface Origin {
+  readonly server: Server;
+  readonly port: number;
+  readonly id: string;
+  close(): Promise<void>;
+}
+
+export type Handler = (req: IncomingMessage, res: ServerResponse) => void;
+
+export async function startOrigin(handler: Handler): Promise<Origin> {
+  const server = createServer(handler);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  return {
+    server,
+    port,
+    id: `127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => {
+          resolve();
+        });
+      }),
+  };
+}
+
+/** An origin that answers every request with its id, after `delayMs` when the path is /slow. */
+export function namedHandler(name: string, slowMs = 0): Handler {
+  return (req, res) => {
+    const reply = (): void => {
+      res.writeHead(200, { 'content-type': 'text/plain', 'x-origin': name });
+      res.end(name);
+    };
+    if (req.url?.startsWith('/slow') === true) setTimeout(reply, slowMs);
+    else reply();
+  };
+}
+
+/** A port that nothing listens on (bound, then released). */
+export async function deadPort(): Promise<number> {
+  const o = await startOrigin(() => undefined);
+  await o.close();
+  return o.port;
+}
+
+export const silentLogger = pino({ level: 'silent' });
+
+/** A config for tests: ports 0, health checks off unless asked, given upstream ports. */
+export function testConfig(ports: readonly number[], overrides: Partial<Config> = {}, argv: readonly string[] = []): Config {
+  const parsed = parseConfig(['--port', '0', '--admin-port', '0', '--health-interval-ms', '0', ...argv, ...ports.map((p) => `127.0.0.1:${p}`)], {});
+  if (parsed.kind !== 'config') throw new Error(`bad test config: ${JSON.stringify(parsed)}`);
+  return { ...parsed.config, ...overrides };
+}
+
+export interface Running {
+  readonly balancer: Balancer;
+  readonly addresses: BalancerAddresses;
+  readonly url: string;
+  readonly adminUrl: string;
+}
+
+export async function startBalancer(config: Config, deps: BalancerDeps = {}): Promise<Running> {
+  const balancer = createBalancer(config, { logger: silentLogger, ...deps });
+  const addresses = await balancer.start();
+  return {
+    balancer,
+    addresses,
+    url: `http://127.0.0.1:${addresses.data.port}`,
+    adminUrl: `http://127.0.0.1:${addresses.admin.port}`,
+  };
+}
+
+/** Polls `check` until it returns true or the deadline passes (no fixed sleeps in tests). */
+export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await check()) return;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** mulberry32: a tiny seeded PRNG so picker tests are repeatable. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
