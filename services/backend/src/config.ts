@@ -69,6 +69,9 @@ const number = z
   .regex(NUMBER, { error: (issue) => `must be a number, got "${String(issue.input)}"` })
   .transform(Number);
 
+// zod's own message for 1e999 would be "expected number, received Infinity".
+const finite = (): z.ZodNumber => z.number({ error: 'must be a finite number' });
+
 const delays = z
   .string()
   .transform((s) => s.split(','))
@@ -78,7 +81,7 @@ const delays = z
       .length(IMAGE_COUNT, `must list exactly ${IMAGE_COUNT} delays (ids 1..${IMAGE_COUNT}), comma-separated`),
   );
 
-const scale = number.pipe(z.number().min(0, 'must be 0 or more').max(MAX_SCALE, `must be at most ${MAX_SCALE}`));
+const scale = number.pipe(finite().min(0, 'must be 0 or more').max(MAX_SCALE, `must be at most ${MAX_SCALE}`));
 
 // A header value Node accepts: printable ASCII, no leading or trailing space.
 const backendId = z

@@ -31,7 +31,7 @@ export interface InfoBody {
  * (400) while `7` is a well-formed id that does not exist (404).
  */
 export function parseImageId(raw: string, count: number = IMAGE_COUNT): number {
-  if (!/^\d{1,16}$/.test(raw)) {
+  if (!/^\d+$/.test(raw)) {
     throw new BackendError('BAD_IMAGE_ID', 400, `image id must be an integer from 1 to ${count}, got "${raw.slice(0, 40)}"`);
   }
   const id = Number(raw);

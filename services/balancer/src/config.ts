@@ -41,6 +41,8 @@ export type ParseResult =
 
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 const port = int(1, 65535);
+/** A port to listen on: 0 lets the OS choose (tests, side-by-side runs). */
+const listenPort = int(0, 65535);
 const ms = int(0, 3_600_000);
 const bool = z.enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off']).transform((v) => ['1', 'true', 'yes', 'on'].includes(v));
 
@@ -56,9 +58,9 @@ interface OptionSpec {
 /** Every option once: flag, env twin, validation, default, help. */
 const OPTIONS = {
   host: { flag: 'host', env: 'LB_HOST', schema: z.string().min(1), fallback: '127.0.0.1', help: 'address of the data port' },
-  port: { flag: 'port', env: 'LB_PORT', schema: port, fallback: '8001', help: 'data port' },
+  port: { flag: 'port', env: 'LB_PORT', schema: listenPort, fallback: '8001', help: 'data port' },
   adminHost: { flag: 'admin-host', env: 'LB_ADMIN_HOST', schema: z.string().min(1), fallback: '127.0.0.1', help: 'address of the admin port (metrics, API, events)' },
-  adminPort: { flag: 'admin-port', env: 'LB_ADMIN_PORT', schema: port, fallback: '9001', help: 'admin port' },
+  adminPort: { flag: 'admin-port', env: 'LB_ADMIN_PORT', schema: listenPort, fallback: '9001', help: 'admin port' },
   discoveryDns: { flag: 'discovery-dns', env: 'LB_DISCOVERY_DNS', schema: z.string(), fallback: '', help: 'DNS name whose A records are the upstreams, re-resolved on an interval (e.g. backend)' },
   discoveryPort: { flag: 'discovery-port', env: 'LB_DISCOVERY_PORT', schema: port, fallback: '8002', help: 'port of DNS-discovered upstreams' },
   discoveryIntervalMs: { flag: 'discovery-interval-ms', env: 'LB_DISCOVERY_INTERVAL_MS', schema: int(100, 3_600_000), fallback: '1000', help: 'how often to re-resolve the DNS name' },

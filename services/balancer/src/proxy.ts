@@ -8,6 +8,7 @@ import { clientResponseHeaders, hasRequestBody, upstreamRequestHeaders } from '.
 import type { HealthChecker } from './health/checker.js';
 import type { Metrics } from './metrics.js';
 import { NO_UPSTREAM } from './metrics.js';
+import { lazyBody } from './request-body.js';
 import { pickLeastConnections } from './picker/least-connections.js';
 import type { Pick } from './picker/least-connections.js';
 import type { Registry } from './upstreams/registry.js';
@@ -94,7 +95,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res:
         registry.acquire(upstream);
         try {
           await upstream.pool.stream(
-            { path: req.url ?? '/', method, headers, body: replayable ? null : req, signal: abort.signal },
+            { path: req.url ?? '/', method, headers, body: replayable ? null : lazyBody(req), signal: abort.signal },
             ({ statusCode, headers: upstreamHeaders }) => {
               const out = clientResponseHeaders(upstreamHeaders);
               out['x-upstream'] = upstream.id;

@@ -1,0 +1,108 @@
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { get, until } from './helpers.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+
+interface Cli {
+  readonly child: ChildProcess;
+  readonly out: () => string;
+  readonly err: () => string;
+  readonly exited: Promise<number | null>;
+}
+
+// Runs src/main.ts the way the issue asks for it: node --import tsx.
+function cli(args: string[], env: Record<string, string> = {}): Cli {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts', ...args], {
+    cwd: root,
+    env: { PATH: process.env.PATH ?? '', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+  const exited = new Promise<number | null>((resolve) => child.once('close', (code) => {
+    resolve(code);
+  }));
+  return { child, out: () => out, err: () => err, exited };
+}
+
+// A port that was free a moment ago (the backend refuses port 0, so the test picks one).
+async function freePort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise<void>((resolve) => server.close(() => {
+    resolve();
+  }));
+  return port;
+}
+
+describe('backend CLI', function () {
+  this.timeout(20_000);
+
+  it('exits 2 with the problem on stderr for a bad port', async () => {
+    const run = cli(['notaport']);
+    assert.equal(await run.exited, 2);
+    assert.match(run.err(), /invalid configuration[\s\S]*must be an integer from 1 to 65535, got "notaport"[\s\S]*→ at PORT/);
+    assert.match(run.err(), /usage: backend \[PORT\]/);
+    assert.equal(run.out(), '', 'nothing logged: it never listened');
+  });
+
+  it('prints every bad variable together and exits 2', async () => {
+    const run = cli(['8002'], { BACKEND_DELAYS_MS: '1000,soon,5000,10000', BACKEND_DELAY_SCALE: '-0.5' });
+    assert.equal(await run.exited, 2);
+    assert.match(run.err(), /BACKEND_DELAYS_MS\[1\]/);
+    assert.match(run.err(), /BACKEND_DELAY_SCALE/);
+    assert.equal(run.out(), '');
+  });
+
+  it('prints the listening line, serves, and exits 0 on SIGTERM after in-flight images finish', async () => {
+    const port = await freePort();
+    const run = cli([String(port)], { BACKEND_ID: 'cli-1', BACKEND_DELAYS_MS: '400,400,400,400' });
+    try {
+      const line = `backend cli-1 listening on http://127.0.0.1:${port}`;
+      await until('the listening line', () => run.out().includes(line) || run.child.exitCode !== null, 15_000);
+      assert.ok(run.out().includes(line), `stdout: ${run.out()} stderr: ${run.err()}`);
+      const first = JSON.parse(run.out().split('\n')[0] ?? '') as { msg: string; level: number };
+      assert.equal(first.msg, line, 'one JSON log line per event');
+
+      const health = await get(`http://127.0.0.1:${port}/healthz`);
+      assert.equal(health.headers['x-backend-id'], 'cli-1');
+
+      const image = get(`http://127.0.0.1:${port}/images/2`);
+      await until('the shutdown to start with an image in flight', () => {
+        if (!run.out().includes('"inFlight":1')) run.child.kill('SIGTERM');
+        return run.out().includes('shutting down');
+      }, 5000);
+      assert.match(run.out(), /"msg":"shutting down"/);
+      assert.match(run.out(), /"inFlight":1/, 'SIGTERM arrived while the image waited');
+      const res = await image;
+      assert.equal(res.status, 200, 'the in-flight image was finished, not dropped');
+      assert.equal(await run.exited, 0);
+      assert.match(run.out(), /"dropped":0,"served":1,"msg":"stopped"/);
+      assert.equal(run.err(), '');
+    } finally {
+      run.child.kill('SIGKILL');
+    }
+  });
+
+  it('exits 1 when the port is taken', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const { port } = taken.address() as AddressInfo;
+    try {
+      const run = cli([String(port)]);
+      assert.equal(await run.exited, 1);
+      assert.match(run.out(), /EADDRINUSE[\s\S]*cannot listen/);
+    } finally {
+      await new Promise<void>((resolve) => taken.close(() => {
+        resolve();
+      }));
+    }
+  });
+});
