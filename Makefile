@@ -3,7 +3,8 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 N ?= 4
-DOCKER_ENV := eval "$$(bash ../shared/tools/docker-offline.sh all)"; export DOCKER_BUILDKIT=0;
+# The tool's stdout is captured before eval: `eval "$$(failing command)"` would succeed silently.
+DOCKER_ENV := docker_env="$$(bash ../shared/tools/docker-offline.sh all)" && eval "$$docker_env" && export DOCKER_BUILDKIT=0 &&
 # `docker compose` (v2, or the v1 shim) when it answers, else docker-compose v1.
 COMPOSE := $$(docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
@@ -37,7 +38,8 @@ typecheck: deps ## tsc -b
 	npm run typecheck
 
 up: ## docker compose up with N backends (default 4)
-	@$(DOCKER_ENV) $(COMPOSE) up -d --build --scale backend=$(N) && echo "UI: http://localhost:8080  Prometheus: http://localhost:9090"
+	@$(DOCKER_ENV) $(COMPOSE) up -d --build --scale backend=$(N) && \
+	  echo "UI: http://localhost:$${FRONTEND_PORT:-8080}  balancer: http://localhost:$${LB_PORT_PUBLISHED:-8001}  Prometheus: http://localhost:$${PROMETHEUS_PORT:-9090}"
 
 down: ## stop and remove the Compose cluster
 	@$(DOCKER_ENV) $(COMPOSE) down -v --remove-orphans
@@ -49,7 +51,7 @@ ps: ## list the Compose containers
 	@$(DOCKER_ENV) $(COMPOSE) ps
 
 scale: ## change the number of backends live: make scale N=6
-	@$(DOCKER_ENV) $(COMPOSE) up -d --no-recreate --scale backend=$(N)
+	@$(DOCKER_ENV) $(COMPOSE) up -d --no-recreate --scale backend=$(N) backend
 
 e2e: deps ## Compose end-to-end tests (builds, starts and removes its own cluster)
 	@$(DOCKER_ENV) npm run test:compose -w @lcb/e2e

@@ -266,6 +266,7 @@ async function runOne({ supervisor, settings, backends, startTarget, round, scen
       maxMs: wrk.latencyUs.max / 1000,
       errors: wrk.errors,
       errorCount: wrk.errorCount,
+      warmupErrors: warmup.errors,
       warmupErrorCount: warmup.errorCount,
       cpuUsPerRequest: started.proc && wrk.requests > 0 ? cpuUs / wrk.requests : null,
       served,
@@ -281,7 +282,7 @@ function runProblems(r) {
   const problems = [];
   const where = `round ${r.round}, ${r.scenario}, ${r.target}`;
   if (r.errorCount > 0) problems.push(`${where}: ${r.errorCount} errors ${JSON.stringify(r.errors)}`);
-  if (r.warmupErrorCount > 0) problems.push(`${where}: ${r.warmupErrorCount} errors during warm-up`);
+  if (r.warmupErrorCount > 0) problems.push(`${where}: ${r.warmupErrorCount} errors during warm-up ${JSON.stringify(r.warmupErrors)}`);
   if (r.requests === 0) problems.push(`${where}: no request completed`);
   // Every response wrk got must have come from some backend; fewer means the target answered
   // by itself (an error page, a cache) and the numbers are not what they claim to be.

@@ -45,6 +45,8 @@ export function createTimeChart(el: HTMLElement, opts: TimeChartOptions): TimeCh
   let last: { cols: SeriesColumns; windowMs: number } | undefined;
   let windowSec = 300;
 
+  // uPlot types the legend value as number, but passes null where a series has no point.
+  const showValue = (v: number | null): string => (v === null ? '–' : opts.format(v));
   const height = (): number => (window.matchMedia('(max-width: 640px)').matches ? 150 : 190);
   const width = (): number => Math.max(200, Math.floor(el.clientWidth));
 
@@ -65,7 +67,7 @@ export function createTimeChart(el: HTMLElement, opts: TimeChartOptions): TimeCh
         stroke: opts.colors.get(id),
         width: 1.5,
         points: { show: false },
-        value: (_u, v) => (v === null ? '–' : opts.format(v)),
+        value: (_u, v) => showValue(v),
         ...(opts.stepped ? { paths: uPlot.paths.stepped?.({ align: 1 }) } : {}),
       });
     }
@@ -76,7 +78,7 @@ export function createTimeChart(el: HTMLElement, opts: TimeChartOptions): TimeCh
         width: 1,
         dash: [4, 4],
         points: { show: false },
-        value: (_u, v) => (v === null ? '–' : opts.format(v)),
+        value: (_u, v) => showValue(v),
       });
     }
     plot = new uPlot(

@@ -1,9 +1,10 @@
 /** Tiny DOM helpers. Updates go through `setText`/`setAttr`, which skip writes that change nothing. */
 
-/** The element with this id; throws at start-up if index.html and the script disagree. */
-export function byId<T extends HTMLElement = HTMLElement>(id: string): T {
+/** The element with this id (of this type); throws at start-up if index.html and the script disagree. */
+export function byId<T extends HTMLElement = HTMLElement>(id: string, type?: new () => T): T {
   const el = document.getElementById(id);
   if (!el) throw new Error(`index.html has no #${id}`);
+  if (type && !(el instanceof type)) throw new Error(`#${id} is a <${el.tagName.toLowerCase()}>`);
   return el as T;
 }
 

@@ -44,13 +44,13 @@ export function formatShare(part: number, whole: number): string {
 }
 
 /**
- * Upper end of the in-flight bar scale: at least `min`, rounded up to 1, 2, 2.5, 5 × 10^k so that
- * the bars do not rescale on every change of the busiest upstream.
+ * Upper end of a scale of counts: at least `min`, rounded up to 1, 2, 4, 5 or 8 × 10^k so that the
+ * bars do not rescale on every change of the busiest upstream and integer ticks stay possible.
  */
 export function niceCeil(value: number, min = 4): number {
   const v = Math.max(value, min);
   const exp = Math.floor(Math.log10(v));
   const base = 10 ** exp;
-  for (const m of [1, 2, 2.5, 5, 10]) if (m * base >= v) return m * base;
+  for (const m of [1, 2, 4, 5, 8, 10]) if (m * base >= v) return m * base;
   return 10 * base;
 }

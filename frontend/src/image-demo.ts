@@ -31,9 +31,9 @@ export interface DemoHooks {
 
 /** Wires the single-image button. */
 export function setupImageDemo(hooks: DemoHooks): void {
-  const button = byId<HTMLButtonElement>('fetch-image');
+  const button = byId('fetch-image', HTMLButtonElement);
   const status = byId('image-status');
-  const img = byId<HTMLImageElement>('image');
+  const img = byId('image', HTMLImageElement);
   const facts = byId('image-facts');
   const factId = byId('image-id');
   const factUpstream = byId('image-upstream');
@@ -150,10 +150,10 @@ function renderDecision(box: HTMLElement, d: Decision | undefined, colors: Color
 
 /** Wires the burst form. */
 export function setupBurst(hooks: DemoHooks): void {
-  const form = byId<HTMLFormElement>('burst-form');
-  const input = byId<HTMLInputElement>('burst-size');
-  const button = byId<HTMLButtonElement>('burst-send');
-  const progress = byId<HTMLProgressElement>('burst-progress');
+  const form = byId('burst-form', HTMLFormElement);
+  const input = byId('burst-size', HTMLInputElement);
+  const button = byId('burst-send', HTMLButtonElement);
+  const progress = byId('burst-progress', HTMLProgressElement);
   const status = byId('burst-status');
   const tallyBody = byId('burst-tally-body');
   const tallyTable = byId('burst-tally');

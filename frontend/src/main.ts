@@ -33,7 +33,7 @@ function start(): void {
     minMax: 4,
     format: countFormat,
   });
-  let windowMs: number = WINDOWS_MS[1];
+  let windowMs: number = WINDOWS_MS[0];
   let drawnVersion = -1;
   let latest: Snapshot | undefined;
 
@@ -63,12 +63,15 @@ function start(): void {
     inFlightChart.rebuild();
   });
 
-  setupImageDemo({ colors, onBackend: view.noteBackend });
-  setupBurst({ colors, onBackend: view.noteBackend });
+  const onBackend = (upstream: string, backend: string): void => {
+    view.noteBackend(upstream, backend);
+  };
+  setupImageDemo({ colors, onBackend });
+  setupBurst({ colors, onBackend });
 
   const connEl = byId('connection');
   const connText = byId('connection-text');
-  const retryButton = byId<HTMLButtonElement>('retry-now');
+  const retryButton = byId('retry-now', HTMLButtonElement);
   let connState: ConnectionState = 'connecting';
   let connInfo: ConnectionInfo = {};
 

@@ -47,10 +47,12 @@ export interface ComposeOptions {
 
 function parseInspect(entry: InspectEntry, network: string): ContainerInfo {
   const passing = (entry.State.Health?.Log ?? []).filter((l) => l.ExitCode === 0).map((l) => Date.parse(l.End));
+  // Docker reports "" for a network the container has left.
+  const ip = entry.NetworkSettings.Networks?.[network]?.IPAddress;
   return {
     id: entry.Id,
     hostname: entry.Config.Hostname,
-    ip: entry.NetworkSettings.Networks?.[network]?.IPAddress || undefined,
+    ip: ip === undefined || ip === '' ? undefined : ip,
     status: entry.State.Status,
     health: entry.State.Health?.Status,
     firstPassingProbeAt: passing.length > 0 ? Math.min(...passing) : undefined,

@@ -13,7 +13,7 @@ export interface WaitOptions {
  */
 export async function waitFor<T>(probe: () => Promise<T | undefined>, options: WaitOptions): Promise<T> {
   const deadline = Date.now() + options.timeoutMs;
-  let last = 'no attempt finished';
+  let last: string;
   for (;;) {
     try {
       const value = await probe();

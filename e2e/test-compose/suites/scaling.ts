@@ -53,7 +53,7 @@ export function scalingSuite(cluster: () => Cluster): void {
       };
       await Promise.all([observe(), traffic(), traffic()]);
       await scaling;
-      if (scaleError !== undefined) throw scaleError;
+      if (scaleError !== undefined) throw scaleError instanceof Error ? scaleError : new Error(`scale failed: ${JSON.stringify(scaleError)}`);
       assert.deepEqual(failures, [], 'no failed request during the scale-up');
 
       assert.equal(newOnes.length, 2, 'two new replicas');
@@ -82,7 +82,7 @@ export function scalingSuite(cluster: () => Cluster): void {
         maxRequests: 20_000,
       });
       let result;
-      let scaleMs = 0;
+      let scaleMs: number;
       try {
         for (let i = 0; i < 100 && stream.finished < 20; i++) await sleep(50);
         scaleMs = await c.scale(2);

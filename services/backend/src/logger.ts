@@ -1,6 +1,7 @@
 import { pino, type DestinationStream, type Logger } from 'pino';
 import type { LogLevel } from './config.js';
 
+/** The pino logger type, so other modules need not import pino. */
 export type { Logger } from 'pino';
 
 /**

@@ -63,7 +63,7 @@ describe('backend CLI', function () {
 
   it('prints the listening line, serves, and exits 0 on SIGTERM after in-flight images finish', async () => {
     const port = await freePort();
-    const run = cli([String(port)], { BACKEND_ID: 'cli-1', BACKEND_DELAYS_MS: '400,400,400,400' });
+    const run = cli([String(port)], { BACKEND_ID: 'cli-1', BACKEND_DELAYS_MS: '1500,1500,1500,1500' });
     try {
       const line = `backend cli-1 listening on http://127.0.0.1:${port}`;
       await until('the listening line', () => run.out().includes(line) || run.child.exitCode !== null, 15_000);
@@ -75,10 +75,12 @@ describe('backend CLI', function () {
       assert.equal(health.headers['x-backend-id'], 'cli-1');
 
       const image = get(`http://127.0.0.1:${port}/images/2`);
-      await until('the shutdown to start with an image in flight', () => {
-        if (!run.out().includes('"inFlight":1')) run.child.kill('SIGTERM');
-        return run.out().includes('shutting down');
-      }, 5000);
+      await until('the image to be in flight', async () => {
+        const info = await get(`http://127.0.0.1:${port}/info`);
+        return (JSON.parse(info.body.toString()) as { inFlight: number }).inFlight === 1;
+      });
+      run.child.kill('SIGTERM');
+      await until('the shutdown to start', () => run.out().includes('shutting down'), 10_000);
       assert.match(run.out(), /"msg":"shutting down"/);
       assert.match(run.out(), /"inFlight":1/, 'SIGTERM arrived while the image waited');
       const res = await image;
@@ -86,6 +88,29 @@ describe('backend CLI', function () {
       assert.equal(await run.exited, 0);
       assert.match(run.out(), /"dropped":0,"served":1,"msg":"stopped"/);
       assert.equal(run.err(), '');
+    } finally {
+      run.child.kill('SIGKILL');
+    }
+  });
+
+  it('drops what is in flight on a second signal', async () => {
+    const port = await freePort();
+    const run = cli([String(port)], { BACKEND_ID: 'cli-2', BACKEND_DELAYS_MS: '10000,10000,10000,10000' });
+    try {
+      await until('the listening line', () => run.out().includes('listening on') || run.child.exitCode !== null, 15_000);
+      const image = get(`http://127.0.0.1:${port}/images/4`);
+      await until('the image to be in flight', async () => {
+        const info = await get(`http://127.0.0.1:${port}/info`);
+        return (JSON.parse(info.body.toString()) as { inFlight: number }).inFlight === 1;
+      });
+      const started = performance.now();
+      run.child.kill('SIGTERM');
+      await until('the shutdown to start', () => run.out().includes('shutting down'), 10_000);
+      run.child.kill('SIGINT');
+      await assert.rejects(image, { code: 'ECONNRESET' });
+      assert.equal(await run.exited, 0);
+      assert.ok(performance.now() - started < 5000, 'did not wait for the 10 s image');
+      assert.match(run.out(), /"dropped":1,"served":0,"msg":"stopped"/);
     } finally {
       run.child.kill('SIGKILL');
     }

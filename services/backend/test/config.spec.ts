@@ -5,14 +5,14 @@ const HOST = 'box';
 
 function config(argv: string[], env: BackendEnv = {}): Config {
   const result = parseConfig(argv, env, HOST);
-  assert.equal(result.kind, 'config', JSON.stringify(result));
-  return (result as { config: Config }).config;
+  if (result.kind !== 'config') assert.fail(`expected a config, got ${JSON.stringify(result)}`);
+  return result.config;
 }
 
 function errors(argv: string[], env: BackendEnv = {}): string {
   const result = parseConfig(argv, env, HOST);
-  assert.equal(result.kind, 'errors', JSON.stringify(result));
-  return (result as { errors: string[] }).errors.join('\n');
+  if (result.kind !== 'errors') assert.fail(`expected errors, got ${JSON.stringify(result)}`);
+  return result.errors.join('\n');
 }
 
 describe('parseConfig', () => {
@@ -85,7 +85,7 @@ describe('parseConfig', () => {
   it('reports every problem together', () => {
     const result = parseConfig(['70000'], { BACKEND_DELAYS_MS: '1,x,3,4', BACKEND_DELAY_SCALE: '-1', BACKEND_LOG_LEVEL: 'loud' }, HOST);
     assert.equal(result.kind, 'errors');
-    const all = result.kind === 'errors' ? result.errors : [];
+    const all = result.errors;
     assert.equal(all.length, 4, all.join('\n'));
     for (const where of ['PORT', 'BACKEND_DELAYS_MS[1]', 'BACKEND_DELAY_SCALE', 'BACKEND_LOG_LEVEL']) {
       assert.ok(all.some((e) => e.includes(`→ at ${where}`)), `${where} in ${all.join('\n')}`);
@@ -95,6 +95,6 @@ describe('parseConfig', () => {
   it('answers --help with the usage', () => {
     const result = parseConfig(['--help'], {}, HOST);
     assert.equal(result.kind, 'help');
-    assert.match(result.kind === 'help' ? result.text : '', /usage: backend \[PORT\][\s\S]*BACKEND_DELAY_SCALE/);
+    assert.match(result.text, /usage: backend \[PORT\][\s\S]*BACKEND_DELAY_SCALE/);
   });
 });

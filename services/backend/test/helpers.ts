@@ -70,10 +70,10 @@ export function get(url: string, options: { method?: string; signal?: AbortSigna
   });
 }
 
-/** Polls `check` every 5 ms until it returns true; fails after `timeoutMs`. */
-export async function until(what: string, check: () => boolean, timeoutMs = 2000): Promise<void> {
+/** Polls `check` every 5 ms until it returns (or resolves to) true; fails after `timeoutMs`. */
+export async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
   const deadline = performance.now() + timeoutMs;
-  while (!check()) {
+  while (!(await check())) {
     if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 5));
   }

@@ -114,8 +114,16 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
     health.stop();
     events.stop();
     const closing = Promise.all([close(dataServer), close(adminServer)]);
-    dataServer.closeIdleConnections();
     adminServer.closeAllConnections();
+    // A keep-alive connection whose last response just ended would hold close() open until the
+    // client's idle timeout: sweep idle connections while in-flight requests finish.
+    dataServer.closeIdleConnections();
+    const sweeper = setInterval(() => {
+      dataServer.closeIdleConnections();
+    }, 50);
+    void closing.finally(() => {
+      clearInterval(sweeper);
+    });
     const deadline = new Promise<'timeout'>((resolve) => {
       const t = setTimeout(() => {
         resolve('timeout');

@@ -60,7 +60,10 @@ export const silentLogger = pino({ level: 'silent' });
 
 /** A config for tests: ports 0, health checks off unless asked, given upstream ports. */
 export function testConfig(ports: readonly number[], overrides: Partial<Config> = {}, argv: readonly string[] = []): Config {
-  const parsed = parseConfig(['--port', '0', '--admin-port', '0', '--health-interval-ms', '0', ...argv, ...ports.map((p) => `127.0.0.1:${p}`)], {});
+  const upstreams = ports.map((p) => `127.0.0.1:${p}`);
+  // Without upstreams a test sets `discovery` itself; the placeholder only satisfies validation.
+  const source = upstreams.length === 0 && argv.every((a) => a.startsWith('--')) ? ['--discovery-dns', 'backend'] : [];
+  const parsed = parseConfig(['--port', '0', '--admin-port', '0', '--health-interval-ms', '0', ...source, ...argv, ...upstreams], {});
   if (parsed.kind !== 'config') throw new Error(`bad test config: ${JSON.stringify(parsed)}`);
   return { ...parsed.config, ...overrides };
 }

@@ -22,8 +22,10 @@ describe('picker: least connections', () => {
   });
 
   it('says when there was only one candidate', () => {
-    const pick = pickLeastConnections([c('a', 9)], { tieBreak: 'rotation', random: Math.random, turn: 3 });
-    assert.deepEqual(pick, { chosen: c('a', 9), reason: 'only-candidate' });
+    assert.deepEqual(pickLeastConnections([c('a', 9)], { tieBreak: 'rotation', random: Math.random, turn: 3 }), {
+      chosen: c('a', 9),
+      reason: 'only-candidate',
+    });
   });
 
   const cases: { name: string; candidates: Candidate[]; chosen: string }[] = [
@@ -37,8 +39,9 @@ describe('picker: least connections', () => {
     it(t.name, () => {
       for (const tieBreak of ['rotation', 'random'] as const) {
         const pick = pickLeastConnections(t.candidates, { tieBreak, random: seededRandom(1), turn: 7 });
-        assert.equal(pick?.chosen.id, t.chosen);
-        assert.equal(pick?.reason, 'least-loaded');
+        assert.ok(pick);
+        assert.equal(pick.chosen.id, t.chosen);
+        assert.equal(pick.reason, 'least-loaded');
       }
     });
   }

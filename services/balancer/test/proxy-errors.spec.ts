@@ -141,7 +141,9 @@ describe('proxy: failures, error codes and the acquire/release pair', () => {
 
   it('counts return to 0 after a mix of completed, failed and aborted requests', async () => {
     const ok = await startOrigin(namedHandler('ok', 30));
-    const reset = await startOrigin((req) => req.socket.destroy());
+    const reset = await startOrigin((req) => {
+      req.socket.destroy();
+    });
     const hang = await startOrigin(() => undefined);
     origins = [ok, reset, hang];
     lb = await startBalancer(testConfig([ok.port, reset.port, hang.port], { headersTimeoutMs: 200, retries: 0 }));
@@ -151,7 +153,9 @@ describe('proxy: failures, error codes and the acquire/release pair', () => {
       if (i % 3 === 0) {
         const ac = new AbortController();
         jobs.push(request(`${running.url}/slow`, { signal: ac.signal }).then((r) => r.body.text()).catch(() => 'aborted'));
-        setTimeout(() => ac.abort(), 10);
+        setTimeout(() => {
+          ac.abort();
+        }, 10);
       } else {
         jobs.push(call(`${running.url}/${i % 2 ? 'slow' : 'x'}`).catch(() => 'failed'));
       }

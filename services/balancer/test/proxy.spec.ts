@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { request } from 'undici';
 import type { Dispatcher } from 'undici';
-import { deadPort, namedHandler, startBalancer, startOrigin, testConfig, waitFor } from './helpers.js';
+import { namedHandler, startBalancer, startOrigin, testConfig, waitFor } from './helpers.js';
 import type { Origin, Running } from './helpers.js';
 
 async function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string; headers: Dispatcher.ResponseData['headers'] }> {

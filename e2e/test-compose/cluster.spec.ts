@@ -1,0 +1,38 @@
+/**
+ * End-to-end tests of the Docker Compose cluster: one real cluster (own project name, free ports on
+ * 127.0.0.1), built and started once, torn down with `down -v --remove-orphans` even on failure.
+ * Suites run in this order; each first waits for the replica count it needs.
+ */
+import { createCluster, type Cluster } from './lib/cluster.js';
+import { browserSuite } from './suites/browser.js';
+import { leastConnectionsSuite } from './suites/least-connections.js';
+import { prometheusSuite } from './suites/prometheus.js';
+import { scalingSuite } from './suites/scaling.js';
+import { trafficSuite } from './suites/traffic.js';
+
+describe('Compose cluster (nginx, balancer, backends, Prometheus)', function () {
+  let cluster: Cluster | undefined;
+  const current = (): Cluster => {
+    if (!cluster) throw new Error('the cluster did not start');
+    return cluster;
+  };
+
+  before(async function () {
+    // A cold build on a new machine includes `npm ci` of the monorepo in the image.
+    this.timeout(20 * 60_000);
+    cluster = await createCluster();
+    await cluster.start(4);
+  });
+
+  after(async function () {
+    this.timeout(5 * 60_000);
+    await cluster?.stop();
+    if (cluster) console.log(`      [compose] timings: ${JSON.stringify(cluster.timings)}`);
+  });
+
+  trafficSuite(current);
+  leastConnectionsSuite(current);
+  prometheusSuite(current);
+  browserSuite(current);
+  scalingSuite(current);
+});

@@ -1,0 +1,77 @@
+import assert from 'node:assert/strict';
+import { parseSnapshot, parseSnapshotText } from '../src/snapshot.js';
+
+const example = {
+  time: 1764081000000,
+  tieBreak: 'rotation',
+  explain: false,
+  totals: { requests: 120, inFlight: 3, errors: 1 },
+  imbalance: 1.33,
+  upstreams: [
+    { id: '127.0.0.1:8002', weight: 1, inFlight: 2, requests: 60, errors: 0, state: 'up', available: true, source: 'static' },
+  ],
+  decisions: [{ time: 1764081000000, chosen: '127.0.0.1:8002', reason: 'tie-rotation' }],
+};
+
+describe('parseSnapshot', () => {
+  it('accepts the example of docs/contracts.md unchanged', () => {
+    assert.deepEqual(parseSnapshot(example), example);
+  });
+
+  it('rejects what is not a snapshot', () => {
+    for (const bad of [null, 42, 'x', [], {}, { time: 1 }, { upstreams: [] }, { time: 'now', upstreams: [] }]) {
+      assert.equal(parseSnapshot(bad), undefined, JSON.stringify(bad));
+    }
+  });
+
+  it('skips malformed and duplicate upstreams but keeps the rest', () => {
+    const s = parseSnapshot({
+      time: 1,
+      upstreams: [
+        { id: 'a:1', inFlight: 1, requests: 2 },
+        { id: 'a:1', inFlight: 9, requests: 9 },
+        { id: '', inFlight: 0, requests: 0 },
+        { id: 'b:1', inFlight: 'x', requests: 0 },
+        'junk',
+        { id: 'c:1', inFlight: 0, requests: 5, state: 'down' },
+      ],
+    });
+    assert.ok(s);
+    assert.deepEqual(
+      s.upstreams.map((u) => [u.id, u.inFlight, u.state, u.available]),
+      [
+        ['a:1', 1, 'unproven', false],
+        ['c:1', 0, 'down', false],
+      ],
+    );
+  });
+
+  it('derives missing totals from the upstreams and defaults the rest', () => {
+    const s = parseSnapshot({
+      time: 5,
+      upstreams: [
+        { id: 'a:1', inFlight: 1, requests: 2, errors: 1, state: 'up' },
+        { id: 'b:1', inFlight: 3, requests: 4 },
+      ],
+    });
+    assert.ok(s);
+    assert.deepEqual(s.totals, { requests: 6, inFlight: 4, errors: 1 });
+    assert.equal(s.imbalance, 1);
+    assert.equal(s.upstreams[0]?.available, true);
+    assert.equal(s.upstreams[1]?.weight, 1);
+    assert.deepEqual(s.decisions, []);
+  });
+
+  it('passes unknown states through', () => {
+    const s = parseSnapshot({ time: 1, upstreams: [{ id: 'a:1', inFlight: 0, requests: 0, state: 'probation' }] });
+    assert.equal(s?.upstreams[0]?.state, 'probation');
+  });
+});
+
+describe('parseSnapshotText', () => {
+  it('parses SSE data and returns undefined for broken JSON', () => {
+    assert.equal(parseSnapshotText(JSON.stringify(example))?.totals.requests, 120);
+    assert.equal(parseSnapshotText('{"time":'), undefined);
+    assert.equal(parseSnapshotText(''), undefined);
+  });
+});

@@ -1,0 +1,138 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import request from 'supertest';
+import { request as undiciRequest } from 'undici';
+import { createAdminApp } from '../src/admin/app.js';
+import { createEventHub } from '../src/admin/event-hub.js';
+import { createMetrics } from '../src/metrics.js';
+import type { Snapshot } from '../src/snapshot.js';
+import { namedHandler, silentLogger, startBalancer, startOrigin, testConfig } from './helpers.js';
+import type { Origin, Running } from './helpers.js';
+import { createRegistry } from '../src/upstreams/registry.js';
+
+/** Parses Prometheus text into `name{labels}` -> value. */
+function parseMetrics(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const at = line.lastIndexOf(' ');
+    out.set(line.slice(0, at), Number(line.slice(at + 1)));
+  }
+  return out;
+}
+
+function hasPromtool(): boolean {
+  try {
+    execFileSync('promtool', ['--version'], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('admin API', () => {
+  describe('Koa app (supertest)', () => {
+    const registry = createRegistry({
+      logger: silentLogger,
+      initialState: () => 'up',
+      pool: { connectTimeoutMs: 100, headersTimeoutMs: 100, bodyTimeoutMs: 100, keepAliveTimeoutMs: 100, connections: null },
+    });
+    const metrics = createMetrics(registry);
+    const snap: Snapshot = { time: 1, tieBreak: 'rotation', explain: false, totals: { requests: 0, inFlight: 0, errors: 0 }, imbalance: 1, upstreams: [], decisions: [] };
+    let ready = true;
+    const events = createEventHub(() => snap, 50);
+    const app = createAdminApp({ metrics, snapshot: () => snap, events, ready: () => ready, logger: silentLogger });
+    after(() => {
+      events.stop();
+    });
+
+    it('GET /healthz is 200', async () => {
+      await request(app.callback()).get('/healthz').expect(200, { status: 'ok' });
+    });
+    it('GET /readyz follows readiness', async () => {
+      await request(app.callback()).get('/readyz').expect(200);
+      ready = false;
+      await request(app.callback()).get('/readyz').expect(503);
+      ready = true;
+    });
+    it('GET /api/upstreams returns the snapshot', async () => {
+      const res = await request(app.callback()).get('/api/upstreams').expect(200);
+      assert.deepEqual(res.body, snap);
+    });
+    it('unknown routes are JSON 404s and writes are refused', async () => {
+      const res = await request(app.callback()).get('/nope').expect(404);
+      assert.equal(res.body.error, 'NOT_FOUND');
+      await request(app.callback()).post('/api/upstreams').expect(405);
+    });
+  });
+
+  describe('against a running balancer', () => {
+    let origins: Origin[] = [];
+    let lb: Running | undefined;
+    before(async () => {
+      origins = await Promise.all(['a', 'b'].map((n) => startOrigin(namedHandler(n))));
+      lb = await startBalancer(testConfig(origins.map((o) => o.port), { eventsIntervalMs: 100 }));
+    });
+    after(async () => {
+      await lb?.balancer.stop();
+      await Promise.all(origins.map((o) => o.close()));
+    });
+
+    it('/metrics counts requests by upstream and code, with clean names', async () => {
+      assert.ok(lb);
+      for (let i = 0; i < 6; i++) await (await undiciRequest(`${lb.url}/x`)).body.text();
+      const text = await (await undiciRequest(`${lb.adminUrl}/metrics`)).body.text();
+      const m = parseMetrics(text);
+      const [a, b] = origins;
+      assert.ok(a && b);
+      assert.equal(m.get(`lb_requests_total{upstream="${a.id}",code="200"}`), 3);
+      assert.equal(m.get(`lb_requests_total{upstream="${b.id}",code="200"}`), 3);
+      assert.equal(m.get(`lb_request_duration_seconds_count{upstream="${a.id}"}`), 3);
+      assert.equal(m.get(`lb_upstream_in_flight{upstream="${a.id}"}`), 0);
+      assert.equal(m.get(`lb_upstream_weight{upstream="${a.id}"}`), 1);
+      assert.equal(m.get(`lb_upstream_healthy{upstream="${a.id}"}`), 1);
+      assert.equal(m.get('lb_in_flight_imbalance_ratio'), 1);
+      assert.equal(m.get('lb_upstreams{state="up"}'), 2);
+      assert.ok(text.includes('# TYPE lb_upstream_failures_total counter'));
+      if (hasPromtool()) {
+        let out = '';
+        try {
+          execFileSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+        } catch (err) {
+          out = ((err as { stdout?: string }).stdout ?? '') + ((err as { stderr?: string }).stderr ?? '');
+        }
+        const problems = out.split('\n').filter((l) => l.trim() !== '' && !/^nodejs_active_(handles|requests|resources)_total non-counter/.test(l));
+        assert.deepEqual(problems, [], 'promtool check metrics');
+      }
+    });
+
+    it('/api/events streams snapshots at 10 per second', async () => {
+      assert.ok(lb);
+      const res = await undiciRequest(`${lb.adminUrl}/api/events`);
+      assert.equal(res.statusCode, 200);
+      assert.match(String(res.headers['content-type']), /text\/event-stream/);
+      const started = Date.now();
+      let buffer = '';
+      const frames: Snapshot[] = [];
+      for await (const chunk of res.body) {
+        buffer += (chunk as Buffer).toString('utf8');
+        let end: number;
+        while ((end = buffer.indexOf('\n\n')) !== -1) {
+          const frame = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const data = frame.split('\n').find((l) => l.startsWith('data: '));
+          if (data !== undefined) frames.push(JSON.parse(data.slice(6)) as Snapshot);
+        }
+        if (frames.length >= 6) break;
+      }
+      const elapsed = Date.now() - started;
+      assert.ok(elapsed < 1200, `6 snapshots took ${elapsed} ms (expect about 500)`);
+      const last = frames.at(-1);
+      assert.ok(last);
+      assert.deepEqual(last.upstreams.map((u) => u.id).sort(), origins.map((o) => o.id).sort());
+      assert.equal(last.totals.requests, 6);
+      assert.equal(last.upstreams[0]?.state, 'up');
+      assert.ok(last.decisions.length > 0);
+    });
+  });
+});

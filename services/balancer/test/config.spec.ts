@@ -1,0 +1,88 @@
+import assert from 'node:assert/strict';
+import { parseConfig, parseUpstream } from '../src/config.js';
+
+const ok = (argv: string[], env: Record<string, string> = {}) => {
+  const r = parseConfig(argv, env);
+  if (r.kind !== 'config') throw new Error(`expected a config, got ${JSON.stringify(r)}`);
+  return r;
+};
+const errorsOf = (argv: string[], env: Record<string, string> = {}) => {
+  const r = parseConfig(argv, env);
+  if (r.kind !== 'error') throw new Error(`expected errors, got ${r.kind}`);
+  return r.errors;
+};
+
+describe('config', () => {
+  it('works like the original: positional upstreams, 127.0.0.1:8001 by default', () => {
+    const { config, check } = ok(['127.0.0.1:8002', '127.0.0.1:8003']);
+    assert.equal(check, false);
+    assert.equal(config.host, '127.0.0.1');
+    assert.equal(config.port, 8001);
+    assert.equal(config.adminPort, 9001);
+    assert.deepEqual(config.upstreams, [
+      { host: '127.0.0.1', port: 8002, weight: 1 },
+      { host: '127.0.0.1', port: 8003, weight: 1 },
+    ]);
+    assert.equal(config.tieBreak, 'rotation');
+    assert.equal(config.explain, false);
+    assert.ok(Object.isFrozen(config));
+  });
+
+  const upstreams: [string, ReturnType<typeof parseUpstream>][] = [
+    ['backend:8002', { host: 'backend', port: 8002, weight: 1 }],
+    ['10.0.0.5:80=3', { host: '10.0.0.5', port: 80, weight: 3 }],
+    ['http://localhost:8002', { host: 'localhost', port: 8002, weight: 1 }],
+    ['[::1]:8002=2', { host: '::1', port: 8002, weight: 2 }],
+    ['localhost', 'upstream "localhost": expected host:port or host:port=weight'],
+    ['a:70000', 'upstream "a:70000": port must be 1-65535'],
+    ['a:80=0', 'upstream "a:80": weight must be 1-1000'.replace('a:80', 'a:80=0')],
+  ];
+  for (const [text, expected] of upstreams) {
+    it(`parses upstream ${text}`, () => {
+      assert.deepEqual(parseUpstream(text), expected);
+    });
+  }
+
+  it('reads env, and flags win over env', () => {
+    const env = { LB_PORT: '9000', LB_UPSTREAMS: 'a:1,b:2=5', LB_TIE_BREAK: 'random', LB_EXPLAIN: '1' };
+    const fromEnv = ok([], env).config;
+    assert.equal(fromEnv.port, 9000);
+    assert.equal(fromEnv.tieBreak, 'random');
+    assert.equal(fromEnv.explain, true);
+    assert.deepEqual(fromEnv.upstreams.map((u) => u.weight), [1, 5]);
+    const flagged = ok(['--port', '7000', '--tie-break=rotation', '--upstream', 'c:3'], env).config;
+    assert.equal(flagged.port, 7000);
+    assert.equal(flagged.tieBreak, 'rotation');
+    assert.deepEqual(flagged.upstreams.map((u) => u.host), ['c']);
+  });
+
+  it('accepts DNS discovery instead of a list', () => {
+    const { config } = ok([], { LB_DISCOVERY_DNS: 'backend', LB_DISCOVERY_PORT: '8002' });
+    assert.deepEqual(config.discovery, { name: 'backend', port: 8002, intervalMs: 1000 });
+  });
+
+  it('reports every problem at once', () => {
+    const errors = errorsOf(['--port', 'abc', '--tie-break', 'first', '--bogus', 'x:99999', '--admin-port'], { LB_HEALTH_RISE: '0' });
+    const text = errors.join('\n');
+    assert.match(text, /unknown option --bogus/);
+    assert.match(text, /--admin-port needs a value/);
+    assert.match(text, /--port \/ LB_PORT/);
+    assert.match(text, /--tie-break \/ LB_TIE_BREAK/);
+    assert.match(text, /--health-rise \/ LB_HEALTH_RISE/);
+    assert.match(text, /port must be 1-65535/);
+    assert.ok(errors.length >= 6, text);
+  });
+
+  it('refuses to run without upstreams, and duplicate upstreams', () => {
+    assert.match(errorsOf([]).join(), /no upstreams/);
+    assert.match(errorsOf(['a:1', 'a:1=2']).join(), /listed twice/);
+  });
+
+  it('--check and --help', () => {
+    assert.equal(ok(['--check', 'a:1']).check, true);
+    const help = parseConfig(['--help'], {});
+    if (help.kind !== 'help') throw new Error('expected help');
+    assert.match(help.text, /Usage: balancer/);
+    assert.match(help.text, /--admin-port V .*\[LB_ADMIN_PORT\]/);
+  });
+});
