@@ -133,6 +133,7 @@ async function assertPortFree(port, host, what) {
       code === 'EADDRINUSE'
         ? `port ${port} (${what}) is already in use on ${host}; stop what uses it or pick other ports (see --help)`
         : `cannot use port ${port} (${what}) on ${host}: ${String(err)}`,
+      { cause: err },
     );
   } finally {
     await new Promise((ok) => s.close(() => ok(undefined)));

@@ -110,7 +110,11 @@ function pretty(line) {
   if (values['raw-logs'] || !line.startsWith('{')) return line;
   try {
     const rec = /** @type {Record<string, unknown>} */ (JSON.parse(line));
-    const { level, time, msg, pid: _pid, hostname: _host, name: _name, ...rest } = rec;
+    const { level, time, msg, ...rest } = rec;
+    // Every line already carries the child's name in its prefix; pid and hostname say nothing here.
+    delete rest.pid;
+    delete rest.hostname;
+    delete rest.name;
     const t = typeof time === 'number' ? new Date(time).toTimeString().slice(0, 8) : '';
     const lvl = typeof level === 'number' ? (LEVELS[level] ?? String(level)) : String(level ?? '');
     const extra = Object.entries(rest)

@@ -24,6 +24,9 @@ const TYPES = {
   '.woff2': 'font/woff2',
 };
 
+/** Stream errors after the headers went out need no handling beyond the teardown pipeline does. */
+const ignore = () => undefined;
+
 /** Same policy as nginx: hashed assets forever, everything else revalidated. */
 const IMMUTABLE = 'public, max-age=31536000, immutable';
 const REVALIDATE = 'no-cache';
@@ -156,7 +159,8 @@ export function createUiServer(opts) {
       res.writeHead(upstreamRes.statusCode ?? 502, upstreamRes.statusMessage, out);
       // Send the headers now: an SSE stream would otherwise wait for its first event.
       res.flushHeaders();
-      pipeline(upstreamRes, res, () => {});
+      // Errors end both streams; the client sees a cut response, which is all that can be done now.
+      pipeline(upstreamRes, res, ignore);
     });
     upstreamReq.on('error', (err) => {
       if (res.headersSent) {
@@ -228,7 +232,7 @@ export function createUiServer(opts) {
       res.end();
       return;
     }
-    pipeline(createReadStream(file), res, () => {});
+    pipeline(createReadStream(file), res, ignore);
   }
 
   const server = http.createServer((req, res) => {

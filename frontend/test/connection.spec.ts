@@ -14,8 +14,11 @@ class FakeSource implements SourceLike {
   onopen: ((ev: Event) => unknown) | null = null;
   onerror: ((ev: Event) => unknown) | null = null;
   closed = false;
+  readonly url: string;
   private readonly listeners = new Map<string, ((ev: MessageEvent<string>) => void)[]>();
-  constructor(readonly url: string) {}
+  constructor(url: string) {
+    this.url = url;
+  }
   addEventListener(type: string, listener: (ev: MessageEvent<string>) => void): void {
     this.listeners.set(type, [...(this.listeners.get(type) ?? []), listener]);
   }
@@ -95,9 +98,11 @@ function setup(extra: Partial<StreamOptions> = {}) {
         sources.push(s);
         return s;
       },
-      setTimer: clock.setTimer,
-      clearTimer: clock.clearTimer,
-      now: clock.now,
+      setTimer: (fn, ms) => clock.setTimer(fn, ms),
+      clearTimer: (id) => {
+        clock.clearTimer(id);
+      },
+      now: () => clock.now(),
     },
   });
   const current = (): FakeSource => {

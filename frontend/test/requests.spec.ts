@@ -47,9 +47,9 @@ describe('requests', () => {
   });
 
   it('fetchImage returns the image with upstream, backend, decision and time', async () => {
-    let seen: RequestInit | undefined;
+    const seen: (RequestInit | undefined)[] = [];
     const fake: typeof fetch = (_url, init) => {
-      seen = init;
+      seen.push(init);
       return Promise.resolve(
         new Response(new Uint8Array([137, 80, 78, 71]), {
           status: 200,
@@ -63,7 +63,7 @@ describe('requests', () => {
       );
     };
     const o = await fetchImage({ imageId: 2, url: '/images/2?nocache=1', fetch: fake, now: clock() });
-    assert.equal(seen?.cache, 'no-store');
+    assert.equal(seen[0]?.cache, 'no-store');
     assert.ok(o.ok);
     assert.equal(o.upstream, '127.0.0.1:8003');
     assert.equal(o.backend, 'backend-2');

@@ -31,6 +31,32 @@ export interface Config {
   readonly passiveDownMs: number;
   readonly shutdownTimeoutMs: number;
   readonly eventsIntervalMs: number;
+  /** Bearer token for the admin write API; empty = writes refused (401). */
+  readonly adminToken: string;
+  /** Per-upstream cap on in-flight requests (HAProxy maxconn); 0 = no cap. */
+  readonly maxInFlight: number;
+  /** Requests that may wait for capacity when every available upstream is full. */
+  readonly queueLength: number;
+  readonly queueTimeoutMs: number;
+  /** Ramp of a joining or recovering upstream's weight; 0 = off. */
+  readonly slowStartMs: number;
+  /** Retries allowed as a share of requests over the last 10 s (Envoy-style retry budget). */
+  readonly retryBudgetPercent: number;
+  /** Retries always allowed per 10 s, however few requests there were. */
+  readonly retryBudgetMin: number;
+  /** Whole-request deadline on the upstream side (headers and body); 0 = none. */
+  readonly requestTimeoutMs: number;
+  /** Client must send its request headers within this (slowloris guard, 408 after). */
+  readonly clientHeaderTimeoutMs: number;
+  /** Idle client keep-alive connections are closed after this. */
+  readonly clientKeepAliveTimeoutMs: number;
+  /** Largest request head accepted (431 above). */
+  readonly maxHeaderBytes: number;
+  /** Passive outlier detection: this many failures within the window eject an upstream. */
+  readonly passiveFailures: number;
+  readonly passiveWindowMs: number;
+  /** Whether 5xx answers count as passive failures. */
+  readonly passive5xx: boolean;
 }
 
 /** What the command line asked for besides the config itself. */
@@ -79,6 +105,20 @@ const OPTIONS = {
   healthFall: { flag: 'health-fall', env: 'LB_HEALTH_FALL', schema: int(1, 100), fallback: '2', help: 'consecutive failing probes before an up upstream is down' },
   passiveDownMs: { flag: 'passive-down-ms', env: 'LB_PASSIVE_DOWN_MS', schema: int(1, 3_600_000), fallback: '10000', help: 'without active checks, how long an upstream that refused a connection is left out' },
   shutdownTimeoutMs: { flag: 'shutdown-timeout-ms', env: 'LB_SHUTDOWN_TIMEOUT_MS', schema: ms, fallback: '10000', help: 'on SIGTERM, how long in-flight requests may take to finish' },
+  adminToken: { flag: 'admin-token', env: 'LB_ADMIN_TOKEN', schema: z.string(), fallback: '', help: 'bearer token required by the admin write API (drain, weight, max in-flight); unset = writes refused' },
+  maxInFlight: { flag: 'max-in-flight', env: 'LB_MAX_IN_FLIGHT', schema: int(0, 1_000_000), fallback: '0', help: 'per-upstream cap on in-flight requests (like HAProxy maxconn); 0 = none' },
+  queueLength: { flag: 'queue-length', env: 'LB_QUEUE_LENGTH', schema: int(0, 1_000_000), fallback: '1024', help: 'requests that may wait when every upstream is at its cap (503 LB_QUEUE_FULL beyond)' },
+  queueTimeoutMs: { flag: 'queue-timeout-ms', env: 'LB_QUEUE_TIMEOUT_MS', schema: int(1, 3_600_000), fallback: '5000', help: 'longest wait in the queue (503 LB_QUEUE_TIMEOUT after)' },
+  slowStartMs: { flag: 'slow-start-ms', env: 'LB_SLOW_START_MS', schema: ms, fallback: '0', help: 'ramp the weight of a joining or recovering upstream over this long; 0 = off' },
+  retryBudgetPercent: { flag: 'retry-budget-percent', env: 'LB_RETRY_BUDGET_PERCENT', schema: int(0, 100), fallback: '20', help: 'retries allowed as a percentage of requests over 10 s' },
+  retryBudgetMin: { flag: 'retry-budget-min', env: 'LB_RETRY_BUDGET_MIN', schema: int(0, 1_000_000), fallback: '10', help: 'retries always allowed per 10 s' },
+  requestTimeoutMs: { flag: 'request-timeout-ms', env: 'LB_REQUEST_TIMEOUT_MS', schema: ms, fallback: '0', help: 'total deadline for an upstream response, headers and body; 0 = none' },
+  clientHeaderTimeoutMs: { flag: 'client-header-timeout-ms', env: 'LB_CLIENT_HEADER_TIMEOUT_MS', schema: int(1, 3_600_000), fallback: '10000', help: 'a client must send its request headers within this (408 after)' },
+  clientKeepAliveTimeoutMs: { flag: 'client-keep-alive-timeout-ms', env: 'LB_CLIENT_KEEP_ALIVE_TIMEOUT_MS', schema: int(1, 3_600_000), fallback: '5000', help: 'idle client connections are closed after this' },
+  maxHeaderBytes: { flag: 'max-header-bytes', env: 'LB_MAX_HEADER_BYTES', schema: int(1024, 1_048_576), fallback: '16384', help: 'largest request head accepted (431 above)' },
+  passiveFailures: { flag: 'passive-failures', env: 'LB_PASSIVE_FAILURES', schema: int(1, 1_000_000), fallback: '5', help: 'failures within the window that eject an upstream (outlier detection)' },
+  passiveWindowMs: { flag: 'passive-window-ms', env: 'LB_PASSIVE_WINDOW_MS', schema: int(1, 3_600_000), fallback: '10000', help: 'sliding window of the passive failure count' },
+  passive5xx: { flag: 'passive-5xx', env: 'LB_PASSIVE_5XX', schema: bool, fallback: 'true', help: 'count 5xx answers as passive failures', boolean: true },
   eventsIntervalMs: { flag: 'events-interval-ms', env: 'LB_EVENTS_INTERVAL_MS', schema: int(20, 60_000), fallback: '100', help: 'period of the /api/events snapshots (100 ms = 10 per second)' },
 } as const satisfies Record<string, OptionSpec>;
 
@@ -150,7 +190,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
       errors.push(`unknown option --${name} (see --help)`);
       continue;
     }
-    const isBoolean = key !== 'upstream' && OPTIONS[key].fallback === 'false';
+    const isBoolean = key !== 'upstream' && 'boolean' in OPTIONS[key];
     let value = inline;
     if (value === undefined && isBoolean) value = 'true';
     if (value === undefined) {
@@ -193,7 +233,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
   if (errors.length > 0) return { kind: 'error', errors };
 
   const v = values as {
-    [K in Key]: K extends 'explain' ? boolean : K extends 'host' | 'adminHost' | 'discoveryDns' | 'healthPath' | 'tieBreak' | 'logLevel' ? string : number;
+    [K in Key]: K extends 'explain' | 'passive5xx' ? boolean : K extends 'host' | 'adminHost' | 'discoveryDns' | 'healthPath' | 'tieBreak' | 'logLevel' | 'adminToken' ? string : number;
   };
   const config: Config = {
     host: v.host,
@@ -214,6 +254,20 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     passiveDownMs: v.passiveDownMs,
     shutdownTimeoutMs: v.shutdownTimeoutMs,
     eventsIntervalMs: v.eventsIntervalMs,
+    adminToken: v.adminToken,
+    maxInFlight: v.maxInFlight,
+    queueLength: v.queueLength,
+    queueTimeoutMs: v.queueTimeoutMs,
+    slowStartMs: v.slowStartMs,
+    retryBudgetPercent: v.retryBudgetPercent,
+    retryBudgetMin: v.retryBudgetMin,
+    requestTimeoutMs: v.requestTimeoutMs,
+    clientHeaderTimeoutMs: v.clientHeaderTimeoutMs,
+    clientKeepAliveTimeoutMs: v.clientKeepAliveTimeoutMs,
+    maxHeaderBytes: v.maxHeaderBytes,
+    passiveFailures: v.passiveFailures,
+    passiveWindowMs: v.passiveWindowMs,
+    passive5xx: v.passive5xx,
   };
   return { kind: 'config', config: Object.freeze(config), check };
 }

@@ -55,6 +55,15 @@ export class Upstream implements Candidate {
   probeFailures = 0;
   /** Set once the registry has forgotten it: release() then closes the pool when idle. */
   removed = false;
+  /** Cap on in-flight requests (0 = none); settable at runtime through the admin API. */
+  maxInFlight = 0;
+  /** Upgraded (WebSocket) connections among inFlight: long-lived, reported apart. */
+  longLived = 0;
+  /** When the upstream last became `up` (ms epoch), for slow start. */
+  upSince = 0;
+  /** Drain requested by an operator (not by discovery): when it started and its deadline (ms epoch). */
+  drainStartedAt = 0;
+  drainDeadline = 0;
 
   constructor(address: UpstreamAddress, source: UpstreamSource, state: UpstreamState, pool: PoolSettings) {
     this.host = address.host;
