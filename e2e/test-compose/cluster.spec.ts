@@ -17,9 +17,16 @@ describe('Compose cluster (nginx, balancer, backends, Prometheus)', function () 
     return cluster;
   };
 
+  // Ctrl-C or a CI timeout must not leave the project's containers running: remove them, then exit.
+  const onSignal = (signal: NodeJS.Signals): void => {
+    console.error(`\n      [compose] ${signal}: removing the cluster before exiting`);
+    void (cluster?.stop() ?? Promise.resolve()).finally(() => process.exit(130));
+  };
+
   before(async function () {
     // A cold build on a new machine includes `npm ci` of the monorepo in the image.
     this.timeout(20 * 60_000);
+    process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
     cluster = await createCluster();
     await cluster.start(4);
   });
@@ -27,6 +34,7 @@ describe('Compose cluster (nginx, balancer, backends, Prometheus)', function () 
   after(async function () {
     this.timeout(5 * 60_000);
     await cluster?.stop();
+    process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
     if (cluster) console.log(`      [compose] timings: ${JSON.stringify(cluster.timings)}`);
   });
 

@@ -68,7 +68,7 @@ describe('requests', () => {
     assert.equal(o.upstream, '127.0.0.1:8003');
     assert.equal(o.backend, 'backend-2');
     assert.equal(o.decision?.reason, 'least-loaded');
-    assert.equal(o.decision?.candidates.length, 2);
+    assert.equal(o.decision.candidates.length, 2);
     assert.equal(o.ms, 25);
     assert.equal(o.blob.size, 4);
   });

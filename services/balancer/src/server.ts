@@ -71,6 +71,9 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
       keepAliveTimeoutMs: config.keepAliveTimeoutMs,
       connections: null,
     },
+    maxInFlight: config.maxInFlight,
+    slowStartMs: config.slowStartMs,
+    undrainedState: healthActive ? 'unproven' : 'up',
     // Configured upstreams are trusted like nginx/HAProxy servers; discovered ones must pass a probe.
     initialState: (source) => (source === 'dns' && healthActive ? 'unproven' : 'up'),
   });

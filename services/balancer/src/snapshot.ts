@@ -6,7 +6,16 @@ import type { Upstream, UpstreamSource, UpstreamState } from './upstreams/upstre
 /** One upstream as `/api/upstreams` and `/api/events` show it. */
 export interface UpstreamView {
   readonly id: string;
+  /** Configured weight. */
   readonly weight: number;
+  /** Weight the picker uses now (lower while slow start ramps). */
+  readonly effectiveWeight: number;
+  /** Cap on in-flight requests; 0 = none. */
+  readonly maxInFlight: number;
+  /** Upgraded (WebSocket) connections, counted in inFlight too. */
+  readonly longLived: number;
+  /** Present while an operator drain runs: remainingMs counts down to the deadline. */
+  readonly drain?: { readonly startedAt: number; readonly deadline: number; readonly remainingMs: number; readonly drained: boolean };
   readonly inFlight: number;
   readonly requests: number;
   readonly errors: number;
@@ -51,10 +60,17 @@ export function takeSnapshot(
   decisions: DecisionLog,
   settings: { readonly tieBreak: TieBreak; readonly explain: boolean },
 ): Snapshot {
+  const now = Date.now();
   const upstreams = registry.list().map(
     (u): UpstreamView => ({
       id: u.id,
-      weight: u.weight,
+      weight: u.configuredWeight,
+      effectiveWeight: Math.round(u.weight * 100) / 100,
+      maxInFlight: u.maxInFlight,
+      longLived: u.longLived,
+      ...(u.drainStartedAt > 0
+        ? { drain: { startedAt: u.drainStartedAt, deadline: u.drainDeadline, remainingMs: Math.max(0, u.drainDeadline - now), drained: u.inFlight === 0 } }
+        : {}),
       inFlight: u.inFlight,
       requests: u.requests,
       errors: u.errors,
@@ -64,7 +80,7 @@ export function takeSnapshot(
     }),
   );
   return {
-    time: Date.now(),
+    time: now,
     tieBreak: settings.tieBreak,
     explain: settings.explain,
     totals: { requests: totals.requests, inFlight: registry.inFlight(), errors: totals.errors },

@@ -35,6 +35,9 @@ describe('admin API', () => {
     const registry = createRegistry({
       logger: silentLogger,
       initialState: () => 'up',
+      maxInFlight: 0,
+      slowStartMs: 0,
+      undrainedState: 'up',
       pool: { connectTimeoutMs: 100, headersTimeoutMs: 100, bodyTimeoutMs: 100, keepAliveTimeoutMs: 100, connections: null },
     });
     const metrics = createMetrics(registry);

@@ -15,6 +15,12 @@ export interface Registry {
   /** Counts a request on the upstream. Exactly one release() must follow. */
   acquire(upstream: Upstream): void;
   release(upstream: Upstream): void;
+  /** Operator drain: no new requests; in-flight ones finish; `deadlineMs` is shown as a countdown. */
+  drain(upstream: Upstream, deadlineMs: number): void;
+  /** Ends an operator drain: the upstream must pass a probe again when health checks are on. */
+  undrain(upstream: Upstream): void;
+  setWeight(upstream: Upstream, weight: number): void;
+  setMaxInFlight(upstream: Upstream, maxInFlight: number): void;
   /** Sum of in-flight over every upstream. */
   inFlight(): number;
   /** Destroys every pool (call once in-flight requests are done or given up on). Idempotent. */
@@ -23,6 +29,12 @@ export interface Registry {
 
 export interface RegistryOptions {
   readonly pool: PoolSettings;
+  /** Cap on in-flight requests given to every new upstream (0 = none). */
+  readonly maxInFlight: number;
+  /** Weight ramp after an upstream becomes up; 0 = off. */
+  readonly slowStartMs: number;
+  /** State an upstream returns to when an operator drain ends. */
+  readonly undrainedState: UpstreamState;
   readonly logger: Logger;
   /** State a newly discovered upstream starts in (`unproven` when health checks will prove it). */
   readonly initialState: (source: UpstreamSource) => UpstreamState;
@@ -37,6 +49,26 @@ export function createRegistry(options: RegistryOptions): Registry {
 
   const refresh = (): void => {
     availableCache = [...upstreams.values()].filter((u) => u.state === 'up');
+  };
+
+  // Slow start: while any upstream ramps, its effective weight is recomputed on a short timer
+  // (not per request), from 10% of its configured weight up to all of it.
+  const { slowStartMs } = options;
+  let rampTimer: NodeJS.Timeout | undefined;
+  const ramp = (): void => {
+    const now = Date.now();
+    let ramping = false;
+    for (const u of upstreams.values()) {
+      const progress = slowStartMs > 0 && u.state === 'up' ? (now - u.upSince) / slowStartMs : 1;
+      if (progress < 1) ramping = true;
+      u.weight = u.configuredWeight * Math.min(1, Math.max(0.1, progress));
+    }
+    if (!ramping && rampTimer !== undefined) {
+      clearInterval(rampTimer);
+      rampTimer = undefined;
+    } else if (ramping && rampTimer === undefined && stopped === undefined) {
+      rampTimer = setInterval(ramp, Math.max(10, Math.min(100, slowStartMs / 20)));
+    }
   };
 
   const forget = (u: Upstream): void => {
@@ -55,7 +87,14 @@ export function createRegistry(options: RegistryOptions): Registry {
     u.state = state;
     u.probeSuccesses = 0;
     u.probeFailures = 0;
+    if (state === 'up') u.upSince = Date.now();
+    if (state !== 'draining') {
+      u.drainStartedAt = 0;
+      u.drainDeadline = 0;
+    }
     refresh();
+    // Joining after the start (not the first set of static upstreams) ramps up.
+    if (state === 'up' && slowStartMs > 0) ramp();
     logger.info({ upstream: u.id, from, to: state, why }, `upstream ${state}`);
   };
 
@@ -77,17 +116,41 @@ export function createRegistry(options: RegistryOptions): Registry {
       for (const [id, address] of wanted) {
         const existing = upstreams.get(id);
         if (existing && !existing.removed) {
-          existing.weight = address.weight;
+          if (existing.configuredWeight !== address.weight) {
+            existing.configuredWeight = address.weight;
+            existing.weight = address.weight;
+          }
           continue;
         }
         if (existing) forget(existing); // came back while draining: start afresh
         const u = new Upstream(address, source, options.initialState(source), options.pool);
+        u.maxInFlight = options.maxInFlight;
         upstreams.set(id, u);
         logger.info({ upstream: id, source, weight: u.weight, state: u.state }, 'upstream added');
       }
       refresh();
     },
     setState,
+    drain(u, deadlineMs) {
+      if (u.removed) return;
+      setState(u, 'draining', 'operator drain');
+      u.drainStartedAt = Date.now();
+      u.drainDeadline = u.drainStartedAt + deadlineMs;
+    },
+    undrain(u) {
+      if (u.removed || u.state !== 'draining') return;
+      setState(u, options.undrainedState, 'operator undrain');
+    },
+    setWeight(u, weight) {
+      u.configuredWeight = weight;
+      u.weight = weight;
+      logger.info({ upstream: u.id, weight }, 'upstream weight changed');
+      if (slowStartMs > 0) ramp();
+    },
+    setMaxInFlight(u, maxInFlight) {
+      u.maxInFlight = maxInFlight;
+      logger.info({ upstream: u.id, maxInFlight }, 'upstream max in-flight changed');
+    },
     acquire(u) {
       u.inFlight++;
     },
@@ -106,6 +169,8 @@ export function createRegistry(options: RegistryOptions): Registry {
       return n;
     },
     stop() {
+      if (rampTimer !== undefined) clearInterval(rampTimer);
+      rampTimer = undefined;
       stopped ??= Promise.all([...upstreams.values()].map((u) => u.pool.destroy().catch(() => undefined))).then(() => {
         upstreams.clear();
         refresh();

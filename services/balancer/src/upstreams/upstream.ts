@@ -43,7 +43,10 @@ export class Upstream implements Candidate {
   readonly port: number;
   readonly source: UpstreamSource;
   readonly pool: Pool;
+  /** The weight the picker uses: configuredWeight, scaled down while slow start ramps it up. */
   weight: number;
+  /** The weight from config, discovery or the admin API. */
+  configuredWeight: number;
   inFlight = 0;
   /** Requests finished by this upstream (any outcome). */
   requests = 0;
@@ -69,6 +72,7 @@ export class Upstream implements Candidate {
     this.host = address.host;
     this.port = address.port;
     this.weight = address.weight;
+    this.configuredWeight = address.weight;
     this.id = upstreamId(address.host, address.port);
     this.origin = `http://${this.id}`;
     this.source = source;
