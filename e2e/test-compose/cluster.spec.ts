@@ -18,7 +18,12 @@ describe('Compose cluster (nginx, balancer, backends, Prometheus)', function () 
   };
 
   // Ctrl-C or a CI timeout must not leave the project's containers running: remove them, then exit.
+  // `on`, not `once`: mocha's parent forwards SIGINT and SIGTERM on top of the terminal's SIGINT,
+  // and a signal arriving without a listener would kill the process before `down` ran.
+  let interrupted = false;
   const onSignal = (signal: NodeJS.Signals): void => {
+    if (interrupted) return;
+    interrupted = true;
     console.error(`\n      [compose] ${signal}: removing the cluster before exiting`);
     void (cluster?.stop() ?? Promise.resolve()).finally(() => process.exit(130));
   };
@@ -26,7 +31,7 @@ describe('Compose cluster (nginx, balancer, backends, Prometheus)', function () 
   before(async function () {
     // A cold build on a new machine includes `npm ci` of the monorepo in the image.
     this.timeout(20 * 60_000);
-    process.once('SIGINT', onSignal).once('SIGTERM', onSignal);
+    process.on('SIGINT', onSignal).on('SIGTERM', onSignal);
     cluster = await createCluster();
     await cluster.start(4);
   });

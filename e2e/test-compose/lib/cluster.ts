@@ -69,10 +69,10 @@ export async function createCluster(): Promise<Cluster> {
       LB_PORT_PUBLISHED: String(lbPort),
       PROMETHEUS_ADDR: '127.0.0.1',
       PROMETHEUS_PORT: String(prometheusPort),
-      // Fast images for a fast suite, except id 4 which stays slow (2 s) so that requests to it
+      // Fast images for a fast suite, except id 4 which stays slow (3 s) so that requests to it
       // are reliably still in flight while others are routed.
       BACKEND_DELAY_SCALE: '0.05',
-      BACKEND_DELAYS_MS: '1000,3000,5000,40000',
+      BACKEND_DELAYS_MS: '1000,3000,5000,60000',
       HEALTHCHECK_INTERVAL: '1s',
     },
   });

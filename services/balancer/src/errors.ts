@@ -8,6 +8,8 @@ export type LbErrorCode =
   | 'LB_UPSTREAM_TIMEOUT'
   | 'LB_UPSTREAM_RESET'
   | 'LB_BAD_REQUEST'
+  | 'LB_QUEUE_FULL'
+  | 'LB_QUEUE_TIMEOUT'
   | 'LB_SHUTTING_DOWN';
 
 /** The status each code answers with when no response header has been sent yet. */
@@ -17,6 +19,8 @@ export const statusOf: Readonly<Record<LbErrorCode, number>> = Object.freeze({
   LB_UPSTREAM_TIMEOUT: 504,
   LB_UPSTREAM_RESET: 502,
   LB_BAD_REQUEST: 400,
+  LB_QUEUE_FULL: 503,
+  LB_QUEUE_TIMEOUT: 503,
   LB_SHUTTING_DOWN: 503,
 });
 

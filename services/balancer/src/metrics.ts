@@ -15,6 +15,8 @@ export interface Metrics {
   recordRequest(upstream: string, status: number, seconds: number): void;
   recordFailure(upstream: string, reason: FailureReason): void;
   recordRetry(): void;
+  /** A retry the budget refused. */
+  recordRetryRefused(): void;
 }
 
 /** Creates the metrics; gauges read the upstream registry at scrape time, never on the data path. */
@@ -45,6 +47,11 @@ export function createMetrics(upstreams: Registry): Metrics {
   const retries = new Counter({
     name: 'lb_retries_total',
     help: 'Attempts retried on another upstream.',
+    registers: [registry],
+  });
+  const retriesRefused = new Counter({
+    name: 'lb_retry_budget_exhausted_total',
+    help: 'Retries not attempted because the retry budget was spent.',
     registers: [registry],
   });
   new Gauge({
@@ -132,6 +139,9 @@ export function createMetrics(upstreams: Registry): Metrics {
     },
     recordRetry() {
       retries.inc();
+    },
+    recordRetryRefused() {
+      retriesRefused.inc();
     },
   };
 }

@@ -5,14 +5,16 @@ import type { Config } from './config.js';
 import type { DecisionLog } from './decision-log.js';
 import { LbError, failureReasonOf, toLbError } from './errors.js';
 import { clientResponseHeaders, hasRequestBody, upstreamRequestHeaders } from './forward-headers.js';
-import type { HealthChecker } from './health/checker.js';
+import type { OutlierDetector } from './health/outlier-detector.js';
 import type { Metrics } from './metrics.js';
 import { NO_UPSTREAM } from './metrics.js';
-import { lazyBody } from './request-body.js';
 import { pickLeastConnections } from './picker/least-connections.js';
 import type { Pick } from './picker/least-connections.js';
+import { lazyBody } from './request-body.js';
+import type { RetryBudget } from './retry-budget.js';
 import type { Registry } from './upstreams/registry.js';
 import type { Upstream } from './upstreams/upstream.js';
+import type { WaitQueue } from './wait-queue.js';
 
 /** Methods whose effect is the same however often they are sent (RFC 9110 §9.2.2). */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE']);
@@ -20,10 +22,16 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
 /** Status logged for a request whose client went away before its response ended (nginx's 499). */
 const CLIENT_CLOSED = 499;
 
+/** Abort reasons: the client left, or the whole-request deadline passed. */
+const CLIENT_GONE = 'client-gone';
+const DEADLINE = 'deadline';
+
 export interface ProxyDeps {
   readonly config: Config;
   readonly registry: Registry;
-  readonly health: HealthChecker;
+  readonly outliers: OutlierDetector;
+  readonly retryBudget: RetryBudget;
+  readonly queue: WaitQueue;
   readonly metrics: Metrics;
   readonly decisions: DecisionLog;
   readonly logger: Logger;
@@ -41,7 +49,7 @@ export function explainDecision(pick: Pick<Upstream>, candidates: readonly Upstr
  * Bodies stream both ways with backpressure (undici writes into `res` and waits for drain).
  */
 export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res: ServerResponse) => void {
-  const { config, registry, health, metrics, decisions, logger, random } = deps;
+  const { config, registry, outliers, retryBudget, queue, metrics, decisions, logger, random } = deps;
   let turn = 0;
 
   const sendError = (res: ServerResponse, err: LbError, requestId: string, upstream: string | undefined): void => {
@@ -61,6 +69,21 @@ export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res:
     res.end(body);
   };
 
+  /** Upstreams that may take one more request now: available and under their cap. */
+  const candidatesFor = (tried: Set<Upstream> | undefined): readonly Upstream[] => {
+    const all = registry.available();
+    let full = false;
+    for (const u of all) {
+      if (u.maxInFlight > 0 && u.inFlight >= u.maxInFlight) {
+        full = true;
+        break;
+      }
+    }
+    // The common case (no caps reached, first attempt) allocates nothing.
+    if (!full && tried === undefined) return all;
+    return all.filter((u) => !(tried?.has(u) ?? false) && (u.maxInFlight === 0 || u.inFlight < u.maxInFlight));
+  };
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const started = performance.now();
     const incomingId = req.headers['x-request-id'];
@@ -72,21 +95,42 @@ export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res:
       proto: 'http',
       requestId,
     });
+    // One controller cancels the upstream request; its reason says who pulled the plug.
     const abort = new AbortController();
+    const clientGone = (): boolean => abort.signal.reason === CLIENT_GONE;
+    const timedOut = (): boolean => abort.signal.reason === DEADLINE;
     const onClose = (): void => {
-      if (!res.writableFinished) abort.abort();
+      if (!res.writableFinished) abort.abort(CLIENT_GONE);
     };
     res.once('close', onClose);
+    const deadline =
+      config.requestTimeoutMs > 0
+        ? setTimeout(() => {
+            abort.abort(DEADLINE);
+          }, config.requestTimeoutMs)
+        : undefined;
+    retryBudget.recordRequest();
 
     let tried: Set<Upstream> | undefined;
     let lastUpstream: string | undefined;
     let lastError: LbError | undefined;
     try {
-      for (let attempt = 0; attempt <= config.retries; attempt++) {
-        const all = registry.available();
-        const candidates = tried === undefined ? all : all.filter((u) => !tried?.has(u));
+      for (let attempt = 0; attempt <= config.retries; ) {
+        const candidates = candidatesFor(tried);
         const pick = pickLeastConnections(candidates, { tieBreak: config.tieBreak, random, turn: turn++ });
-        if (pick === undefined) break;
+        if (pick === undefined) {
+          // Every available upstream is at its cap: wait in line. None available at all: fail now.
+          if (registry.available().length === 0 || tried !== undefined || config.queueLength === 0) break;
+          try {
+            await queue.wait(abort.signal);
+          } catch (err) {
+            if (clientGone()) return;
+            lastError = err instanceof LbError ? err : new LbError('LB_QUEUE_TIMEOUT', String(err));
+            break;
+          }
+          continue;
+        }
+        attempt++;
         const upstream = pick.chosen;
         lastUpstream = upstream.id;
         decisions.record(upstream.id, pick.reason);
@@ -105,30 +149,44 @@ export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res:
               return res;
             },
           );
-          if (res.statusCode >= 500) upstream.errors++;
+          if (res.statusCode >= 500) {
+            upstream.errors++;
+            if (config.passive5xx) outliers.recordFailure(upstream, 'status');
+          } else {
+            outliers.recordSuccess(upstream);
+          }
           return;
         } catch (err) {
-          if (abort.signal.aborted) return; // the client left; undici cancelled the upstream request
-          const reason = failureReasonOf(err);
+          if (clientGone()) return; // undici already cancelled the upstream request
+          const reason = timedOut() ? 'timeout' : failureReasonOf(err);
           upstream.errors++;
           metrics.recordFailure(upstream.id, reason);
-          if (reason === 'connect') health.reportConnectFailure(upstream);
-          lastError = toLbError(reason, upstream.id, err);
-          // Retry only what provably never reached the upstream, or a body-less idempotent request.
+          outliers.recordFailure(upstream, reason);
+          lastError = timedOut()
+            ? new LbError('LB_UPSTREAM_TIMEOUT', `upstream ${upstream.id} did not finish within ${config.requestTimeoutMs} ms`)
+            : toLbError(reason, upstream.id, err);
+          // Retry only what provably never reached the upstream, or a body-less idempotent request;
+          // never a timeout (a slow upstream would get the load twice), never past the budget.
           const neverSent = reason === 'connect' && !req.readableDidRead;
           const replaySafe = replayable && IDEMPOTENT.has(method) && reason !== 'timeout';
-          if (res.headersSent || !(neverSent || replaySafe) || attempt === config.retries) break;
+          if (res.headersSent || !(neverSent || replaySafe) || attempt > config.retries) break;
+          if (!retryBudget.tryAcquire()) {
+            metrics.recordRetryRefused();
+            break;
+          }
           (tried ??= new Set()).add(upstream);
           metrics.recordRetry();
           logger.debug({ upstream: upstream.id, reason, requestId }, 'retrying on another upstream');
         } finally {
           registry.release(upstream);
+          if (queue.length > 0) queue.wakeOne();
         }
       }
       sendError(res, lastError ?? new LbError('LB_NO_UPSTREAM', 'no upstream is available'), requestId, lastUpstream);
     } finally {
+      if (deadline !== undefined) clearTimeout(deadline);
       res.off('close', onClose);
-      const status = abort.signal.aborted ? CLIENT_CLOSED : res.statusCode;
+      const status = clientGone() ? CLIENT_CLOSED : res.statusCode;
       const seconds = (performance.now() - started) / 1000;
       metrics.recordRequest(lastUpstream ?? NO_UPSTREAM, status, seconds);
       if (logger.isLevelEnabled('debug')) {

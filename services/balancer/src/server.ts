@@ -10,14 +10,17 @@ import { createDecisionLog } from './decision-log.js';
 import { createDnsDiscovery, resolveAll } from './discovery/dns.js';
 import type { DnsDiscovery, Resolve } from './discovery/dns.js';
 import { createHealthChecker } from './health/checker.js';
+import { createOutlierDetector } from './health/outlier-detector.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import type { Metrics } from './metrics.js';
 import { createProxyHandler } from './proxy.js';
+import { createRetryBudget } from './retry-budget.js';
 import { takeSnapshot } from './snapshot.js';
 import type { Snapshot } from './snapshot.js';
 import { createRegistry } from './upstreams/registry.js';
 import type { Registry } from './upstreams/registry.js';
+import { createWaitQueue } from './wait-queue.js';
 
 /** What a balancer can be given instead of the real thing (tests). */
 export interface BalancerDeps {
@@ -80,6 +83,9 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
   const metrics = createMetrics(registry);
   const decisions = createDecisionLog();
   const health = createHealthChecker(registry, config, logger.child({ component: 'health' }));
+  const outliers = createOutlierDetector(registry, config, logger.child({ component: 'outliers' }));
+  const queue = createWaitQueue(config.queueLength, config.queueTimeoutMs);
+  const retryBudget = createRetryBudget(config.retryBudgetPercent, config.retryBudgetMin);
   const snapshot = (): Snapshot => takeSnapshot(registry, metrics.totals, decisions, config);
   const events = createEventHub(snapshot, config.eventsIntervalMs);
 
@@ -97,7 +103,7 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
   }
 
   const dataServer = createServer(
-    createProxyHandler({ config, registry, health, metrics, decisions, logger: logger.child({ component: 'proxy' }), random: deps.random ?? Math.random }),
+    createProxyHandler({ config, registry, outliers, retryBudget, queue, metrics, decisions, logger: logger.child({ component: 'proxy' }), random: deps.random ?? Math.random }),
   );
   let ready = false;
   const admin = createAdminApp({ metrics, snapshot, events, ready: () => ready, logger: logger.child({ component: 'admin' }) });
@@ -115,6 +121,7 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
     logger.info('shutting down: no new connections, finishing in-flight requests');
     discovery?.stop();
     health.stop();
+    outliers.stop();
     events.stop();
     const closing = Promise.all([close(dataServer), close(adminServer)]);
     adminServer.closeAllConnections();
@@ -137,6 +144,7 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
     });
     if ((await Promise.race([closing, deadline])) === 'timeout') {
       logger.warn({ inFlight: registry.inFlight() }, 'shutdown deadline passed; cutting remaining connections');
+      queue.stop();
       dataServer.closeAllConnections();
     }
     await closing;

@@ -3,13 +3,15 @@ import type { Config } from '../config.js';
 import type { Registry } from '../upstreams/registry.js';
 import type { Upstream } from '../upstreams/upstream.js';
 
-/** Decides whether upstreams may serve: active probes plus passive ejection on refused connects. */
+/**
+ * Active health checks: a probe of `path` every interval; `fall` failures in a row take an up
+ * upstream down, `rise` successes bring a down one back (one success for a new, unproven one).
+ * An upstream ejected by passive outlier detection stays down until its ejection ends.
+ */
 export interface HealthChecker {
   start(): void;
   /** Probes every unproven upstream now instead of at the next tick (after discovery added some). */
   probeUnproven(): void;
-  /** The proxy could not connect: take the upstream out of rotation at once. */
-  reportConnectFailure(upstream: Upstream): void;
   stop(): void;
 }
 
@@ -18,7 +20,6 @@ export function createHealthChecker(registry: Registry, config: Config, logger: 
   const { path, intervalMs, timeoutMs, rise, fall } = config.health;
   const active = intervalMs > 0;
   const probing = new Set<Upstream>();
-  const passiveTimers = new Set<NodeJS.Timeout>();
   let ticker: NodeJS.Timeout | undefined;
   let stopped = false;
 
@@ -26,7 +27,7 @@ export function createHealthChecker(registry: Registry, config: Config, logger: 
     u.probeFailures = 0;
     u.probeSuccesses++;
     if (u.state === 'unproven') registry.setState(u, 'up', 'first health probe passed');
-    else if (u.state === 'down' && u.probeSuccesses >= rise) registry.setState(u, 'up', `${rise} health probes passed`);
+    else if (u.state === 'down' && u.probeSuccesses >= rise && Date.now() >= u.ejectedUntil) registry.setState(u, 'up', `${rise} health probes passed`);
   };
 
   const failed = (u: Upstream, why: string): void => {
@@ -73,22 +74,10 @@ export function createHealthChecker(registry: Registry, config: Config, logger: 
       if (!active || stopped) return;
       for (const u of registry.list()) if (u.state === 'unproven') void probe(u);
     },
-    reportConnectFailure(u) {
-      if (u.state !== 'up') return;
-      registry.setState(u, 'down', 'connection failed (passive check)');
-      if (active) return; // active probes bring it back after `rise` successes
-      const timer = setTimeout(() => {
-        passiveTimers.delete(timer);
-        if (!stopped && u.state === 'down' && !u.removed) registry.setState(u, 'up', `passive ejection of ${config.passiveDownMs} ms over`);
-      }, config.passiveDownMs);
-      passiveTimers.add(timer);
-    },
     stop() {
       stopped = true;
       if (ticker !== undefined) clearInterval(ticker);
       ticker = undefined;
-      for (const t of passiveTimers) clearTimeout(t);
-      passiveTimers.clear();
       logger.debug('health checker stopped');
     },
   };

@@ -64,6 +64,10 @@ export class Upstream implements Candidate {
   longLived = 0;
   /** When the upstream last became `up` (ms epoch), for slow start. */
   upSince = 0;
+  /** Passive outlier detection: recent failure times, ejections in a row, end of the current one. */
+  failureTimes: number[] = [];
+  ejections = 0;
+  ejectedUntil = 0;
   /** Drain requested by an operator (not by discovery): when it started and its deadline (ms epoch). */
   drainStartedAt = 0;
   drainDeadline = 0;

@@ -1,0 +1,407 @@
+/**
+ * nginx/default.conf.template: rendered the way the nginx image's entrypoint renders it (envsubst
+ * of the four variables), checked with Debian's `nginx -t`, then run for real in front of a real
+ * balancer to prove what the config is for: cache headers, gzip, GET-only /api/, unbuffered SSE,
+ * JSON errors while the balancer is away and no stale address after it comes back.
+ */
+import assert from 'node:assert/strict';
+import { spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import { connect, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { REPO_ROOT, freePorts, missingBuild, startCluster, type Cluster } from '../../scripts/cluster-lib.mjs';
+
+const TEMPLATE = join(REPO_ROOT, 'nginx', 'default.conf.template');
+const VARIABLES = ['BALANCER_HOST', 'BALANCER_PORT', 'BALANCER_ADMIN_PORT', 'NGINX_LOCAL_RESOLVERS'] as const;
+
+/** envsubst as the image runs it: `${NAME}` of the given names only; nginx's own `$vars` stay. */
+function render(template: string, values: Record<(typeof VARIABLES)[number], string>): string {
+  return template.replace(/\$\{([A-Z_][A-Z0-9_]*)\}/g, (whole, name: string) =>
+    name in values ? values[name as keyof typeof values] : whole,
+  );
+}
+
+/** The image's /etc/nginx/nginx.conf, with every writable path moved into `dir`. */
+function mainConf(dir: string): string {
+  return `
+worker_processes 1;
+pid ${dir}/nginx.pid;
+error_log ${dir}/error.log notice;
+events { worker_connections 1024; }
+http {
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log ${dir}/access.log;
+    sendfile on;
+    keepalive_timeout 65;
+    client_body_temp_path ${dir}/client_body;
+    proxy_temp_path ${dir}/proxy;
+    fastcgi_temp_path ${dir}/fastcgi;
+    uwsgi_temp_path ${dir}/uwsgi;
+    scgi_temp_path ${dir}/scgi;
+    include ${dir}/conf.d/*.conf;
+}
+`;
+}
+
+const nginxBin = ['/usr/sbin/nginx', '/usr/bin/nginx', '/usr/local/sbin/nginx'].find((p) => existsSync(p));
+let warned = false;
+
+/** The nginx binary, or skips the test with a message when it is not installed (CI installs it). */
+function requireNginx(ctx: Mocha.Context): string {
+  if (nginxBin) return nginxBin;
+  if (!warned) {
+    warned = true;
+    console.warn('    nginx is not installed: skipping the nginx checks (apt-get install nginx)');
+  }
+  return ctx.skip();
+}
+
+async function writeConfig(dir: string, serverConf: string): Promise<string> {
+  await rm(join(dir, 'conf.d'), { recursive: true, force: true });
+  await mkdir(join(dir, 'conf.d'), { recursive: true });
+  await writeFile(join(dir, 'conf.d', 'default.conf'), serverConf);
+  const conf = join(dir, 'nginx.conf');
+  await writeFile(conf, mainConf(dir));
+  return conf;
+}
+
+/** Runs nginx in the foreground with the template rendered for `values`, on a free loopback port. */
+async function startNginx(values: Record<(typeof VARIABLES)[number], string>): Promise<{ base: string; stop(): Promise<void> }> {
+  const dir = await mkdtemp(join(tmpdir(), 'lcb-nginx-run-'));
+  // Workers run as nobody when the master is root: they must reach the temp dirs.
+  await chmod(dir, 0o755);
+  const [port] = await freePorts(1);
+  assert.ok(port);
+  const rendered = render(await readFile(TEMPLATE, 'utf8'), values)
+    // The only two edits: a free loopback port instead of 8080, the fresh build instead of the image's copy.
+    .replace('listen 8080;', `listen 127.0.0.1:${port};`)
+    .replace('root /usr/share/nginx/html;', `root ${join(REPO_ROOT, 'frontend', 'dist')};`);
+  assert.match(rendered, new RegExp(`listen 127\\.0\\.0\\.1:${port};`));
+  assert.ok(rendered.includes(`root ${join(REPO_ROOT, 'frontend', 'dist')};`));
+  const conf = await writeConfig(dir, rendered);
+  const proc = spawn(nginxBin ?? 'nginx', ['-p', dir, '-c', conf, '-e', join(dir, 'error.log'), '-g', 'daemon off;'], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  const exited = once(proc, 'exit');
+  const base = `http://127.0.0.1:${port}`;
+  const stop = async (): Promise<void> => {
+    if (proc.exitCode === null && proc.signalCode === null) {
+      proc.kill('SIGTERM');
+      await exited;
+    }
+    await rm(dir, { recursive: true, force: true });
+  };
+  try {
+    await until('nginx to listen', async () => ((await fetch(`${base}/`)).ok ? true : undefined));
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { base, stop };
+}
+
+/**
+ * Reads Server-Sent Events for up to 5 s and returns when each of the first five arrived (ms after
+ * the request started) plus the text.
+ */
+async function eventArrivals(url: string): Promise<{ arrivals: number[]; text: string; res: Response }> {
+  const controller = new AbortController();
+  const started = Date.now();
+  const res = await fetch(url, { signal: controller.signal });
+  assert.ok(res.body);
+  const reader = res.body.getReader();
+  const decoder = new TextDecoder();
+  const arrivals: number[] = [];
+  let text = '';
+  const timer = setTimeout(() => {
+    controller.abort();
+  }, 5000);
+  try {
+    while (arrivals.length < 5) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      text += decoder.decode(value, { stream: true });
+      const events = text.split('\n\n').length - 1;
+      while (arrivals.length < events) arrivals.push(Date.now() - started);
+    }
+  } catch {
+    // aborted after 5 s: the assertions below say what was missing
+  } finally {
+    clearTimeout(timer);
+    controller.abort();
+    await reader.cancel().catch(() => undefined);
+  }
+  return { arrivals, text, res };
+}
+
+/** Events that arrive one by one, not in a lump when a buffer fills or the stream ends. */
+function assertStreamed(arrivals: number[]): void {
+  assert.ok(arrivals.length >= 5, `only ${arrivals.length} events in 5 s`);
+  assert.ok((arrivals[0] ?? Infinity) < 1000, `first event after ${arrivals[0]} ms`);
+  const spread = (arrivals[4] ?? 0) - (arrivals[0] ?? 0);
+  assert.ok(spread >= 250, `events came in a lump (arrivals ${arrivals.join(', ')} ms)`);
+}
+
+/** Size of the stream the backpressure test offers; ~10 MB fit into loopback socket buffers. */
+const FLOOD_BYTES = 40e6;
+
+const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
+
+async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+describe('nginx/default.conf.template', function () {
+  let dir = '';
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'lcb-nginx-'));
+    // Workers run as nobody when the master is root: they must reach the temp dirs.
+    await chmod(dir, 0o755);
+  });
+
+  after(async () => {
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('uses only the four documented environment variables', async () => {
+    const template = await readFile(TEMPLATE, 'utf8');
+    const used = new Set([...template.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g)].map((m) => m[1]));
+    assert.deepEqual([...used].sort(), [...VARIABLES].sort());
+    const rendered = render(template, { BALANCER_HOST: 'balancer', BALANCER_PORT: '8001', BALANCER_ADMIN_PORT: '9001', NGINX_LOCAL_RESOLVERS: '127.0.0.11' });
+    assert.doesNotMatch(rendered, /\$\{/);
+    assert.match(rendered, /set \$balancer_data http:\/\/balancer:8001;/);
+    assert.match(rendered, /resolver 127\.0\.0\.11 valid=2s ipv6=off;/);
+  });
+
+  it('passes `nginx -t` once rendered', async function () {
+    const bin = requireNginx(this);
+    const template = await readFile(TEMPLATE, 'utf8');
+    const conf = await writeConfig(
+      dir,
+      render(template, { BALANCER_HOST: 'balancer', BALANCER_PORT: '8001', BALANCER_ADMIN_PORT: '9001', NGINX_LOCAL_RESOLVERS: '127.0.0.1' }),
+    );
+    const r = spawnSync(bin, ['-t', '-p', dir, '-c', conf, '-e', join(dir, 'error.log')], { encoding: 'utf8' });
+    assert.equal(r.status, 0, `nginx -t failed:\n${r.stderr}`);
+    assert.match(r.stderr, /syntax is ok/);
+    assert.match(r.stderr, /test is successful/);
+  });
+
+  it('`nginx -t` rejects a broken render (the check can fail)', async function () {
+    const bin = requireNginx(this);
+    const template = await readFile(TEMPLATE, 'utf8');
+    // What happens when NGINX_ENTRYPOINT_LOCAL_RESOLVERS is not set: the variable stays empty.
+    const conf = await writeConfig(
+      dir,
+      render(template, { BALANCER_HOST: 'balancer', BALANCER_PORT: '8001', BALANCER_ADMIN_PORT: '9001', NGINX_LOCAL_RESOLVERS: '' }),
+    );
+    const r = spawnSync(bin, ['-t', '-p', dir, '-c', conf, '-e', join(dir, 'error.log')], { encoding: 'utf8' });
+    assert.notEqual(r.status, 0);
+  });
+
+  // The balancer sends `X-Accel-Buffering: no`, which alone turns nginx's buffering off; this
+  // upstream does not, so only the config's own `proxy_buffering off` can keep the stream flowing.
+  describe('with an event stream that does not ask nginx to stop buffering', function () {
+    this.timeout(30_000);
+    let sse: Server | undefined;
+    let written = 0;
+    let nginx: { base: string; stop(): Promise<void> } | undefined;
+
+    before(async function () {
+      requireNginx(this);
+      const server = createServer((req, res) => {
+        res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
+        if (req.url === '/api/flood') {
+          const chunk = `data: ${'x'.repeat(1 << 20)}\n\n`;
+          const pump = (): void => {
+            while (written < FLOOD_BYTES) {
+              written += chunk.length;
+              if (!res.write(chunk)) {
+                res.once('drain', pump);
+                return;
+              }
+            }
+          };
+          pump();
+          req.on('close', () => {
+            res.destroy();
+          });
+          return;
+        }
+        // Small events, well under one proxy buffer: a buffering proxy would sit on them.
+        const timer = setInterval(() => res.write(`event: snapshot\ndata: {"time":${Date.now()}}\n\n`), 100);
+        req.on('close', () => {
+          clearInterval(timer);
+        });
+      });
+      sse = server;
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      const addr = server.address() as AddressInfo;
+      nginx = await startNginx({
+        BALANCER_HOST: '127.0.0.1',
+        BALANCER_PORT: String(addr.port),
+        BALANCER_ADMIN_PORT: String(addr.port),
+        NGINX_LOCAL_RESOLVERS: '127.0.0.1',
+      });
+    });
+
+    after(async () => {
+      await nginx?.stop();
+      if (sse) {
+        const server = sse;
+        server.closeAllConnections();
+        await new Promise<void>((ok) => {
+          server.close(() => {
+            ok();
+          });
+        });
+      }
+    });
+
+    it('holds a stream back for a client that does not read, instead of spooling it (proxy_buffering off)', async () => {
+      assert.ok(nginx);
+      // A raw socket that sends the request and never reads: only kernel buffers can fill up.
+      const port = Number(new URL(nginx.base).port);
+      const client = connect(port, '127.0.0.1');
+      client.pause();
+      client.write(`GET /api/flood HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`);
+      try {
+        // Wait until the upstream is stuck (nothing written for 500 ms) or everything went out.
+        let last = -1;
+        let still = 0;
+        await until(
+          'the flood to stop',
+          () => {
+            still = written === last ? still + 1 : 0;
+            last = written;
+            return Promise.resolve(written >= FLOOD_BYTES || still >= 5 ? true : undefined);
+          },
+          15_000,
+        );
+        // Buffering on, nginx reads all of it into temp files; off, it stops at the socket buffers.
+        assert.ok(written < FLOOD_BYTES * 0.75, `nginx took ${(written / 1e6).toFixed(1)} MB from a stream nobody read`);
+      } finally {
+        client.destroy();
+      }
+    });
+
+    it('passes each event on as it comes', async () => {
+      assert.ok(nginx);
+      const { arrivals, res } = await eventArrivals(`${nginx.base}/api/events`);
+      assert.equal(res.status, 200);
+      assertStreamed(arrivals);
+    });
+  });
+
+  describe('in front of a real balancer', function () {
+    this.timeout(60_000);
+    let cluster: Cluster | undefined;
+    let nginx: { base: string; stop(): Promise<void> } | undefined;
+    let base = '';
+
+    before(async function () {
+      requireNginx(this);
+      if (missingBuild().length) throw new Error(`run \`npm run build\` first (missing ${missingBuild().join(', ')})`);
+      cluster = await startCluster({ backends: 2, basePort: 0, balancerPort: 0, adminPort: 0, ui: false, delayScale: 0.02 });
+      nginx = await startNginx({
+        BALANCER_HOST: '127.0.0.1',
+        BALANCER_PORT: String(cluster.balancer.port),
+        BALANCER_ADMIN_PORT: new URL(cluster.urls.admin).port,
+        NGINX_LOCAL_RESOLVERS: '127.0.0.1',
+      });
+      base = nginx.base;
+    });
+
+    after(async () => {
+      await nginx?.stop();
+      await cluster?.stop();
+    });
+
+    it('serves index.html revalidated, with a CSP, and hashed assets immutable and gzipped', async () => {
+      const res = await fetch(`${base}/`);
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get('content-type') ?? '', /^text\/html/);
+      assert.equal(res.headers.get('cache-control'), 'no-cache');
+      assert.match(res.headers.get('content-security-policy') ?? '', /default-src 'self'/);
+      const html = await res.text();
+      const js = /src="(\/assets\/main-[A-Z0-9]+\.js)"/.exec(html)?.[1];
+      const css = /href="(\/assets\/main-[A-Z0-9]+\.css)"/.exec(html)?.[1];
+      assert.ok(js && css, 'index.html names hashed bundles');
+      for (const asset of [js, css]) {
+        const a = await fetch(`${base}${asset}`, { headers: { 'accept-encoding': 'gzip' } });
+        assert.equal(a.status, 200, asset);
+        assert.equal(a.headers.get('cache-control'), 'public, max-age=31536000, immutable');
+        assert.equal(a.headers.get('content-encoding'), 'gzip', `${asset} is gzipped`);
+        await a.arrayBuffer();
+      }
+      const missing = await fetch(`${base}/nope.txt`);
+      assert.equal(missing.status, 404);
+      await missing.arrayBuffer();
+    });
+
+    it('proxies /images/ to the balancer, errors from behind it unchanged', async () => {
+      const res = await fetch(`${base}/images/1?nocache=${Date.now()}`);
+      assert.equal(res.status, 200);
+      assert.equal(res.headers.get('content-type'), 'image/png');
+      assert.ok(cluster?.upstreams.includes(res.headers.get('x-upstream') ?? ''), 'X-Upstream names one of our backends');
+      assert.match(res.headers.get('x-backend-id') ?? '', /^backend-\d$/);
+      assert.ok((await res.arrayBuffer()).byteLength > 0);
+      const missing = await fetch(`${base}/images/9`);
+      assert.equal(missing.status, 404);
+      assert.equal(((await missing.json()) as { error: string }).error, 'IMAGE_NOT_FOUND');
+    });
+
+    it('allows only GET and HEAD on /api/', async () => {
+      const get = await fetch(`${base}/api/upstreams`);
+      assert.equal(get.status, 200);
+      const snap = (await get.json()) as { upstreams: { id: string }[] };
+      assert.deepEqual(snap.upstreams.map((u) => u.id).sort(), [...(cluster?.upstreams ?? [])].sort());
+      const head = await fetch(`${base}/api/upstreams`, { method: 'HEAD' });
+      assert.equal(head.status, 200);
+      for (const method of ['POST', 'PUT', 'DELETE']) {
+        const res = await fetch(`${base}/api/upstreams`, { method, body: method === 'DELETE' ? undefined : '{}' });
+        assert.equal(res.status, 405, method);
+        assert.equal(res.headers.get('allow'), 'GET, HEAD');
+        assert.equal(((await res.json()) as { error: string }).error, 'METHOD_NOT_ALLOWED');
+      }
+    });
+
+    it('streams /api/events event by event', async () => {
+      const { arrivals, text, res } = await eventArrivals(`${base}/api/events`);
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
+      assert.equal(res.headers.get('content-encoding'), null, 'gzip would hold events back');
+      assertStreamed(arrivals);
+      assert.match(text, /event: snapshot\ndata: \{/);
+    });
+
+    it('answers JSON 502 while the balancer is down and recovers when it is back, without a reload', async () => {
+      assert.ok(cluster);
+      await cluster.balancer.stop();
+      const down = await fetch(`${base}/api/upstreams`);
+      assert.equal(down.status, 502);
+      assert.deepEqual(await down.json(), { error: 'BALANCER_UNAVAILABLE', message: 'the balancer is not reachable' });
+      const image = await fetch(`${base}/images/1`);
+      assert.equal(image.status, 502);
+      assert.equal(((await image.json()) as { error: string }).error, 'BALANCER_UNAVAILABLE');
+      await cluster.balancer.restart();
+      const back = await until('the balancer behind nginx', async () => {
+        const r = await fetch(`${base}/api/upstreams`);
+        return r.status === 200 ? r : undefined;
+      });
+      assert.ok(Array.isArray(((await back.json()) as { upstreams: unknown }).upstreams));
+    });
+  });
+});

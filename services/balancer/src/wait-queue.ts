@@ -1,0 +1,73 @@
+import { LbError } from './errors.js';
+
+/**
+ * The bounded FIFO where requests wait when every available upstream is at its in-flight cap
+ * (HAProxy's queue): served in arrival order as capacity frees, refused when full or too slow.
+ */
+export interface WaitQueue {
+  /** Resolves when the caller may try to pick again; rejects with LB_QUEUE_FULL / LB_QUEUE_TIMEOUT. */
+  wait(signal: AbortSignal): Promise<void>;
+  /** Lets the oldest waiter try again (call whenever an upstream finishes a request). */
+  wakeOne(): void;
+  readonly length: number;
+  /** Rejects every waiter (shutdown). */
+  stop(): void;
+}
+
+interface Waiter {
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+/** Creates a queue of at most `maxLength` waiters, each waiting at most `timeoutMs`. */
+export function createWaitQueue(maxLength: number, timeoutMs: number): WaitQueue {
+  const waiters: Waiter[] = [];
+
+  const remove = (w: Waiter): void => {
+    const at = waiters.indexOf(w);
+    if (at !== -1) waiters.splice(at, 1);
+  };
+
+  return {
+    wait(signal) {
+      if (waiters.length >= maxLength) {
+        return Promise.reject(new LbError('LB_QUEUE_FULL', `every upstream is at capacity and ${maxLength} requests already wait`));
+      }
+      return new Promise<void>((resolve, reject) => {
+        const done = (): void => {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', onAbort);
+        };
+        const waiter: Waiter = {
+          resolve: () => {
+            done();
+            resolve();
+          },
+          reject: (err) => {
+            done();
+            reject(err);
+          },
+        };
+        const timer = setTimeout(() => {
+          remove(waiter);
+          waiter.reject(new LbError('LB_QUEUE_TIMEOUT', `no upstream had capacity within ${timeoutMs} ms`));
+        }, timeoutMs);
+        const onAbort = (): void => {
+          remove(waiter);
+          waiter.reject(new LbError('LB_QUEUE_TIMEOUT', 'client went away while queued'));
+        };
+        signal.addEventListener('abort', onAbort, { once: true });
+        waiters.push(waiter);
+      });
+    },
+    wakeOne() {
+      waiters.shift()?.resolve();
+    },
+    get length() {
+      return waiters.length;
+    },
+    stop() {
+      for (const w of waiters.splice(0)) w.reject(new LbError('LB_SHUTTING_DOWN', 'the balancer is shutting down'));
+    },
+  };
+}
