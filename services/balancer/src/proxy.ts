@@ -165,10 +165,11 @@ export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res:
           lastError = timedOut()
             ? new LbError('LB_UPSTREAM_TIMEOUT', `upstream ${upstream.id} did not finish within ${config.requestTimeoutMs} ms`)
             : toLbError(reason, upstream.id, err);
-          // Retry only what provably never reached the upstream, or a body-less idempotent request;
-          // never a timeout (a slow upstream would get the load twice), never past the budget.
+          // Retry only what provably never reached the upstream, or a body-less idempotent request
+          // (a header timeout too, like HAProxy's retry-on response-timeout); never after the
+          // whole-request deadline, never past the retry budget.
           const neverSent = reason === 'connect' && !req.readableDidRead;
-          const replaySafe = replayable && IDEMPOTENT.has(method) && reason !== 'timeout';
+          const replaySafe = replayable && IDEMPOTENT.has(method) && !timedOut();
           if (res.headersSent || !(neverSent || replaySafe) || attempt > config.retries) break;
           if (!retryBudget.tryAcquire()) {
             metrics.recordRetryRefused();

@@ -1,0 +1,301 @@
+/**
+ * The page in Chromium against the real cluster of `npm start` (built backends, balancer and the
+ * launcher's page server on free ports): the image button, a load burst seen live, a backend killed,
+ * the balancer restarted, a phone screen, and no console errors along the way.
+ */
+import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { missingBuild, startCluster, type Cluster } from '../../scripts/cluster-lib.mjs';
+
+const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
+const REASONS = ['only-candidate', 'least-loaded', 'tie-rotation', 'tie-random'];
+const WAITING = 'Waiting for server response...';
+const FAILED = 'Error occurred, try again';
+
+/** Launches Debian's Chromium the way toolchain.md says. */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    args: ['--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+}
+
+/** Collects console errors and uncaught exceptions of a page. */
+function watchProblems(page: Page, problems: string[]): void {
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`console: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+}
+
+/** The text of every row's in-flight value, by upstream id. */
+async function inFlightByUpstream(page: Page): Promise<Record<string, number>> {
+  return page.$$eval('[data-testid="upstream-row"]', (rows) =>
+    Object.fromEntries(rows.map((r) => [r.getAttribute('data-upstream') ?? '', Number(r.getAttribute('data-in-flight'))])),
+  );
+}
+
+describe('the page against a real cluster', function () {
+  this.timeout(60_000);
+  let cluster: Cluster | undefined;
+  let browser: Browser | undefined;
+  let context: BrowserContext | undefined;
+  let page: Page;
+  const problems: string[] = [];
+  /** Console messages a test expects (e.g. the 404 it provoked); reset after every test. */
+  let expected: RegExp[] = [];
+
+  before(async function () {
+    this.timeout(120_000);
+    const missing = missingBuild();
+    if (missing.length) throw new Error(`run \`npm run build\` first (missing ${missing.join(', ')})`);
+    await mkdir(ARTIFACTS, { recursive: true });
+    // Images take 50-500 ms instead of 1-10 s; explain on for X-Lb-Decision.
+    cluster = await startCluster({ backends: 4, basePort: 0, balancerPort: 0, adminPort: 0, uiPort: 0, delayScale: 0.05 });
+    browser = await launchChromium();
+    context = await browser.newContext({ viewport: { width: 1400, height: 1000 }, colorScheme: 'dark' });
+    page = await context.newPage();
+    watchProblems(page, problems);
+  });
+
+  /** Ends every test: no console error or uncaught exception other than the ones it expects. */
+  function assertNoConsoleErrors(): void {
+    const unexpected = problems.filter((p) => !expected.some((re) => re.test(p)));
+    assert.deepEqual(unexpected, [], 'console errors');
+  }
+
+  afterEach(() => {
+    problems.length = 0;
+    expected = [];
+  });
+
+  after(async () => {
+    await context?.close();
+    await browser?.close();
+    await cluster?.stop();
+  });
+
+  it('shows every backend live, up, with its weight', async () => {
+    assert.ok(cluster);
+    const res = await page.goto(cluster.urls.ui);
+    assert.equal(res?.status(), 200);
+    await page.waitForSelector('#connection[data-state="live"]');
+    await page.waitForFunction((n) => document.querySelectorAll('[data-testid="upstream-row"]').length === n, cluster.upstreams.length);
+    const rows = await page.$$eval('[data-testid="upstream-row"]', (els) =>
+      els.map((r) => ({
+        id: r.getAttribute('data-upstream'),
+        state: r.querySelector('[data-testid="state"]')?.textContent,
+        weight: r.querySelector('[data-testid="weight"]')?.textContent,
+        inFlight: r.querySelector('[data-testid="in-flight"]')?.textContent,
+      })),
+    );
+    assert.deepEqual(rows.map((r) => r.id).sort(), [...cluster.upstreams].sort());
+    for (const r of rows) assert.deepEqual([r.state, r.weight, r.inFlight], ['up', '1', '0'], JSON.stringify(r));
+    assert.equal(await page.textContent('#kpi-available'), '4 / 4');
+    assert.equal(await page.textContent('#explain'), 'on');
+    assert.equal(await page.textContent('#connection-text'), 'Live');
+    assertNoConsoleErrors();
+  });
+
+  it('updates the live view at least five times a second', async () => {
+    // The footer shows the time of the last snapshot: count how often it changes in 2 s.
+    const changes = await page.evaluate(
+      () =>
+        new Promise<number>((ok) => {
+          const el = document.getElementById('last-update');
+          if (!el) {
+            ok(0);
+            return;
+          }
+          const seen = new Set<string>();
+          const obs = new MutationObserver(() => seen.add(el.textContent));
+          obs.observe(el, { childList: true, characterData: true, subtree: true });
+          setTimeout(() => {
+            obs.disconnect();
+            ok(seen.size);
+          }, 2000);
+        }),
+    );
+    assert.ok(changes >= 10, `only ${changes} updates in 2 s`);
+    assertNoConsoleErrors();
+  });
+
+  it('fetches an image through the balancer and names the backend that served it', async () => {
+    assert.ok(cluster);
+    // Record every status text, so the short "waiting" phase cannot slip between two polls.
+    await page.evaluate(() => {
+      const el = document.getElementById('image-status');
+      const texts: string[] = [];
+      (window as unknown as { statusTexts: string[] }).statusTexts = texts;
+      if (el) new MutationObserver(() => texts.push(el.textContent)).observe(el, { childList: true, characterData: true, subtree: true });
+    });
+    await page.getByRole('button', { name: 'Fetch a random image' }).click();
+    await page.waitForSelector('#image-status[data-state="ok"]');
+    const texts = await page.evaluate(() => (window as unknown as { statusTexts: string[] }).statusTexts);
+    assert.equal(texts[0], WAITING);
+    assert.ok(await page.evaluate(() => (document.getElementById('image') as HTMLImageElement).naturalWidth > 0), 'image decoded');
+    const upstream = (await page.textContent('#image-upstream')) ?? '';
+    assert.ok(cluster.upstreams.includes(upstream), `served by ${upstream}`);
+    const backend = (await page.textContent('#image-backend')) ?? '';
+    assert.match(backend, /^backend-[1-4]$/);
+    assert.match((await page.textContent('#image-time')) ?? '', /^\d+(\.\d+)? (ms|s)$/);
+    assert.equal(await page.textContent('#image-http'), '200');
+    assert.ok(REASONS.includes((await page.textContent('[data-testid="decision-reason"]')) ?? ''));
+    // What the picker saw: one line per upstream, from X-Lb-Decision.
+    assert.equal(await page.locator('#image-decision tbody tr').count(), 4);
+    // The row of that upstream now also names the backend behind it.
+    assert.equal(await page.textContent(`[data-upstream="${upstream}"] [data-testid="backend-id"]`), backend);
+    assert.match((await page.getAttribute('#image', 'alt')) ?? '', new RegExp(`served by ${backend}`));
+    assertNoConsoleErrors();
+  });
+
+  it('shows "Error occurred, try again" with the error code of a failed request', async () => {
+    // Ask the real backends for an image that does not exist: their 404 comes back through the balancer.
+    expected = [/Failed to load resource: the server responded with a status of 404/];
+    await page.route('**/images/*', (route) => route.continue({ url: route.request().url().replace(/\/images\/\d+/, '/images/9') }));
+    try {
+      await page.getByRole('button', { name: 'Fetch a random image' }).click();
+      await page.waitForSelector('#image-status[data-state="error"]');
+    } finally {
+      await page.unroute('**/images/*');
+    }
+    const status = (await page.textContent('#image-status')) ?? '';
+    assert.ok(status.startsWith(FAILED), status);
+    assert.equal(await page.textContent('[data-testid="image-error-code"]'), 'IMAGE_NOT_FOUND');
+    assert.equal(await page.textContent('#image-http'), '404');
+    assert.equal(await page.isVisible('#image'), false);
+    assertNoConsoleErrors();
+  });
+
+  it('a burst of 40 shows in-flight rising on several backends and falling back to 0', async () => {
+    assert.ok(cluster);
+    const before = Number((await page.textContent('#kpi-requests'))?.replace(/,/g, ''));
+    // Record the highest in-flight each row displays while the burst runs.
+    await page.evaluate(() => {
+      const max: Record<string, number> = {};
+      (window as unknown as { maxInFlight: Record<string, number> }).maxInFlight = max;
+      const rowsEl = document.getElementById('upstream-rows');
+      if (!rowsEl) return;
+      new MutationObserver((records) => {
+        for (const r of records) {
+          const row = r.target as Element;
+          const id = row.getAttribute('data-upstream') ?? '';
+          max[id] = Math.max(max[id] ?? 0, Number(row.getAttribute('data-in-flight')));
+        }
+      }).observe(rowsEl, { attributes: true, attributeFilter: ['data-in-flight'], subtree: true });
+    });
+    await page.getByLabel('Concurrent requests').fill('40');
+    await page.getByRole('button', { name: 'Send burst' }).click();
+    await page.waitForSelector('#burst-status[data-state="done"]', { timeout: 45_000 });
+    assert.equal(await page.getAttribute('#burst-status', 'data-ok'), '40');
+    assert.equal(await page.getAttribute('#burst-status', 'data-failed'), '0');
+    await page.waitForFunction(() =>
+      [...document.querySelectorAll('[data-testid="upstream-row"]')].every((r) => r.getAttribute('data-in-flight') === '0'),
+    );
+    const max = await page.evaluate(() => (window as unknown as { maxInFlight: Record<string, number> }).maxInFlight);
+    const busy = Object.entries(max).filter(([, n]) => n > 0);
+    assert.ok(busy.length >= 2, `in-flight rose on ${busy.length} backend(s): ${JSON.stringify(max)}`);
+    assert.deepEqual(Object.values(await inFlightByUpstream(page)), [0, 0, 0, 0]);
+    // Least-connections spread the burst: every backend served part of it.
+    assert.equal(await page.locator('#burst-tally tbody tr').count(), 4);
+    await page.waitForFunction((n) => Number(document.getElementById('kpi-requests')?.textContent.replace(/,/g, '')) >= n, before + 40);
+    // The peak marker remembers the burst; the charts have a line per upstream.
+    const peaks = await page.$$eval('[data-testid="upstream-row"]', (rows) => rows.map((r) => Number(r.getAttribute('data-peak'))));
+    assert.ok(peaks.filter((p) => p > 0).length >= 2, `peaks ${peaks.join(',')}`);
+    await page.waitForFunction(() => document.getElementById('chart-inflight')?.dataset.series === '4');
+    assert.ok(Number(await page.getAttribute('#chart-rps', 'data-points')) > 0);
+    await page.screenshot({ path: `${ARTIFACTS}page-after-burst-dark.png`, fullPage: true });
+    assertNoConsoleErrors();
+  });
+
+  it('lists the routing decisions with their reasons', async () => {
+    assert.ok(cluster);
+    await page.waitForFunction(() => Number(document.getElementById('decisions')?.getAttribute('data-count')) > 0);
+    const items = await page.$$eval('[data-testid="decision"]:not([hidden])', (els) =>
+      els.map((li) => ({ chosen: li.getAttribute('data-chosen') ?? '', reason: li.getAttribute('data-reason') ?? '' })),
+    );
+    assert.ok(items.length > 0 && items.length <= 20);
+    for (const d of items) {
+      assert.ok(cluster.upstreams.includes(d.chosen), d.chosen);
+      assert.ok(REASONS.includes(d.reason), d.reason);
+    }
+    assertNoConsoleErrors();
+  });
+
+  it('marks a killed backend as no longer up, and up again once it is back', async () => {
+    assert.ok(cluster);
+    const victim = cluster.backends[1];
+    const id = cluster.upstreams[1];
+    assert.ok(victim && id);
+    await victim.stop('SIGKILL');
+    // Some traffic, so the balancer also notices through failed requests, not only its probes.
+    expected = [/Failed to load resource: the server responded with a status of 50[234]/];
+    await page.getByLabel('Concurrent requests').fill('8');
+    await page.getByRole('button', { name: 'Send burst' }).click();
+    await page.waitForSelector(`[data-upstream="${id}"]:not([data-state="up"]), #upstream-rows:not(:has([data-upstream="${id}"]))`, {
+      timeout: 20_000,
+    });
+    const state = await page.getAttribute(`[data-upstream="${id}"]`, 'data-state');
+    assert.notEqual(state, 'up');
+    await page.waitForSelector('#kpi-available[data-degraded="true"]');
+    assert.equal(await page.textContent('#kpi-available'), '3 / 4');
+    await page.waitForSelector('#burst-status[data-state="done"]', { timeout: 30_000 });
+    await page.screenshot({ path: `${ARTIFACTS}page-backend-down-dark.png`, fullPage: true });
+
+    await victim.restart();
+    await page.waitForSelector(`[data-upstream="${id}"][data-state="up"]`, { timeout: 20_000 });
+    await page.waitForSelector('#kpi-available:not([data-degraded="true"])');
+    assertNoConsoleErrors();
+  });
+
+  it('shows "reconnecting" while the balancer restarts, then goes live again by itself', async () => {
+    assert.ok(cluster);
+    // While the balancer is away the page server answers /api/events with a JSON 502, which the
+    // browser reports in the console; that is the expected part of this test.
+    expected = [/Failed to load resource: the server responded with a status of 502/, /EventSource's response has a MIME type/];
+    await cluster.balancer.stop();
+    await page.waitForSelector('#connection:is([data-state="reconnecting"], [data-state="disconnected"], [data-state="stale"])');
+    await page.waitForSelector('#upstream-table[data-stale="true"]');
+    await page.waitForSelector('#connection[data-state="disconnected"]', { timeout: 15_000 });
+    assert.match((await page.textContent('#connection-text')) ?? '', /^Disconnected · retrying in \d+ s$/);
+    await page.screenshot({ path: `${ARTIFACTS}page-disconnected-dark.png`, fullPage: true });
+    await cluster.balancer.restart();
+    await page.waitForSelector('#connection[data-state="live"]', { timeout: 20_000 });
+    await page.waitForSelector('#upstream-table[data-stale="false"]');
+    // The restarted balancer counts from 0: the page follows instead of showing old totals.
+    await page.waitForFunction(() => Number(document.getElementById('kpi-requests')?.textContent.replace(/,/g, '')) < 40);
+    assertNoConsoleErrors();
+  });
+
+  it('fits a phone screen and the light scheme, with every control labelled', async () => {
+    assert.ok(cluster && browser);
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, colorScheme: 'light' });
+    try {
+      const p = await phone.newPage();
+      watchProblems(p, problems);
+      await p.goto(cluster.urls.ui);
+      await p.waitForSelector('#connection[data-state="live"]');
+      await p.waitForFunction(() => document.querySelectorAll('[data-testid="upstream-row"]').length === 4);
+      const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `page is ${overflow}px wider than the phone`);
+      const unlabelled = await p.$$eval('button, input, select, textarea, progress', (els) =>
+        els
+          .filter((el) => {
+            const labelled = (el as HTMLInputElement).labels?.length ?? 0;
+            const name = el.getAttribute('aria-label') ?? el.textContent.trim();
+            return labelled === 0 && name === '';
+          })
+          .map((el) => el.outerHTML),
+      );
+      assert.deepEqual(unlabelled, []);
+      const bg = await p.evaluate(() => getComputedStyle(document.body).backgroundColor);
+      assert.equal(bg, 'rgb(244, 246, 249)', 'light scheme background');
+      await p.screenshot({ path: `${ARTIFACTS}page-phone-light.png`, fullPage: true });
+    } finally {
+      await phone.close();
+    }
+    assertNoConsoleErrors();
+  });
+});
