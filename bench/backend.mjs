@@ -74,4 +74,10 @@ server.listen(0, '127.0.0.1', () => {
 });
 
 // The harness stops us with SIGTERM; exit at once, in-flight bench requests do not matter then.
-process.once('SIGTERM', () => { process.exit(0); });
+// Say so on stderr (the harness's log of this process): if anything else sends it mid-run, the
+// harness reports the death with this line, and the cause is not a mystery.
+process.once('SIGTERM', () => {
+  process.stderr.write(`bench backend: SIGTERM received, exiting (served ${served}, in flight ${inFlight})\n`);
+  process.exit(0);
+});
+process.once('exit', (code) => { process.stderr.write(`bench backend: exit ${code}\n`); });

@@ -105,7 +105,6 @@ function sendJsonError(res, status, code, message, extra = {}) {
  * @property {http.Server} server
  * @property {(port: number, host?: string) => Promise<number>} listen resolves with the bound port
  * @property {() => Promise<void>} close idempotent; ends open streams (SSE) too
- * @property {(admin: Target, balancer: Target) => void} retarget point the proxy at other ports (balancer restarted elsewhere)
  */
 
 /**
@@ -115,8 +114,7 @@ function sendJsonError(res, status, code, message, extra = {}) {
  */
 export function createUiServer(opts) {
   const root = resolve(opts.root);
-  let balancer = opts.balancer;
-  let admin = opts.admin;
+  const { balancer, admin } = opts;
   const connectTimeoutMs = opts.connectTimeoutMs ?? 2000;
   // Keep-alive to the balancer, as nginx would with an upstream block; SSE streams hold one each.
   const agent = new http.Agent({ keepAlive: true, maxSockets: 512 });
@@ -274,10 +272,6 @@ export function createUiServer(opts) {
           ok(typeof addr === 'object' && addr ? addr.port : port);
         });
       });
-    },
-    retarget(nextAdmin, nextBalancer) {
-      admin = nextAdmin;
-      balancer = nextBalancer;
     },
     close() {
       closing ??= new Promise((ok) => {

@@ -5,9 +5,11 @@
  */
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { missingBuild, startCluster, type Cluster } from '../../scripts/cluster-lib.mjs';
+import { REPO_ROOT, freePorts, missingBuild, startCluster, type Cluster } from '../../scripts/cluster-lib.mjs';
+import { createUiServer, type UiServer } from '../../scripts/static-server.mjs';
 
 const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
 const REASONS = ['only-candidate', 'least-loaded', 'tie-rotation', 'tie-random'];
@@ -297,5 +299,120 @@ describe('the page against a real cluster', function () {
       await phone.close();
     }
     assertNoConsoleErrors();
+  });
+});
+
+/** One upstream of a scripted snapshot: [id, inFlight, requests, state, weight]. */
+type Row = [string, number, number, string, number?];
+
+function snapshotEvent(time: number, rows: Row[], imbalance = 1): string {
+  const upstreams = rows.map(([id, inFlight, requests, state, weight]) => ({
+    id,
+    weight: weight ?? 1,
+    inFlight,
+    requests,
+    errors: 0,
+    state,
+    available: state === 'up',
+    source: 'dns',
+  }));
+  const snapshot = {
+    time,
+    tieBreak: 'random',
+    explain: false,
+    totals: {
+      requests: upstreams.reduce((s, u) => s + u.requests, 0),
+      inFlight: upstreams.reduce((s, u) => s + u.inFlight, 0),
+      errors: 0,
+    },
+    imbalance,
+    upstreams,
+    decisions: [],
+  };
+  // A short retry: each fulfilled response ends the stream and the browser asks for the next one.
+  return `retry: 50\n\nevent: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n`;
+}
+
+describe('the live view with a scripted event stream (upstreams coming and going)', function () {
+  this.timeout(30_000);
+  let browser: Browser | undefined;
+  let ui: UiServer | undefined;
+  let base = '';
+
+  before(async () => {
+    if (missingBuild().length) throw new Error('run `npm run build` first');
+    // Nothing listens behind these ports: every /api/events answer below comes from page.route.
+    const [dead] = await freePorts(1);
+    ui = createUiServer({
+      root: join(REPO_ROOT, 'frontend', 'dist'),
+      balancer: { host: '127.0.0.1', port: dead ?? 1 },
+      admin: { host: '127.0.0.1', port: dead ?? 1 },
+    });
+    base = `http://127.0.0.1:${await ui.listen(0)}/`;
+    browser = await launchChromium();
+  });
+
+  after(async () => {
+    await browser?.close();
+    await ui?.close();
+  });
+
+  it('adds and removes rows without a reload and keeps the rows that stay', async () => {
+    assert.ok(browser);
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    const problems: string[] = [];
+    watchProblems(page, problems);
+    let script: Row[] = [
+      ['10.0.0.2:8002', 1, 10, 'up'],
+      ['10.0.0.3:8002', 3, 20, 'up', 3],
+      ['10.0.0.4:8002', 0, 5, 'unproven'],
+    ];
+    let time = Date.now();
+    await page.route('**/api/events', (route) =>
+      route.fulfill({
+        status: 200,
+        headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' },
+        body: snapshotEvent((time += 100), script, 1.5),
+      }),
+    );
+    try {
+      await page.goto(base);
+      const ids = () => page.$$eval('[data-testid="upstream-row"]', (rows) => rows.map((r) => r.getAttribute('data-upstream')));
+      await page.waitForFunction(() => document.querySelectorAll('[data-testid="upstream-row"]').length === 3);
+      assert.deepEqual(await ids(), ['10.0.0.2:8002', '10.0.0.3:8002', '10.0.0.4:8002']);
+      assert.equal(await page.textContent('[data-upstream="10.0.0.3:8002"] [data-testid="weight"]'), '3');
+      assert.equal(await page.textContent('[data-upstream="10.0.0.3:8002"] [data-testid="in-flight"]'), '3');
+      assert.equal(await page.textContent('[data-upstream="10.0.0.4:8002"] [data-testid="state"]'), 'unproven');
+      assert.equal(await page.textContent('#kpi-imbalance'), '1.50×');
+      assert.equal(await page.textContent('#kpi-available'), '2 / 3');
+      assert.equal(await page.textContent('#tie-break'), 'random');
+      // Tag the row elements: stable DOM means the same elements are updated, not rebuilt.
+      await page.$$eval('[data-testid="upstream-row"]', (rows) => {
+        for (const r of rows) (r as HTMLElement).dataset.tag = 'original';
+      });
+
+      // Scale down (10.0.0.3 leaves), scale up (10.0.0.5 joins), 10.0.0.4 passes its probe.
+      script = [
+        ['10.0.0.2:8002', 0, 12, 'up'],
+        ['10.0.0.4:8002', 2, 7, 'up'],
+        ['10.0.0.5:8002', 0, 0, 'unproven'],
+      ];
+      await page.waitForFunction(() => document.querySelector('[data-upstream="10.0.0.5:8002"]') !== null);
+      assert.deepEqual(await ids(), ['10.0.0.2:8002', '10.0.0.4:8002', '10.0.0.5:8002']);
+      const tags = await page.$$eval('[data-testid="upstream-row"]', (rows) => rows.map((r) => (r as HTMLElement).dataset.tag ?? 'new'));
+      assert.deepEqual(tags, ['original', 'original', 'new']);
+      await page.waitForSelector('[data-upstream="10.0.0.4:8002"][data-state="up"]');
+      assert.equal(await page.textContent('[data-upstream="10.0.0.4:8002"] [data-testid="in-flight"]'), '2');
+
+      // Draining, then gone entirely: the "no upstreams" note comes back.
+      script = [['10.0.0.2:8002', 0, 12, 'draining']];
+      await page.waitForSelector('[data-upstream="10.0.0.2:8002"] [data-testid="state"][data-state="draining"]');
+      script = [];
+      await page.waitForSelector('#no-upstreams', { state: 'visible' });
+      assert.equal(await page.locator('[data-testid="upstream-row"]').count(), 0);
+      assert.deepEqual(problems, []);
+    } finally {
+      await page.close();
+    }
   });
 });

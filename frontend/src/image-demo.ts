@@ -161,6 +161,7 @@ export function setupBurst(hooks: DemoHooks): void {
   let running: AbortController | undefined;
 
   function render(t: BurstTally, ms: number, finished: boolean): void {
+    progress.hidden = false;
     progress.max = t.sent;
     progress.value = t.done;
     const inFlight = t.sent - t.done;

@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { createAdminApp } from './admin/app.js';
 import { createEventHub } from './admin/event-hub.js';
+import { createClientGuard } from './client-guard.js';
 import type { Config } from './config.js';
 import { createDecisionLog } from './decision-log.js';
 import { createDnsDiscovery, resolveAll } from './discovery/dns.js';
@@ -20,6 +21,7 @@ import { takeSnapshot } from './snapshot.js';
 import type { Snapshot } from './snapshot.js';
 import { createRegistry } from './upstreams/registry.js';
 import type { Registry } from './upstreams/registry.js';
+import { createUpgradeHandler } from './upgrade.js';
 import { createWaitQueue } from './wait-queue.js';
 
 /** What a balancer can be given instead of the real thing (tests). */
@@ -102,11 +104,23 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
     });
   }
 
+  // Client input limits (client-guard.ts) sit in front of the proxy; Upgrade requests go to upgrade.ts.
+  const guard = createClientGuard({ config, promRegistry: metrics.registry, logger: logger.child({ component: 'client' }) });
   const dataServer = createServer(
-    createProxyHandler({ config, registry, outliers, retryBudget, queue, metrics, decisions, logger: logger.child({ component: 'proxy' }), random: deps.random ?? Math.random }),
+    guard.serverOptions,
+    guard.wrap(
+      createProxyHandler({ config, registry, outliers, retryBudget, queue, metrics, decisions, logger: logger.child({ component: 'proxy' }), random: deps.random ?? Math.random }),
+    ),
   );
+  guard.attach(dataServer);
+  const upgrades = createUpgradeHandler({
+    config, registry, decisions, guard, outliers, queue, promRegistry: metrics.registry, logger: logger.child({ component: 'upgrade' }), random: deps.random ?? Math.random,
+  });
+  dataServer.on('upgrade', upgrades.handle);
   let ready = false;
-  const admin = createAdminApp({ metrics, snapshot, events, ready: () => ready, logger: logger.child({ component: 'admin' }) });
+  const admin = createAdminApp({
+    metrics, snapshot, events, ready: () => ready, logger: logger.child({ component: 'admin' }), writes: { registry, token: config.adminToken },
+  });
   const adminHandler = admin.callback();
   // Koa's callback handles its own errors; the promise it returns carries nothing more.
   const adminServer = createServer((req, res) => {
@@ -146,6 +160,7 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
       logger.warn({ inFlight: registry.inFlight() }, 'shutdown deadline passed; cutting remaining connections');
       queue.stop();
       dataServer.closeAllConnections();
+      upgrades.closeAll(); // tunnels are not HTTP connections any more: closeAllConnections misses them
     }
     await closing;
     await registry.stop();

@@ -3,7 +3,9 @@ import Koa from 'koa';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
 import type { Snapshot } from '../snapshot.js';
+import type { Registry } from '../upstreams/registry.js';
 import type { EventHub } from './event-hub.js';
+import { registerWriteRoutes } from './write-api.js';
 
 export interface AdminDeps {
   readonly metrics: Metrics;
@@ -12,12 +14,14 @@ export interface AdminDeps {
   /** True while the balancer accepts traffic (false before start and while shutting down). */
   readonly ready: () => boolean;
   readonly logger: Logger;
+  /** The write API (drain, weight, max in-flight); without it the admin port is read-only. */
+  readonly writes?: { readonly registry: Registry; readonly token: string };
 }
 
 /** Client-gone errors that Koa would otherwise print for every closed SSE stream. */
 const QUIET = new Set(['ERR_STREAM_PREMATURE_CLOSE', 'ECONNRESET', 'EPIPE']);
 
-/** The admin API (Koa): health, readiness, Prometheus metrics, JSON snapshot and the SSE stream. */
+/** The admin API (Koa): health, readiness, Prometheus metrics, JSON snapshot, the SSE stream and, given `writes`, the write API. */
 export function createAdminApp(deps: AdminDeps): Koa {
   const app = new Koa();
   const router = new Router();
@@ -42,6 +46,7 @@ export function createAdminApp(deps: AdminDeps): Koa {
     ctx.respond = false; // raw stream: the hub writes the response itself
     deps.events.attach(ctx.res);
   });
+  if (deps.writes !== undefined) registerWriteRoutes(router, { ...deps.writes, snapshot: deps.snapshot, logger: deps.logger });
 
   app.on('error', (err: unknown) => {
     const code = (err as { code?: string }).code;

@@ -1,0 +1,206 @@
+/**
+ * The admin write API: drain, undrain, weight and max in-flight of one upstream at runtime.
+ *
+ * Every write needs `Authorization: Bearer <LB_ADMIN_TOKEN>`; without a configured token every
+ * write is refused, so an admin port exposed by mistake cannot be used to take upstreams out.
+ * Changes go through the registry (the one owner of upstream state) and are logged.
+ */
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import type { Router, RouterContext } from '@koa/router';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { Snapshot, UpstreamView } from '../snapshot.js';
+import type { Registry } from '../upstreams/registry.js';
+import type { Upstream } from '../upstreams/upstream.js';
+
+/** Largest request body accepted by a write route; the bodies are a few dozen bytes. */
+export const MAX_BODY_BYTES = 4096;
+
+/** Drain deadline when the body names none (shown as a countdown in the snapshot). */
+export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
+
+/** Stable codes of the write API's errors (the body's `error`). */
+export type WriteErrorCode =
+  | 'LB_UNAUTHORIZED'
+  | 'LB_ADMIN_WRITES_DISABLED'
+  | 'LB_UNKNOWN_UPSTREAM'
+  | 'LB_UPSTREAM_REMOVED'
+  | 'LB_BAD_REQUEST'
+  | 'LB_BODY_TOO_LARGE';
+
+const STATUS: Readonly<Record<WriteErrorCode, number>> = Object.freeze({
+  LB_UNAUTHORIZED: 401,
+  LB_ADMIN_WRITES_DISABLED: 403,
+  LB_UNKNOWN_UPSTREAM: 404,
+  LB_UPSTREAM_REMOVED: 409,
+  LB_BAD_REQUEST: 400,
+  LB_BODY_TOO_LARGE: 413,
+});
+
+class WriteError extends Error {
+  readonly code: WriteErrorCode;
+  constructor(code: WriteErrorCode, message: string) {
+    super(message);
+    this.name = 'WriteError';
+    this.code = code;
+  }
+}
+
+/** What the write routes need from the balancer. */
+export interface WriteApiDeps {
+  readonly registry: Registry;
+  /** The bearer token; empty = every write refused with 403. */
+  readonly token: string;
+  readonly snapshot: () => Snapshot;
+  readonly logger: Logger;
+}
+
+const digest = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
+
+/**
+ * Compares a presented token with the configured one in constant time. Hashing both first gives
+ * equal-length inputs to timingSafeEqual, so not even the token's length leaks through timing.
+ */
+export function tokenMatches(presented: string, expected: string): boolean {
+  return expected !== '' && timingSafeEqual(digest(presented), digest(expected));
+}
+
+const BEARER_RE = /^Bearer[ \t]+(\S+)[ \t]*$/i;
+
+const drainBody = z.strictObject({ timeoutMs: z.number().int().min(0).max(86_400_000).optional() });
+const emptyBody = z.strictObject({});
+const weightBody = z.strictObject({ weight: z.number().int().min(1).max(1000) });
+const maxInFlightBody = z.strictObject({ maxInFlight: z.number().int().min(0).max(1_000_000) });
+
+/** Reads at most MAX_BODY_BYTES without buffering more; excess is discarded, not read into memory. */
+function readBody(req: IncomingMessage): Promise<string> {
+  const declared = Number(req.headers['content-length'] ?? '0');
+  if (declared > MAX_BODY_BYTES) {
+    req.resume(); // discard it; the answer says why
+    return Promise.reject(new WriteError('LB_BODY_TOO_LARGE', `body larger than ${MAX_BODY_BYTES} bytes`));
+  }
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    const detach = (): void => {
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onError);
+    };
+    const onData = (chunk: Buffer): void => {
+      size += chunk.length;
+      if (size > MAX_BODY_BYTES) {
+        detach();
+        req.resume(); // keeps flowing into nothing until the client stops
+        reject(new WriteError('LB_BODY_TOO_LARGE', `body larger than ${MAX_BODY_BYTES} bytes`));
+        return;
+      }
+      chunks.push(chunk);
+    };
+    const onEnd = (): void => {
+      detach();
+      resolve(Buffer.concat(chunks).toString('utf8'));
+    };
+    const onError = (err: Error): void => {
+      detach();
+      reject(err);
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onError);
+  });
+}
+
+/** Parses the JSON body against `schema`; an empty body is `{}`. Problems become 400s that say what is wrong. */
+async function parseBody<T>(ctx: RouterContext, schema: z.ZodType<T>): Promise<T> {
+  const text = await readBody(ctx.req);
+  let value: unknown = {};
+  if (text.trim() !== '') {
+    try {
+      value = JSON.parse(text);
+    } catch {
+      throw new WriteError('LB_BAD_REQUEST', 'body is not valid JSON');
+    }
+  }
+  const result = schema.safeParse(value);
+  if (!result.success) {
+    const problems = result.error.issues.map((i) => `${i.path.length > 0 ? i.path.join('.') : 'body'}: ${i.message}`);
+    throw new WriteError('LB_BAD_REQUEST', problems.join('; '));
+  }
+  return result.data;
+}
+
+/** Adds the write routes to the admin router. */
+export function registerWriteRoutes(router: Router, deps: WriteApiDeps): void {
+  const { registry, token, logger } = deps;
+
+  const viewOf = (u: Upstream): UpstreamView | undefined => deps.snapshot().upstreams.find((v) => v.id === u.id);
+
+  /** Authorises, finds the upstream, runs the change, answers with the upstream as the snapshot shows it. */
+  const write =
+    (change: (ctx: RouterContext, u: Upstream) => Promise<Record<string, unknown>>) =>
+    async (ctx: RouterContext): Promise<void> => {
+      try {
+        if (token === '') throw new WriteError('LB_ADMIN_WRITES_DISABLED', 'admin writes are disabled: set LB_ADMIN_TOKEN to enable them');
+        const presented = BEARER_RE.exec(ctx.get('authorization'))?.[1];
+        if (presented === undefined || !tokenMatches(presented, token)) {
+          ctx.set('www-authenticate', 'Bearer realm="balancer admin"');
+          throw new WriteError('LB_UNAUTHORIZED', 'a valid "Authorization: Bearer <token>" header is required');
+        }
+        const id = String(ctx.params.id);
+        const upstream = registry.get(id);
+        if (upstream === undefined) throw new WriteError('LB_UNKNOWN_UPSTREAM', `no upstream ${id}`);
+        const logged = await change(ctx, upstream);
+        logger.info({ upstream: upstream.id, ...logged, remote: ctx.ip }, 'admin change');
+        ctx.set('cache-control', 'no-store');
+        ctx.body = viewOf(upstream) ?? { id: upstream.id };
+      } catch (err) {
+        if (!(err instanceof WriteError)) throw err;
+        ctx.status = STATUS[err.code];
+        ctx.body = { error: err.code, message: err.message };
+      }
+    };
+
+  const notRemoved = (u: Upstream, action: string): void => {
+    // A removed upstream (gone from discovery) is already draining for good; only discovery brings it back.
+    if (u.removed) throw new WriteError('LB_UPSTREAM_REMOVED', `upstream ${u.id} was removed by discovery and cannot be ${action}`);
+  };
+
+  router.post(
+    '/api/upstreams/:id/drain',
+    write(async (ctx, u) => {
+      const { timeoutMs = DEFAULT_DRAIN_TIMEOUT_MS } = await parseBody(ctx, drainBody);
+      notRemoved(u, 'drained');
+      registry.drain(u, timeoutMs);
+      return { action: 'drain', timeoutMs, inFlight: u.inFlight };
+    }),
+  );
+  router.post(
+    '/api/upstreams/:id/undrain',
+    write(async (ctx, u) => {
+      await parseBody(ctx, emptyBody);
+      notRemoved(u, 'undrained');
+      registry.undrain(u);
+      return { action: 'undrain', state: u.state };
+    }),
+  );
+  router.put(
+    '/api/upstreams/:id/weight',
+    write(async (ctx, u) => {
+      const { weight } = await parseBody(ctx, weightBody);
+      const from = u.configuredWeight;
+      registry.setWeight(u, weight);
+      return { action: 'weight', from, to: weight };
+    }),
+  );
+  router.put(
+    '/api/upstreams/:id/max-in-flight',
+    write(async (ctx, u) => {
+      const { maxInFlight } = await parseBody(ctx, maxInFlightBody);
+      const from = u.maxInFlight;
+      registry.setMaxInFlight(u, maxInFlight);
+      return { action: 'max-in-flight', from, to: maxInFlight };
+    }),
+  );
+}
