@@ -17,7 +17,7 @@ export function spread(values) {
   return { median, min: xs[0], max: xs[xs.length - 1] };
 }
 
-const METRICS = ['rps', 'p50Ms', 'p99Ms', 'cpuUsPerRequest', 'slowShare'];
+const METRICS = ['rps', 'p50Ms', 'p99Ms', 'cpuUsPerRequest', 'slowShare', 'slowRps'];
 const RATIOS = ['rps', 'p50Ms', 'p99Ms', 'cpuUsPerRequest'];
 
 /**
@@ -72,7 +72,7 @@ export function renderMarkdown({ meta, settings, summary, runs, failures }) {
     `- Machine: ${meta.machine.nproc} CPUs (nproc), ${meta.machine.cpuModel}, ${meta.machine.memGiB} GiB RAM, Linux ${meta.machine.kernel}; load average ${meta.machine.loadStart} at start, ${meta.machine.loadEnd} at end`,
     `- Versions: node ${meta.versions.node}, ${meta.versions.nginx}, ${meta.versions.haproxy}, ${meta.versions.wrk}, balancer ${meta.versions.balancer}`,
     `- Load: \`${meta.wrkCommand}\` after a discarded ${settings.warmup} s warm-up; ${settings.rounds} round(s), each round runs every scenario and in it every target in turn (${settings.targets.join(', ')}); each target is started for its run and stopped after it.`,
-    `- Backends: 4 × \`bench/backend.mjs\` (node:http, keep-alive, one process each), the same 4 processes for the whole bench; per-backend request counters are read after each run and reset after each warm-up.`,
+    `- Backends: 4 × \`bench/origin.mjs\` (node:http, keep-alive, one process each), the same 4 processes for the whole bench; per-backend request counters are read after each run and reset after each warm-up.`,
     '',
     'Targets:',
     '',
@@ -83,8 +83,9 @@ export function renderMarkdown({ meta, settings, summary, runs, failures }) {
     'req/s above 1 beats nginx; latency and CPU below 1 beat nginx. Proxy CPU is utime+stime of the',
     "proxy's whole process tree (nginx master + worker, HAProxy, the balancer's node process) during the",
     'measured run, divided by the requests wrk completed. Errors are non-2xx responses plus socket errors',
-    '(connect, read, write, timeout), warm-up included. wrk, the backends and the proxy share the same',
-    `${meta.machine.nproc} CPUs, so absolute numbers are contended; compare within a table.`,
+    "(connect, read, write, and timeout: no response within wrk's default 2 s), warm-up included.",
+    `wrk, the backends and the proxy share the same ${meta.machine.nproc} CPUs (and whatever else runs on the`,
+    'machine: see the load average above), so absolute numbers are contended; compare within a table.',
     '',
   );
 
@@ -94,15 +95,17 @@ export function renderMarkdown({ meta, settings, summary, runs, failures }) {
     out.push(`## ${title}`, '');
     if (slow) {
       out.push('"Slow share" is the share of all requests that backend 4 (the slow one) served; round-robin would give it 25 %,',
-        'a least-connections picker should give it much less. Direct goes to backend 1 (a fast one).', '');
+        'a least-connections picker much less. "Slow req/s" is the same in requests per second: least-connections keeps about',
+        'as many requests in flight on the slow backend as on each fast one, so a proxy with lower total throughput shows a',
+        'higher share for a similar slow req/s. Direct goes to backend 1 (a fast one).', '');
     }
-    const head = ['target', 'req/s', 'p50 ms', 'p99 ms', 'proxy CPU µs/req', 'errors', ...(slow ? ['slow share'] : []),
+    const head = ['target', 'req/s', 'p50 ms', 'p99 ms', 'proxy CPU µs/req', 'errors', ...(slow ? ['slow share', 'slow req/s'] : []),
       'req/s ÷ nginx', 'p50 ÷ nginx', 'p99 ÷ nginx', 'CPU ÷ nginx'];
     out.push(`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`);
     for (const target of settings.targets) {
       const s = summary[scenario][target];
       const row = [`**${target}**`, fmt(s.rps, 0), fmt(s.p50Ms, 2), fmt(s.p99Ms, 2), fmt(s.cpuUsPerRequest, 1), String(s.errors),
-        ...(slow ? [pct(s.slowShare)] : []),
+        ...(slow ? [pct(s.slowShare), fmt(s.slowRps, 0)] : []),
         fmt(s.vsNginx.rps, 2), fmt(s.vsNginx.p50Ms, 2), fmt(s.vsNginx.p99Ms, 2), fmt(s.vsNginx.cpuUsPerRequest, 2)];
       out.push(`| ${row.join(' | ')} |`);
     }

@@ -13,7 +13,9 @@
 //   BENCH_SLOW_MS     extra latency of the slow backend            (50)
 //   BENCH_TARGETS     comma list of direct,nginx,haproxy,balancer  (all)
 //   BENCH_SCENARIOS   comma list of tiny,16k,slow                  (all)
-//   BENCH_REPORT      where to write the Markdown                  (bench/RESULTS.md)
+//   BENCH_REPORT      where to write the Markdown: bench/RESULTS.md for a run with the default
+//                     settings above, else bench/results/bench-<date>.md (gitignored), so a quick
+//                     run never overwrites the committed full results
 //
 // Exit codes: 0 all runs clean; 1 a tool is missing, a process died, or any run saw errors
 // (the report is still written, marked FAILED); 2 bad settings.
@@ -36,6 +38,8 @@ const BACKEND_COUNT = 4;
 /** Index of the backend that adds BENCH_SLOW_MS on /slow (the last one: "backend 4"). */
 const SLOW_BACKEND = BACKEND_COUNT - 1;
 const INSTALL_HINT = 'apt-get install -y nginx haproxy wrk';
+/** The numeric settings of a full run (the brief of issue 7: wrk -t1 -c64 -d10s, 3 rounds). */
+const DEFAULTS = Object.freeze({ duration: 10, warmup: 3, rounds: 3, connections: 64, threads: 1, slowMs: 50 });
 
 // ---------------------------------------------------------------------------------------------
 // settings and preflight
@@ -60,17 +64,21 @@ function readSettings(env) {
     return allowed.filter((a) => items.includes(a));
   };
   const settings = {
-    duration: int('BENCH_DURATION', 10, 1),
-    warmup: int('BENCH_WARMUP', 3, 1),
-    rounds: int('BENCH_ROUNDS', 3, 1),
-    connections: int('BENCH_CONNECTIONS', 64, 1),
-    threads: int('BENCH_THREADS', 1, 1),
-    slowMs: int('BENCH_SLOW_MS', 50, 1),
+    duration: int('BENCH_DURATION', DEFAULTS.duration, 1),
+    warmup: int('BENCH_WARMUP', DEFAULTS.warmup, 1),
+    rounds: int('BENCH_ROUNDS', DEFAULTS.rounds, 1),
+    connections: int('BENCH_CONNECTIONS', DEFAULTS.connections, 1),
+    threads: int('BENCH_THREADS', DEFAULTS.threads, 1),
+    slowMs: int('BENCH_SLOW_MS', DEFAULTS.slowMs, 1),
     targets: list('BENCH_TARGETS', TARGET_NAMES),
     scenarios: list('BENCH_SCENARIOS', Object.keys(SCENARIOS)),
-    report: env.BENCH_REPORT ?? join(BENCH, 'RESULTS.md'),
+    report: env.BENCH_REPORT,
+    fullRun: false,
   };
   if (settings.threads > settings.connections) problems.push('BENCH_THREADS must not exceed BENCH_CONNECTIONS (wrk refuses)');
+  // Only a run with every default may replace the committed bench/RESULTS.md.
+  settings.fullRun = Object.entries(DEFAULTS).every(([k, v]) => settings[k] === v)
+    && settings.targets.length === TARGET_NAMES.length && settings.scenarios.length === Object.keys(SCENARIOS).length;
   if (problems.length > 0) {
     console.error(`bench: bad settings:\n  ${problems.join('\n  ')}`);
     process.exit(2);
@@ -180,7 +188,7 @@ async function waitUntil(what, check, timeoutMs = 10_000) {
 async function startBackends(supervisor, slowMs) {
   const backends = [];
   for (let i = 0; i < BACKEND_COUNT; i++) {
-    const args = [join(BENCH, 'backend.mjs'), '--slow-ms', String(i === SLOW_BACKEND ? slowMs : 0)];
+    const args = [join(BENCH, 'origin.mjs'), '--slow-ms', String(i === SLOW_BACKEND ? slowMs : 0)];
     const proc = supervisor.spawnProcess(`backend-${i + 1}`, process.execPath, args, { pipeStdout: true });
     const port = Number(await waitForLine(proc, /^listening (\d+)$/, 10_000));
     backends.push({ proc, port, url: `http://127.0.0.1:${port}` });
@@ -271,6 +279,7 @@ async function runOne({ supervisor, settings, backends, startTarget, round, scen
       cpuUsPerRequest: started.proc && wrk.requests > 0 ? cpuUs / wrk.requests : null,
       served,
       slowShare: scenario === 'slow' && target !== 'direct' && totalServed > 0 ? served[SLOW_BACKEND] / totalServed : null,
+      slowRps: scenario === 'slow' && target !== 'direct' ? served[SLOW_BACKEND] / (wrk.durationUs / 1e6) : null,
     };
   } finally {
     await started.proc?.stop();
@@ -357,7 +366,9 @@ async function main() {
   const summary = summarise(runs, settings.scenarios, settings.targets);
   const resultsDir = join(BENCH, 'results');
   mkdirSync(resultsDir, { recursive: true });
-  const jsonPath = join(resultsDir, `bench-${meta.date.replace(/[:.]/g, '-')}.json`);
+  const stamp = `bench-${meta.date.replace(/[:.]/g, '-')}`;
+  const jsonPath = join(resultsDir, `${stamp}.json`);
+  settings.report ??= settings.fullRun ? join(BENCH, 'RESULTS.md') : join(resultsDir, `${stamp}.md`);
   meta.jsonPath = relative(ROOT, jsonPath);
   writeFileSync(jsonPath, `${JSON.stringify({ meta, settings, summary, runs, failures }, null, 2)}\n`);
   const markdown = renderMarkdown({ meta, settings, summary, runs, failures });

@@ -4,6 +4,7 @@
 // 8001 (admin 9001) and the page on http://localhost:8080 with the same URLs as the nginx container.
 // Ctrl-C (or SIGTERM) stops everything in order and exits 0; a child that dies while starting
 // (e.g. its port is taken) makes the launcher exit 1 with that child's output.
+import { networkInterfaces } from 'node:os';
 import { parseArgs } from 'node:util';
 import { startCluster } from './cluster-lib.mjs';
 
@@ -154,6 +155,13 @@ try {
 }
 
 say(`page      ${cluster.urls.ui}`);
+if (uiHost === '0.0.0.0') {
+  // Open to the LAN: list the addresses a phone on the same network can use.
+  const port = new URL(cluster.urls.ui).port;
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) if (a.family === 'IPv4' && !a.internal) say(`          http://${a.address}:${port}/`);
+  }
+}
 say(`balancer  ${cluster.urls.balancer}   (try ${cluster.urls.balancer}images/1)`);
 say(`admin     ${cluster.urls.admin}api/upstreams  ${cluster.urls.admin}metrics`);
 say(`backends  ${cluster.upstreams.join('  ')}`);

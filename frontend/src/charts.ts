@@ -33,6 +33,11 @@ export interface TimeChart {
 const cssVar = (name: string, fallback: string): string =>
   getComputedStyle(document.documentElement).getPropertyValue(name).trim() || fallback;
 
+/** Axis ticks: exact (0.25 stays 0.25), thousands grouped. */
+export function tickLabel(v: number): string {
+  return Math.abs(v) >= 1000 ? formatRate(v) : String(Number(v.toFixed(2)));
+}
+
 /** Short label for an upstream in a legend: drop the loopback address, keep the port. */
 export function legendLabel(id: string): string {
   return id.replace(/^(127\.0\.0\.1|localhost|\[::1\]):/, ':');
@@ -93,7 +98,7 @@ export function createTimeChart(el: HTMLElement, opts: TimeChartOptions): TimeCh
           x: { time: true, range: (_u, _min, max) => [max - windowSec, max] },
           y: { range: (_u, _min, max) => [0, niceCeil(max, opts.minMax)] },
         },
-        axes: [axis(), { ...axis(), size: 44, values: (_u, vals) => vals.map((v) => opts.format(v)) }],
+        axes: [axis(), { ...axis(), size: 44, values: (_u, vals) => vals.map(tickLabel) }],
         series,
       },
       toData(cols),

@@ -112,7 +112,7 @@ export function createLiveView(colors: ColorMap): LiveView {
         'c-name',
         'Upstream',
         h('span', { class: 'swatch', 'aria-hidden': 'true' }),
-        h('span', { class: 'names' }, h('span', { class: 'name', 'data-testid': 'upstream-id' }, id), backend),
+        h('span', { class: 'names' }, h('span', { class: 'name', 'data-testid': 'upstream-id', title: id }, id), backend),
       ),
       cell('c-state', 'State', state),
       cell('c-weight', 'Weight', weight),

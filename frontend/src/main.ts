@@ -108,7 +108,8 @@ function start(): void {
     onSnapshot(s) {
       latest = s;
       history.ingest(s);
-      view.update(s, history);
+      // A background tab keeps its history but skips the drawing until it is looked at again.
+      if (!document.hidden) view.update(s, history);
     },
     onState(state, info) {
       connState = state;
@@ -121,8 +122,15 @@ function start(): void {
   });
   stream.start();
 
+  document.addEventListener('visibilitychange', () => {
+    if (document.hidden || !latest) return;
+    view.update(latest, history);
+    drawCharts();
+  });
+
   // Charts move at 2 Hz (their bucket width); the countdown texts need a clock of their own.
   window.setInterval(() => {
+    if (document.hidden) return;
     drawCharts();
     if (connState !== 'live') renderConnection();
   }, 250);

@@ -19,6 +19,8 @@ export interface StreamResult {
 export interface Stream {
   /** Requests finished so far (ok + failed). */
   readonly finished: number;
+  /** Distinct X-Backend-Id values seen so far. */
+  readonly backendsSeen: number;
   /** Stops issuing, waits for the requests in flight, returns the counts. Idempotent. */
   stop(): Promise<StreamResult>;
 }
@@ -67,6 +69,9 @@ export function startStream(client: HttpClient, options: StreamOptions): Stream 
   return {
     get finished() {
       return result.ok + result.failed;
+    },
+    get backendsSeen() {
+      return result.backends.size;
     },
     async stop() {
       stopped = true;

@@ -9,7 +9,9 @@ const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 /** `--scale backend=N` while the cluster serves: new replicas join fast, removed ones lose nothing. */
 export function scalingSuite(cluster: () => Cluster): void {
   describe('scaling', () => {
-    it('scale 4 → 6: each new replica receives traffic within 2 s of being healthy', async () => {
+    it('scale 4 → 6: each new replica receives traffic within 2 s of being healthy', async function () {
+      // Starting containers on 2 busy cores can take tens of seconds; the 2 s is measured from healthy.
+      this.timeout(300_000);
       const c = cluster();
       const before = await c.waitForBackends(4);
       const old = new Set(before.map((b) => b.id));
@@ -23,8 +25,8 @@ export function scalingSuite(cluster: () => Cluster): void {
         (err: unknown) => (scaleError = err),
       );
       // Traffic and observation side by side, bounded: until both new replicas were seen healthy
-      // (Docker's probe log) and seen serving (X-Backend-Id), or 60 s.
-      const deadline = Date.now() + 60_000;
+      // (Docker's probe log) and seen serving (X-Backend-Id), or 180 s.
+      const deadline = Date.now() + 180_000;
       let newOnes: string[] = [];
       const failures: string[] = [];
       const done = (): boolean =>
@@ -60,8 +62,8 @@ export function scalingSuite(cluster: () => Cluster): void {
       const lags = newOnes.map((h) => {
         const healthy = healthyAt.get(h);
         const served = servedAt.get(h);
-        assert.ok(healthy !== undefined, `replica ${h} became healthy within 60 s`);
-        assert.ok(served !== undefined, `replica ${h} served a request within 60 s`);
+        assert.ok(healthy !== undefined, `replica ${h} became healthy within 180 s`);
+        assert.ok(served !== undefined, `replica ${h} served a request within 180 s`);
         return served - healthy;
       });
       c.timings.scaleUpMs = Math.round(scaleMs ?? -1);
@@ -71,22 +73,24 @@ export function scalingSuite(cluster: () => Cluster): void {
       await c.waitForBackends(6);
     });
 
-    it('scale 6 → 2 under a steady stream of GETs: 0 failed requests', async () => {
+    it('scale 6 → 2 under a steady stream of GETs: 0 failed requests', async function () {
+      this.timeout(300_000);
       const c = cluster();
       await c.waitForBackends(6);
       // Mixed delays (50, 150, 250 ms) so that removed replicas have requests in flight at SIGTERM.
       const stream = startStream(c.web, {
         workers: 4,
         paths: ['/images/1', '/images/2', '/images/3'],
-        maxMs: 120_000,
+        maxMs: 180_000,
         maxRequests: 20_000,
       });
       let result;
       let scaleMs: number;
       try {
-        for (let i = 0; i < 100 && stream.finished < 20; i++) await sleep(50);
+        // Scale down only once the stream is flowing through all 6 (bounded wait: 30 s).
+        for (let i = 0; i < 600 && (stream.finished < 20 || stream.backendsSeen < 6); i++) await sleep(50);
         scaleMs = await c.scale(2);
-        const remaining = await c.waitForBackends(2, 60_000);
+        const remaining = await c.waitForBackends(2, 120_000);
         // Keep streaming a little after the balancer settled: late failures count too.
         await sleep(1_000);
         assert.equal(remaining.length, 2);

@@ -26,10 +26,10 @@ export const ALLOW = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
 const LINGER_MS = 1000;
 
 /** Stable codes of refused client input (the body's `error`). */
-export type ClientErrorCode = 'LB_BAD_REQUEST' | 'LB_CLIENT_TIMEOUT' | 'LB_HEADERS_TOO_LARGE';
+export type ClientErrorCode = 'LB_BAD_REQUEST' | 'LB_CLIENT_TIMEOUT' | 'LB_HEADERS_TOO_LARGE' | 'LB_METHOD_NOT_ALLOWED';
 
 /** Why a request was refused: the `reason` label of `lb_client_errors_total`. */
-export type RejectReason = 'malformed' | 'header_timeout' | 'headers_too_large' | 'too_many_headers' | 'bad_host' | 'bad_target';
+export type RejectReason = 'malformed' | 'header_timeout' | 'headers_too_large' | 'too_many_headers' | 'bad_host' | 'bad_target' | 'connect_method';
 
 /** A refused request: what the client is told and what the metric counts. */
 export interface Rejection {
@@ -219,6 +219,16 @@ export function createClientGuard(deps: ClientGuardDeps): ClientGuard {
         const rejection = rejectionOf(err);
         count(rejection, (socket as { remoteAddress?: string }).remoteAddress);
         answerAndClose(socket, rawErrorResponse(rejection.status, rejection.code, rejection.message));
+      });
+      // CONNECT asks for a tunnel to any host: a forward proxy's job, never a reverse proxy's.
+      // Without a listener Node would drop the connection without a word.
+      server.on('connect', (req: IncomingMessage, socket: Duplex) => {
+        socket.on('error', () => {
+          socket.destroy();
+        });
+        const rejection: Rejection = { status: 405, code: 'LB_METHOD_NOT_ALLOWED', reason: 'connect_method', message: 'CONNECT is not supported: this is a reverse proxy' };
+        count(rejection, req.socket.remoteAddress);
+        answerAndClose(socket, rawErrorResponse(rejection.status, rejection.code, rejection.message, `allow: ${ALLOW}\r\n`));
       });
     },
     wrap(handler) {

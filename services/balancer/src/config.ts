@@ -97,13 +97,13 @@ const OPTIONS = {
   headersTimeoutMs: { flag: 'headers-timeout-ms', env: 'LB_HEADERS_TIMEOUT_MS', schema: int(1, 3_600_000), fallback: '60000', help: 'wait this long for an upstream\'s response headers (504 after)' },
   bodyTimeoutMs: { flag: 'body-timeout-ms', env: 'LB_BODY_TIMEOUT_MS', schema: int(1, 3_600_000), fallback: '60000', help: 'max silence between two chunks of an upstream\'s body' },
   keepAliveTimeoutMs: { flag: 'keep-alive-timeout-ms', env: 'LB_KEEP_ALIVE_TIMEOUT_MS', schema: int(1, 600_000), fallback: '4000', help: 'how long an idle upstream socket is kept' },
-  retries: { flag: 'retries', env: 'LB_RETRIES', schema: int(0, 10), fallback: '2', help: 'extra attempts on other upstreams after a connect failure (or a reset of a body-less idempotent request)' },
+  retries: { flag: 'retries', env: 'LB_RETRIES', schema: int(0, 10), fallback: '2', help: 'extra attempts on other upstreams: any request whose connection failed, body-less idempotent ones after a reset or header timeout' },
   healthPath: { flag: 'health-path', env: 'LB_HEALTH_PATH', schema: z.string().startsWith('/'), fallback: '/healthz', help: 'path of the active health probe' },
   healthIntervalMs: { flag: 'health-interval-ms', env: 'LB_HEALTH_INTERVAL_MS', schema: ms, fallback: '1000', help: 'active probe interval; 0 disables active checks' },
   healthTimeoutMs: { flag: 'health-timeout-ms', env: 'LB_HEALTH_TIMEOUT_MS', schema: int(1, 600_000), fallback: '1000', help: 'a probe slower than this fails' },
   healthRise: { flag: 'health-rise', env: 'LB_HEALTH_RISE', schema: int(1, 100), fallback: '2', help: 'consecutive passing probes before a down upstream is up again' },
   healthFall: { flag: 'health-fall', env: 'LB_HEALTH_FALL', schema: int(1, 100), fallback: '2', help: 'consecutive failing probes before an up upstream is down' },
-  passiveDownMs: { flag: 'passive-down-ms', env: 'LB_PASSIVE_DOWN_MS', schema: int(1, 3_600_000), fallback: '10000', help: 'without active checks, how long an upstream that refused a connection is left out' },
+  passiveDownMs: { flag: 'passive-down-ms', env: 'LB_PASSIVE_DOWN_MS', schema: int(1, 3_600_000), fallback: '10000', help: 'first ejection of a failing upstream (doubles while it keeps failing, up to 5 min)' },
   shutdownTimeoutMs: { flag: 'shutdown-timeout-ms', env: 'LB_SHUTDOWN_TIMEOUT_MS', schema: ms, fallback: '10000', help: 'on SIGTERM, how long in-flight requests may take to finish' },
   adminToken: { flag: 'admin-token', env: 'LB_ADMIN_TOKEN', schema: z.string(), fallback: '', help: 'bearer token required by the admin write API (drain, weight, max in-flight); unset = writes refused' },
   maxInFlight: { flag: 'max-in-flight', env: 'LB_MAX_IN_FLIGHT', schema: int(0, 1_000_000), fallback: '0', help: 'per-upstream cap on in-flight requests (like HAProxy maxconn); 0 = none' },
@@ -148,14 +148,14 @@ export function helpText(): string {
     '(repeatable), LB_UPSTREAMS=a,b, or DNS discovery (--discovery-dns). Flags win over env.',
     '',
     'Options:',
-    '  --upstream HOST:PORT[=W]        an upstream (repeatable)                       [LB_UPSTREAMS]',
+    '  --upstream HOST:PORT[=W]          an upstream (repeatable)  [LB_UPSTREAMS]',
   ];
   for (const spec of Object.values(OPTIONS) as OptionSpec[]) {
-    const left = `  --${spec.flag}${spec.boolean ? '' : ' V'}`.padEnd(34);
+    const left = `  --${spec.flag}${spec.boolean ? '' : ' V'} `.padEnd(36);
     lines.push(`${left}${spec.help} (default ${spec.fallback || 'none'})  [${spec.env}]`);
   }
-  lines.push('  --check                         validate the configuration and exit (like nginx -t)');
-  lines.push('  --help                          this text');
+  lines.push('  --check                           validate the configuration and exit (like nginx -t)');
+  lines.push('  --help                            this text');
   return lines.join('\n');
 }
 

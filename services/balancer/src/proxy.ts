@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { DecisionLog } from './decision-log.js';
+import { Cancellation } from './cancellation.js';
 import { LbError, failureReasonOf, toLbError } from './errors.js';
 import { clientResponseHeaders, hasRequestBody, upstreamRequestHeaders } from './forward-headers.js';
 import type { OutlierDetector } from './health/outlier-detector.js';
@@ -21,10 +22,6 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
 
 /** Status logged for a request whose client went away before its response ended (nginx's 499). */
 const CLIENT_CLOSED = 499;
-
-/** Abort reasons: the client left, or the whole-request deadline passed. */
-const CLIENT_GONE = 'client-gone';
-const DEADLINE = 'deadline';
 
 export interface ProxyDeps {
   readonly config: Config;
@@ -95,18 +92,18 @@ export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res:
       proto: 'http',
       requestId,
     });
-    // One controller cancels the upstream request; its reason says who pulled the plug.
-    const abort = new AbortController();
-    const clientGone = (): boolean => abort.signal.reason === CLIENT_GONE;
-    const timedOut = (): boolean => abort.signal.reason === DEADLINE;
+    // One signal cancels the upstream request; its reason says who pulled the plug.
+    const cancel = new Cancellation();
+    const clientGone = (): boolean => cancel.reason === 'client-gone';
+    const timedOut = (): boolean => cancel.reason === 'deadline';
     const onClose = (): void => {
-      if (!res.writableFinished) abort.abort(CLIENT_GONE);
+      if (!res.writableFinished) cancel.cancel('client-gone');
     };
     res.once('close', onClose);
     const deadline =
       config.requestTimeoutMs > 0
         ? setTimeout(() => {
-            abort.abort(DEADLINE);
+            cancel.cancel('deadline');
           }, config.requestTimeoutMs)
         : undefined;
     retryBudget.recordRequest();
@@ -122,7 +119,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res:
           // Every available upstream is at its cap: wait in line. None available at all: fail now.
           if (registry.available().length === 0 || tried !== undefined || config.queueLength === 0) break;
           try {
-            await queue.wait(abort.signal);
+            await queue.wait(cancel);
           } catch (err) {
             if (clientGone()) return;
             lastError = err instanceof LbError ? err : new LbError('LB_QUEUE_TIMEOUT', String(err));
@@ -139,7 +136,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res:
         registry.acquire(upstream);
         try {
           await upstream.pool.stream(
-            { path: req.url ?? '/', method, headers, body: replayable ? null : lazyBody(req), signal: abort.signal },
+            { path: req.url ?? '/', method, headers, body: replayable ? null : lazyBody(req), signal: cancel },
             ({ statusCode, headers: upstreamHeaders }) => {
               const out = clientResponseHeaders(upstreamHeaders);
               out['x-upstream'] = upstream.id;

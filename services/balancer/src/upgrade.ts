@@ -178,6 +178,11 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
     target.once('close', finish);
     client.on('error', finish);
     client.once('close', finish);
+    // One side's end is the end of the tunnel (as in nginx): pipe() passes the EOF on, and once it
+    // is flushed both sockets close. Waiting for the other side's own FIN could hold a half-open
+    // tunnel, and its in-flight count, forever.
+    client.once('finish', finish);
+    target.once('finish', finish);
   };
 
   const handle = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {

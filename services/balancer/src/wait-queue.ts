@@ -1,3 +1,4 @@
+import type { Cancellation } from './cancellation.js';
 import { LbError } from './errors.js';
 
 /**
@@ -6,7 +7,7 @@ import { LbError } from './errors.js';
  */
 export interface WaitQueue {
   /** Resolves when the caller may try to pick again; rejects with LB_QUEUE_FULL / LB_QUEUE_TIMEOUT. */
-  wait(signal: AbortSignal): Promise<void>;
+  wait(cancel: Cancellation): Promise<void>;
   /** Lets the oldest waiter try again (call whenever an upstream finishes a request). */
   wakeOne(): void;
   readonly length: number;
@@ -29,14 +30,14 @@ export function createWaitQueue(maxLength: number, timeoutMs: number): WaitQueue
   };
 
   return {
-    wait(signal) {
+    wait(cancel) {
       if (waiters.length >= maxLength) {
         return Promise.reject(new LbError('LB_QUEUE_FULL', `every upstream is at capacity and ${maxLength} requests already wait`));
       }
       return new Promise<void>((resolve, reject) => {
         const done = (): void => {
           clearTimeout(timer);
-          signal.removeEventListener('abort', onAbort);
+          cancel.off('abort', onAbort);
         };
         const waiter: Waiter = {
           resolve: () => {
@@ -56,7 +57,7 @@ export function createWaitQueue(maxLength: number, timeoutMs: number): WaitQueue
           remove(waiter);
           waiter.reject(new LbError('LB_QUEUE_TIMEOUT', 'client went away while queued'));
         };
-        signal.addEventListener('abort', onAbort, { once: true });
+        cancel.once('abort', onAbort);
         waiters.push(waiter);
       });
     },

@@ -3,7 +3,7 @@
 // It is not services/backend: that one is a Koa app with metrics and logging, and the bench must
 // measure the proxies, not the cost of the thing behind them. This one does as little as possible.
 //
-// Run: node bench/backend.mjs [--slow-ms N]
+// Run: node bench/origin.mjs [--slow-ms N]
 // It listens on 127.0.0.1, port 0, and prints one line `listening <port>` on stdout when ready.
 //
 //   GET /tiny     200, a few bytes
@@ -22,7 +22,7 @@ import { parseArgs } from 'node:util';
 const { values } = parseArgs({ options: { 'slow-ms': { type: 'string', default: '0' } } });
 const slowMs = Number(values['slow-ms']);
 if (!Number.isInteger(slowMs) || slowMs < 0) {
-  console.error(`bench backend: --slow-ms must be a non-negative integer, got ${values['slow-ms']}`);
+  console.error(`bench origin: --slow-ms must be a non-negative integer, got ${values['slow-ms']}`);
   process.exit(2);
 }
 
@@ -69,7 +69,7 @@ server.headersTimeout = 121_000;
 
 server.listen(0, '127.0.0.1', () => {
   const address = server.address();
-  if (address === null || typeof address === 'string') throw new Error('bench backend: no TCP address');
+  if (address === null || typeof address === 'string') throw new Error('bench origin: no TCP address');
   process.stdout.write(`listening ${address.port}\n`);
 });
 
@@ -77,7 +77,7 @@ server.listen(0, '127.0.0.1', () => {
 // Say so on stderr (the harness's log of this process): if anything else sends it mid-run, the
 // harness reports the death with this line, and the cause is not a mystery.
 process.once('SIGTERM', () => {
-  process.stderr.write(`bench backend: SIGTERM received, exiting (served ${served}, in flight ${inFlight})\n`);
+  process.stderr.write(`bench origin: SIGTERM received, exiting (served ${served}, in flight ${inFlight})\n`);
   process.exit(0);
 });
-process.once('exit', (code) => { process.stderr.write(`bench backend: exit ${code}\n`); });
+process.once('exit', (code) => { process.stderr.write(`bench origin: exit ${code}\n`); });
