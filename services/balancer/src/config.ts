@@ -31,7 +31,7 @@ export interface Config {
   readonly passiveDownMs: number;
   readonly shutdownTimeoutMs: number;
   readonly eventsIntervalMs: number;
-  /** Bearer token for the admin write API; empty = writes refused (401). */
+  /** Bearer token for the admin write API; empty = writes refused (403). */
   readonly adminToken: string;
   /** Per-upstream cap on in-flight requests (HAProxy maxconn); 0 = no cap. */
   readonly maxInFlight: number;

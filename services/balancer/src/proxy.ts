@@ -162,12 +162,21 @@ export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res:
           lastError = timedOut()
             ? new LbError('LB_UPSTREAM_TIMEOUT', `upstream ${upstream.id} did not finish within ${config.requestTimeoutMs} ms`)
             : toLbError(reason, upstream.id, err);
-          // Retry only what provably never reached the upstream, or a body-less idempotent request
-          // (a header timeout too, like HAProxy's retry-on response-timeout); never after the
-          // whole-request deadline, never past the retry budget.
-          const neverSent = reason === 'connect' && !req.readableDidRead;
+          if (res.headersSent) break;
+          // A connection that failed never reached the upstream: try the next one, whatever the
+          // method, without spending a retry or the budget (it adds no load anywhere). This is
+          // what keeps a scale-down clean while stopping replicas refuse connections.
+          if (reason === 'connect' && !req.readableDidRead) {
+            (tried ??= new Set()).add(upstream);
+            attempt--;
+            metrics.recordRetry();
+            continue;
+          }
+          // Otherwise only a body-less idempotent request is replayed (after a reset or a header
+          // timeout, like HAProxy's retry-on), never after the whole-request deadline, within
+          // `retries` and the retry budget.
           const replaySafe = replayable && IDEMPOTENT.has(method) && !timedOut();
-          if (res.headersSent || !(neverSent || replaySafe) || attempt > config.retries) break;
+          if (!replaySafe || attempt > config.retries) break;
           if (!retryBudget.tryAcquire()) {
             metrics.recordRetryRefused();
             break;

@@ -47,6 +47,8 @@ describe('fault suite: upstreams killed, hung, reset, closing keep-alives and an
       testConfig(upstreams.map((u) => u.origin.port), {
         headersTimeoutMs: 300,
         retries: 3,
+        // Short ejections so that the recovered upstreams are seen back within the test.
+        passiveDownMs: 300,
         health: { path: '/healthz', intervalMs: 100, timeoutMs: 200, rise: 2, fall: 1 },
       }),
     );

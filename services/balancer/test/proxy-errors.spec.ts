@@ -64,6 +64,17 @@ describe('proxy: failures, error codes and the acquire/release pair', () => {
     assert.match(metrics, new RegExp(`lb_upstream_failures_total\\{upstream="127.0.0.1:${dead}",reason="connect"\\} 1`));
   });
 
+  it('fails over past every refusing upstream without spending retries or budget (scale-down)', async () => {
+    const dead = await Promise.all([deadPort(), deadPort(), deadPort()]);
+    const live = await startOrigin(namedHandler('live'));
+    origins = [live];
+    lb = await startBalancer(testConfig([...dead, live.port], { retries: 0, retryBudgetPercent: 0, retryBudgetMin: 0 }));
+    const r = await call(`${lb.url}/img`);
+    assert.equal(r.status, 200);
+    assert.equal(r.text, 'live');
+    for (const port of dead) assert.equal(lb.balancer.registry.get(`127.0.0.1:${port}`)?.state, 'down');
+  });
+
   it('504 LB_UPSTREAM_TIMEOUT when no upstream sends headers in time (each tried once)', async () => {
     let hits = 0;
     const hang = await startOrigin(() => {

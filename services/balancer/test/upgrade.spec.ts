@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { connect } from 'node:net';
-import type { Socket } from 'node:net';
+import { Socket, connect } from 'node:net';
 import { request } from 'undici';
 import type { Snapshot, UpstreamView } from '../src/snapshot.js';
 import { serializeHead, upgradeRequestHeaders } from '../src/upgrade.js';
@@ -43,8 +42,8 @@ async function startWsOrigin(name: string): Promise<WsOrigin> {
       await origin.close();
     },
   };
-  origin.server.on('upgrade', (req, duplex, head: Buffer) => {
-    const socket = duplex as Socket;
+  origin.server.on('upgrade', (req, socket, head: Buffer) => {
+    assert.ok(socket instanceof Socket);
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());

@@ -4,15 +4,17 @@ import type { FailureReason } from '../errors.js';
 import type { Registry } from '../upstreams/registry.js';
 import type { Upstream } from '../upstreams/upstream.js';
 
+const CONNECT_FAILED = 'connection failed';
+
 /** Longest ejection, however often an upstream keeps failing. */
 const MAX_EJECTION_MS = 300_000;
 
 /**
  * Passive health (Envoy's outlier detection, nginx's max_fails): failures seen by the proxy are
  * counted in a sliding window; past the threshold the upstream is ejected for a time that doubles
- * with every ejection in a row. A refused connection ejects at once: the upstream is gone, and
- * the request is retried elsewhere. After the ejection the upstream comes back on its own, or,
- * with active checks on, once its probes pass.
+ * with every ejection in a row. A refused connection takes the upstream out at once (the request
+ * is retried elsewhere); with active checks on, its probes alone decide when it is back. After
+ * an ejection the upstream comes back on its own, or, with active checks on, once probes pass.
  */
 export interface OutlierDetector {
   recordFailure(upstream: Upstream, reason: FailureReason | 'status'): void;
@@ -27,6 +29,11 @@ export function createOutlierDetector(registry: Registry, config: Config, logger
   let stopped = false;
 
   const eject = (u: Upstream, why: string): void => {
+    if (activeChecks && why === CONNECT_FAILED) {
+      // Probes will tell when it listens again; holding it out longer only slows recovery.
+      registry.setState(u, 'down', why);
+      return;
+    }
     const ms = Math.min(MAX_EJECTION_MS, config.passiveDownMs * 2 ** u.ejections);
     u.ejections++;
     u.ejectedUntil = Date.now() + ms;
@@ -44,7 +51,7 @@ export function createOutlierDetector(registry: Registry, config: Config, logger
     recordFailure(u, reason) {
       if (stopped || u.state !== 'up') return;
       if (reason === 'connect') {
-        eject(u, 'connection failed');
+        eject(u, CONNECT_FAILED);
         return;
       }
       const now = Date.now();
