@@ -27,6 +27,8 @@ export interface BackendApp {
   readonly stats: Stats;
   readonly metrics: Metrics;
   readonly delays: Delays;
+  /** From now on /healthz answers 503 "stopping" (images are still served). Idempotent. */
+  beginShutdown(): void;
   /** Ends the image delays still running (their connections are dropped). Idempotent. */
   stop(): void;
 }
@@ -59,7 +61,8 @@ export function createApp(config: AppConfig, deps: AppDeps): BackendApp {
   const metrics = createMetrics(() => stats.inFlight);
   const delays = createDelays();
   const delayMs = (imageId: number): number => Math.round((config.delaysMs[imageId - 1] ?? 0) * config.delayScale);
-  const router = createRouter({ id: config.id, images, delayMs, delays, stats, metrics });
+  let stopping = false;
+  const router = createRouter({ id: config.id, images, delayMs, delays, stats, metrics, stopping: () => stopping });
 
   const app = new Koa();
   // Koa's default handler prints every error, client hang-ups included, to stderr.
@@ -92,6 +95,9 @@ export function createApp(config: AppConfig, deps: AppDeps): BackendApp {
     stats,
     metrics,
     delays,
+    beginShutdown() {
+      stopping = true;
+    },
     stop() {
       delays.stop();
     },

@@ -26,6 +26,11 @@ export interface Config {
   /** Multiplies every delay (0.01 makes the 10 s image take 100 ms). */
   readonly delayScale: number;
   readonly logLevel: LogLevel;
+  /**
+   * After SIGTERM, keep serving (with /healthz answering 503) for this long before refusing
+   * connections, so balancers drop this replica while it still answers (a preStop delay).
+   */
+  readonly shutdownDelayMs: number;
 }
 
 /** What {@link parseConfig} returns: a config, a request for help, or every problem found. */
@@ -49,6 +54,7 @@ environment:
   BACKEND_DELAYS_MS    four comma-separated delays for ids 1..4 (default ${DEFAULT_DELAYS_MS.join(',')})
   BACKEND_DELAY_SCALE  multiplies every delay (default 1)
   BACKEND_LOG_LEVEL    ${LOG_LEVELS.join(' | ')} (default info)
+  BACKEND_SHUTDOWN_DELAY_MS  after SIGTERM, serve this long with /healthz failing before closing (default 0)
 `;
 
 // Bounds keep delay * scale below setTimeout's 2^31-1 ms limit, past which Node fires at once.
@@ -99,6 +105,7 @@ const Input = z.object({
   BACKEND_DELAYS_MS: delays.optional(),
   BACKEND_DELAY_SCALE: scale.optional(),
   BACKEND_LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).optional(),
+  BACKEND_SHUTDOWN_DELAY_MS: number.pipe(finite().int('must be a whole number of ms').min(0, 'must be 0 or more').max(60_000, 'must be at most 60000')).optional(),
 });
 
 // An empty variable (`BACKEND_ID=` in a Compose file) means "not set", as in most CLIs.
@@ -128,6 +135,7 @@ export function parseConfig(argv: readonly string[], env: BackendEnv, hostname: 
     BACKEND_DELAYS_MS: envValue(env, 'BACKEND_DELAYS_MS'),
     BACKEND_DELAY_SCALE: envValue(env, 'BACKEND_DELAY_SCALE'),
     BACKEND_LOG_LEVEL: envValue(env, 'BACKEND_LOG_LEVEL'),
+    BACKEND_SHUTDOWN_DELAY_MS: envValue(env, 'BACKEND_SHUTDOWN_DELAY_MS'),
   });
   if (!parsed.success) {
     // prettifyError gives one "✖ message\n  → at path" block per issue; keep them apart.
@@ -142,6 +150,7 @@ export function parseConfig(argv: readonly string[], env: BackendEnv, hostname: 
     delaysMs: Object.freeze(input.BACKEND_DELAYS_MS ?? [...DEFAULT_DELAYS_MS]),
     delayScale: input.BACKEND_DELAY_SCALE ?? 1,
     logLevel: input.BACKEND_LOG_LEVEL ?? 'info',
+    shutdownDelayMs: input.BACKEND_SHUTDOWN_DELAY_MS ?? 0,
   };
   return { kind: 'config', config: Object.freeze(config) };
 }

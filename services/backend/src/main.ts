@@ -53,14 +53,27 @@ async function main(): Promise<number> {
     process.once('SIGTERM', resolve);
     process.once('SIGINT', resolve);
   });
-  logger.info({ signal, inFlight: backend.stats.inFlight }, 'shutting down');
-  // A second signal skips the drain.
+  logger.info({ signal, inFlight: backend.stats.inFlight, delayMs: config.shutdownDelayMs }, 'shutting down');
+  // A second signal skips the delay and the drain.
   let force = (): void => undefined;
   const forced = new Promise<void>((resolve) => {
     force = resolve;
   });
   process.once('SIGTERM', force);
   process.once('SIGINT', force);
+
+  // Keep accepting while /healthz fails, so that balancers see the replica go before it refuses.
+  backend.beginShutdown();
+  if (config.shutdownDelayMs > 0) {
+    let delayTimer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      new Promise<void>((resolve) => {
+        delayTimer = setTimeout(resolve, config.shutdownDelayMs);
+      }),
+      forced,
+    ]);
+    clearTimeout(delayTimer);
+  }
 
   const closed = new Promise<void>((resolve) => server.close(() => {
     resolve();

@@ -16,6 +16,8 @@ export interface RouteDeps {
   readonly delays: Delays;
   readonly stats: Stats;
   readonly metrics: Metrics;
+  /** True once shutdown began: /healthz then fails so balancers stop sending. */
+  readonly stopping: () => boolean;
 }
 
 /** The body of `GET /info`. */
@@ -73,6 +75,12 @@ export function createRouter(deps: RouteDeps): Router {
   });
 
   router.get('/healthz', (ctx) => {
+    // While shutting down, fail the probe but keep serving: balancers stop sending first.
+    if (deps.stopping()) {
+      ctx.status = 503;
+      ctx.body = { status: 'stopping' };
+      return;
+    }
     ctx.body = { status: 'ok' };
   });
 

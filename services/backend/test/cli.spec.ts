@@ -93,6 +93,23 @@ describe('backend CLI', function () {
     }
   });
 
+  it('with BACKEND_SHUTDOWN_DELAY_MS, keeps serving after SIGTERM while /healthz fails', async () => {
+    const port = await freePort();
+    const run = cli([String(port)], { BACKEND_ID: 'cli-3', BACKEND_DELAYS_MS: '0,0,0,0', BACKEND_SHUTDOWN_DELAY_MS: '3000' });
+    try {
+      await until('the listening line', () => run.out().includes('listening on') || run.child.exitCode !== null, 15_000);
+      run.child.kill('SIGTERM');
+      await until('the shutdown to start', () => run.out().includes('shutting down'), 10_000);
+      const health = await get(`http://127.0.0.1:${port}/healthz`);
+      assert.equal(health.status, 503, 'the probe fails at once');
+      const image = await get(`http://127.0.0.1:${port}/images/1`);
+      assert.equal(image.status, 200, 'new connections are still served during the delay');
+      assert.equal(await run.exited, 0);
+    } finally {
+      run.child.kill('SIGKILL');
+    }
+  });
+
   it('drops what is in flight on a second signal', async () => {
     const port = await freePort();
     const run = cli([String(port)], { BACKEND_ID: 'cli-2', BACKEND_DELAYS_MS: '10000,10000,10000,10000' });

@@ -24,6 +24,7 @@ describe('parseConfig', () => {
       delaysMs: [1000, 3000, 5000, 10000],
       delayScale: 1,
       logLevel: 'info',
+      shutdownDelayMs: 0,
     });
     assert.deepEqual(DEFAULT_DELAYS_MS, [1000, 3000, 5000, 10000]);
   });

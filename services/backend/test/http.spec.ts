@@ -66,6 +66,17 @@ describe('HTTP routes', () => {
     assert.match(String(res.headers.allow), /GET/);
   });
 
+  it('fails /healthz with 503 once shutdown began, and still serves images', async () => {
+    const stopping = app({ id: 'b-stop', delayScale: 0 });
+    const handler = stopping.app.callback();
+    await request(handler).get('/healthz').expect(200);
+    stopping.beginShutdown();
+    const res = await request(handler).get('/healthz').expect(503);
+    assert.deepEqual(res.body, { status: 'stopping' });
+    await request(handler).get('/images/1').expect(200);
+    stopping.stop();
+  });
+
   it('answers /healthz', async () => {
     const res = await request(server).get('/healthz').expect(200);
     assert.deepEqual(res.body, { status: 'ok' });
