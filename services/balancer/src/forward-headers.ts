@@ -102,6 +102,35 @@ export function clientResponseHeaders(
   return out;
 }
 
+/**
+ * The same for undici's raw response headers (name/value Buffers, as on the wire): returns a flat
+ * [name, value, ...] string array for `res.writeHead`, duplicates (set-cookie) kept, names in lower case.
+ */
+export function clientResponseHeadersRaw(raw: readonly Buffer[]): string[] {
+  const out: string[] = [];
+  let extra: Set<string> | undefined;
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const name = String(raw[i]?.toString('latin1'));
+    const value = String(raw[i + 1]?.toString('latin1'));
+    const lower = name.toLowerCase();
+    if (lower === 'connection') {
+      const tokens = connectionTokens(value);
+      if (tokens !== undefined) for (const t of tokens) (extra ??= new Set()).add(t);
+      continue;
+    }
+    if (HOP_BY_HOP.has(lower)) continue;
+    out.push(lower, value);
+  }
+  if (extra === undefined) return out;
+  // Rare: the Connection header named other headers; drop those too.
+  const kept: string[] = [];
+  for (let i = 0; i + 1 < out.length; i += 2) {
+    const name = String(out[i]);
+    if (!extra.has(name)) kept.push(name, String(out[i + 1]));
+  }
+  return kept;
+}
+
 /** Whether a request carries a body (so it cannot be replayed on another upstream). */
 export function hasRequestBody(headers: Readonly<Record<string, string | string[] | undefined>>): boolean {
   const length = headers['content-length'];

@@ -5,7 +5,7 @@ import type { Config } from './config.js';
 import type { DecisionLog } from './decision-log.js';
 import { Cancellation } from './cancellation.js';
 import { LbError, failureReasonOf, toLbError } from './errors.js';
-import { clientResponseHeaders, hasRequestBody, upstreamRequestHeaders } from './forward-headers.js';
+import { hasRequestBody, upstreamRequestHeaders } from './forward-headers.js';
 import type { OutlierDetector } from './health/outlier-detector.js';
 import type { Metrics } from './metrics.js';
 import { NO_UPSTREAM } from './metrics.js';
@@ -15,6 +15,8 @@ import { lazyBody } from './request-body.js';
 import type { RetryBudget } from './retry-budget.js';
 import type { Registry } from './upstreams/registry.js';
 import type { Upstream } from './upstreams/upstream.js';
+import { UpstreamAttempt } from './upstream-attempt.js';
+import type { ResponseExtras } from './upstream-attempt.js';
 import type { WaitQueue } from './wait-queue.js';
 
 /** Methods whose effect is the same however often they are sent (RFC 9110 §9.2.2). */
@@ -22,6 +24,10 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT', 'DELETE', 'TRACE'])
 
 /** Status logged for a request whose client went away before its response ended (nginx's 499). */
 const CLIENT_CLOSED = 499;
+
+// Abort reasons handed to undici; built once (an Error per request would capture a stack each time).
+const CLIENT_GONE_ERROR = Object.assign(new Error('the client went away'), { code: 'UND_ERR_ABORTED' });
+const DEADLINE_ERROR = Object.assign(new Error('the request deadline passed'), { code: 'UND_ERR_ABORTED' });
 
 export interface ProxyDeps {
   readonly config: Config;
@@ -42,8 +48,8 @@ export function explainDecision(pick: Pick<Upstream>, candidates: readonly Upstr
 }
 
 /**
- * The data path: pick → acquire → stream through the upstream's undici pool → release.
- * Bodies stream both ways with backpressure (undici writes into `res` and waits for drain).
+ * The data path: pick → acquire → dispatch on the upstream's undici pool → release.
+ * Bodies stream both ways with backpressure (see UpstreamAttempt and lazyBody).
  */
 export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { config, registry, outliers, retryBudget, queue, metrics, decisions, logger, random } = deps;
@@ -92,18 +98,23 @@ export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res:
       proto: 'http',
       requestId,
     });
-    // One signal cancels the upstream request; its reason says who pulled the plug.
+    // One signal records who pulled the plug (and wakes a queued wait); `current` is the attempt
+    // to cancel, if one is running.
     const cancel = new Cancellation();
+    let current: UpstreamAttempt | undefined;
     const clientGone = (): boolean => cancel.reason === 'client-gone';
     const timedOut = (): boolean => cancel.reason === 'deadline';
     const onClose = (): void => {
-      if (!res.writableFinished) cancel.cancel('client-gone');
+      if (res.writableFinished) return;
+      cancel.cancel('client-gone');
+      current?.abort(CLIENT_GONE_ERROR);
     };
     res.once('close', onClose);
     const deadline =
       config.requestTimeoutMs > 0
         ? setTimeout(() => {
             cancel.cancel('deadline');
+            current?.abort(DEADLINE_ERROR);
           }, config.requestTimeoutMs)
         : undefined;
     retryBudget.recordRequest();
@@ -135,17 +146,15 @@ export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res:
 
         registry.acquire(upstream);
         try {
-          await upstream.pool.stream(
-            { path: req.url ?? '/', method, headers, body: replayable ? null : lazyBody(req), signal: cancel },
-            ({ statusCode, headers: upstreamHeaders }) => {
-              const out = clientResponseHeaders(upstreamHeaders);
-              out['x-upstream'] = upstream.id;
-              out['x-request-id'] = requestId;
-              if (explanation !== undefined) out['x-lb-decision'] = explanation;
-              res.writeHead(statusCode, out);
-              return res;
-            },
-          );
+          const extras: ResponseExtras = { upstream: upstream.id, requestId, decision: explanation };
+          const body = replayable ? null : lazyBody(req);
+          await new Promise<void>((resolve, reject) => {
+            current = new UpstreamAttempt(res, extras, (err) => {
+              if (err === undefined) resolve();
+              else reject(err);
+            });
+            upstream.pool.dispatch({ path: req.url ?? '/', method, headers, body }, current);
+          });
           if (res.statusCode >= 500) {
             upstream.errors++;
             if (config.passive5xx) outliers.recordFailure(upstream, 'status');
@@ -185,6 +194,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res:
           metrics.recordRetry();
           logger.debug({ upstream: upstream.id, reason, requestId }, 'retrying on another upstream');
         } finally {
+          current = undefined;
           registry.release(upstream);
           if (queue.length > 0) queue.wakeOne();
         }

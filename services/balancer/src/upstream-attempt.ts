@@ -1,0 +1,84 @@
+import type { ServerResponse } from 'node:http';
+import type { Dispatcher } from 'undici';
+import { clientResponseHeadersRaw } from './forward-headers.js';
+
+/** What an attempt adds to the client response besides the upstream's own headers. */
+export interface ResponseExtras {
+  readonly upstream: string;
+  readonly requestId: string;
+  readonly decision: string | undefined;
+}
+
+/**
+ * One request on one upstream, as an undici dispatch handler writing straight into the client
+ * response. This is `pool.stream()` without its per-request AsyncResource, end-of-stream
+ * listeners and promise wrapping, which showed in the profile; backpressure is the same:
+ * onData returns false while `res` is full, and 'drain' resumes the upstream read.
+ * `settle` is called exactly once: with nothing when the upstream response has fully arrived
+ * (the upstream is done with this request, which is what least-connections counts), or with
+ * the error that ended the attempt.
+ */
+export class UpstreamAttempt implements Dispatcher.DispatchHandler {
+  private readonly res: ServerResponse;
+  private readonly extras: ResponseExtras;
+  private readonly settle: (err?: Error) => void;
+  private abortUpstream: ((err?: Error) => void) | undefined;
+  private pendingAbort: Error | undefined;
+  private resumeUpstream: (() => void) | undefined;
+  private settled = false;
+  private readonly onDrain = (): void => {
+    this.resumeUpstream?.();
+  };
+
+  constructor(res: ServerResponse, extras: ResponseExtras, settle: (err?: Error) => void) {
+    this.res = res;
+    this.extras = extras;
+    this.settle = settle;
+  }
+
+  /** Cancels the upstream request (client gone, deadline); safe before the connection exists. */
+  abort(err: Error): void {
+    if (this.settled) return;
+    if (this.abortUpstream === undefined) this.pendingAbort = err;
+    else this.abortUpstream(err);
+  }
+
+  onConnect(abort: (err?: Error) => void): void {
+    this.abortUpstream = abort;
+    if (this.pendingAbort !== undefined) abort(this.pendingAbort);
+  }
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
+    // 1xx informational responses (undici already handled 100-continue) are not forwarded.
+    if (statusCode < 200) return true;
+    const headers = clientResponseHeadersRaw(rawHeaders);
+    headers.push('x-upstream', this.extras.upstream, 'x-request-id', this.extras.requestId);
+    if (this.extras.decision !== undefined) headers.push('x-lb-decision', this.extras.decision);
+    this.resumeUpstream = resume;
+    if (statusText === '') this.res.writeHead(statusCode, headers);
+    else this.res.writeHead(statusCode, statusText, headers);
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    if (this.res.write(chunk)) return true;
+    this.res.once('drain', this.onDrain);
+    return false;
+  }
+
+  onComplete(): void {
+    this.res.end();
+    this.finish(undefined);
+  }
+
+  onError(err: Error): void {
+    this.finish(err);
+  }
+
+  private finish(err: Error | undefined): void {
+    if (this.settled) return;
+    this.settled = true;
+    this.res.off('drain', this.onDrain);
+    this.settle(err);
+  }
+}
