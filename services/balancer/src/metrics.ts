@@ -20,7 +20,7 @@ export interface Metrics {
 }
 
 /** Creates the metrics; gauges read the upstream registry at scrape time, never on the data path. */
-export function createMetrics(upstreams: Registry): Metrics {
+export function createMetrics(upstreams: Registry, queueLength: () => number = () => 0): Metrics {
   const registry = new PromRegistry();
   collectDefaultMetrics({ register: registry });
   const totals: Totals = { requests: 0, errors: 0 };
@@ -72,6 +72,44 @@ export function createMetrics(upstreams: Registry): Metrics {
     collect() {
       this.reset();
       for (const u of upstreams.list()) this.set({ upstream: u.id }, u.weight);
+    },
+  });
+  new Gauge({
+    name: 'lb_upstream_effective_weight',
+    help: 'Weight the picker uses now: lower than the configured one while slow start ramps it up.',
+    labelNames: ['upstream'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const u of upstreams.list()) this.set({ upstream: u.id }, u.weight);
+    },
+  });
+  new Gauge({
+    name: 'lb_upstream_max_in_flight',
+    help: 'Cap on in-flight requests per upstream (0 = none).',
+    labelNames: ['upstream'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const u of upstreams.list()) this.set({ upstream: u.id }, u.maxInFlight);
+    },
+  });
+  new Gauge({
+    name: 'lb_upstream_ejections',
+    help: 'Passive outlier ejections in a row (the next ejection lasts base x 2^n).',
+    labelNames: ['upstream'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const u of upstreams.list()) this.set({ upstream: u.id }, u.ejections);
+    },
+  });
+  new Gauge({
+    name: 'lb_queue_length',
+    help: 'Requests waiting for an upstream under its max in-flight.',
+    registers: [registry],
+    collect() {
+      this.set(queueLength());
     },
   });
   new Gauge({

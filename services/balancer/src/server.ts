@@ -82,11 +82,11 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
     // Configured upstreams are trusted like nginx/HAProxy servers; discovered ones must pass a probe.
     initialState: (source) => (source === 'dns' && healthActive ? 'unproven' : 'up'),
   });
-  const metrics = createMetrics(registry);
   const decisions = createDecisionLog();
   const health = createHealthChecker(registry, config, logger.child({ component: 'health' }));
   const outliers = createOutlierDetector(registry, config, logger.child({ component: 'outliers' }));
   const queue = createWaitQueue(config.queueLength, config.queueTimeoutMs);
+  const metrics = createMetrics(registry, () => queue.length);
   const retryBudget = createRetryBudget(config.retryBudgetPercent, config.retryBudgetMin);
   const snapshot = (): Snapshot => takeSnapshot(registry, metrics.totals, decisions, config);
   const events = createEventHub(snapshot, config.eventsIntervalMs);

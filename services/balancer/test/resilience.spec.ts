@@ -38,6 +38,9 @@ describe('resilience: capacity, queue, timeouts, outliers, slow start, retry bud
     const jobs = [1, 2, 3].map((n) => call(`${running.url}/hold/${n}`).then((r) => order.push(r.text)));
     await waitFor(() => held.length === 1, 2000, 'first request at the upstream');
     assert.equal(running.balancer.registry.list()[0]?.inFlight, 1, 'the cap holds the others back');
+    await waitFor(async () => /^lb_queue_length 2$/m.test(await (await request(`${running.adminUrl}/metrics`)).body.text()), 2000, 'queue length 2 in /metrics');
+    const view = running.balancer.snapshot().upstreams[0];
+    assert.equal(view?.maxInFlight, 1, '/api/upstreams shows the cap');
     for (let i = 0; i < 3; i++) {
       await waitFor(() => held.length > i, 2000, `request ${i + 1} admitted`);
       held[i]?.();
@@ -129,6 +132,9 @@ describe('resilience: capacity, queue, timeouts, outliers, slow start, retry bud
     running.balancer.registry.setState(upB, 'down', 'test');
     running.balancer.registry.setState(upB, 'up', 'test');
     assert.ok(upB.weight < 0.2, `starts near 10%: ${upB.weight}`);
+    const metrics = await (await request(`${running.adminUrl}/metrics`)).body.text();
+    const effective = Number(new RegExp(`lb_upstream_effective_weight\\{upstream="${b.id}"\\} ([\\d.e-]+)`).exec(metrics)?.[1]);
+    assert.ok(effective < 0.5, `effective weight in /metrics: ${effective}`);
     const view = running.balancer.snapshot().upstreams.find((u) => u.id === b.id);
     assert.equal(view?.weight, 1);
     let sawMiddle = false;

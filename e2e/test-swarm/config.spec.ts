@@ -1,0 +1,61 @@
+/** Static checks of the Swarm inputs that need Docker but no swarm. */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { parse } from 'yaml';
+import { REPO_ROOT } from '../test-compose/lib/cluster.js';
+import { createCompose } from '../test-compose/lib/compose.js';
+import { run } from '../test-compose/lib/exec.js';
+
+interface StackService {
+  image?: string;
+  build?: unknown;
+  environment?: Record<string, string>;
+  ports?: { target: number; published: number | string; mode: string }[];
+  deploy?: { replicas?: number; update_config?: { order?: string; parallelism?: number } };
+  healthcheck?: { test?: string[]; interval?: string };
+}
+
+describe('Swarm inputs', () => {
+  it('deploy/swarm/prometheus.yml passes the image\'s own promtool (Prometheus 2.42 in the stand-in)', async () => {
+    const res = await run(
+      'docker',
+      ['run', '--rm', '--network', 'none', '--entrypoint', '/bin/promtool', '-v', `${join(REPO_ROOT, 'deploy/swarm')}:/cfg:ro`, 'prom/prometheus:v2.53.4', 'check', 'config', '/cfg/prometheus.yml'],
+      { timeoutMs: 60_000, allowFailure: true },
+    );
+    assert.equal(res.code, 0, res.stdout + res.stderr);
+    assert.match(res.stdout + res.stderr, /SUCCESS/);
+  });
+
+  it('deploy/swarm/images.yml adds image names to docker-compose.yml without warnings', async () => {
+    const compose = await createCompose({ root: REPO_ROOT, project: 'lbe2eswarmconfig', env: { COMPOSE_FILE: 'docker-compose.yml:deploy/swarm/images.yml', LCB_IMAGE_TAG: 'check' } });
+    const res = await compose.compose(['config'], 60_000);
+    assert.equal(res.stderr.trim(), '', `no warnings from ${compose.cli} config`);
+    const services = (parse(res.stdout) as { services: Partial<Record<string, StackService>> }).services;
+    for (const name of ['backend', 'balancer', 'frontend']) {
+      assert.equal(services[name]?.image, `lcb-${name}:check`);
+      assert.ok(services[name]?.build, `${name} still builds from docker-compose.yml`);
+    }
+  });
+
+  it('deploy/swarm/docker-stack.yml passes `docker stack config` and says what Swarm needs', async function () {
+    const env = { ...process.env, FRONTEND_PORT: '18080', LCB_PUBLISH_MODE: 'host', BACKEND_REPLICAS: '5', LCB_IMAGE_TAG: 'check' };
+    const res = await run('docker', ['stack', 'config', '-c', 'deploy/swarm/docker-stack.yml'], { cwd: REPO_ROOT, env, timeoutMs: 30_000, allowFailure: true });
+    // `docker stack config` came with CLI 23; Debian's 20.10 CLI deploys the file but cannot print it.
+    if (res.code !== 0 && /unknown command|is not a docker command|Usage:\s+docker stack COMMAND/i.test(res.stderr)) this.skip();
+    assert.equal(res.code, 0, res.stderr);
+    const services = (parse(res.stdout) as { services: Partial<Record<string, StackService>> }).services;
+    assert.deepEqual(Object.keys(services).sort(), ['backend', 'balancer', 'frontend', 'prometheus']);
+    for (const name of ['backend', 'balancer', 'frontend']) {
+      assert.equal(services[name]?.image, `lcb-${name}:check`, `${name} runs the image swarm.sh builds`);
+      assert.equal(services[name]?.build, undefined, 'stack deploy never builds');
+    }
+    const backend = services.backend;
+    assert.equal(backend?.deploy?.replicas, 5);
+    assert.equal(backend?.deploy?.update_config?.order, 'start-first');
+    assert.equal(backend?.ports, undefined, 'backends publish no port (scaling)');
+    assert.match(JSON.stringify(backend?.healthcheck?.test), /\/healthz/);
+    assert.equal(services.balancer?.environment?.LB_DISCOVERY_DNS, 'tasks.backend');
+    assert.equal(services.frontend?.environment?.BALANCER_HOST, 'tasks.balancer');
+    assert.deepEqual(services.frontend?.ports, [{ target: 8080, published: 18080, protocol: 'tcp', mode: 'host' }]);
+  });
+});

@@ -1,0 +1,279 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Snapshot } from '../../test-compose/lib/balancer-api.js';
+import { ARTIFACTS, BACKEND_PORT, REPO_ROOT } from '../../test-compose/lib/cluster.js';
+import { run, type RunResult } from '../../test-compose/lib/exec.js';
+import { createHttpClient, type HttpClient } from '../../test-compose/lib/http.js';
+import { freePort } from '../../test-compose/lib/ports.js';
+import { waitFor } from '../../test-compose/lib/wait.js';
+
+/**
+ * Fixed names, so that a run killed hard (SIGKILL, machine reboot) leaves leftovers the next run
+ * recognises and removes: the stack `lcbe2e` and the images `lcb-*:e2e`.
+ */
+export const STACK = 'lcbe2e';
+export const IMAGE_TAG = 'e2e';
+const SWARM_SH = 'deploy/swarm/swarm.sh';
+/** Networks Swarm itself creates on a node (besides the stack's own `<stack>_default`). */
+export const SWARM_NETWORKS = ['docker_gwbridge', 'ingress'] as const;
+
+/** Durations and counts for the report (`e2e/artifacts/swarm-timings.json`). */
+export type Figures = Record<string, number | string>;
+
+/** One container of a service's task, as `docker inspect` reports it. */
+export interface TaskContainer {
+  id: string;
+  /** The first 12 hex digits of the container id; the backend's default id is `<hostname>:8002`. */
+  hostname: string;
+  taskId: string;
+  /** Address on the stack's overlay network `<stack>_default`. */
+  ip: string | undefined;
+  /** created | running | exited | ... */
+  status: string;
+  /** starting | healthy | unhealthy */
+  health: string | undefined;
+  /** End time (ms since epoch) of the oldest passing health probe still in Docker's log of the last 5. */
+  firstPassingProbeAt: number | undefined;
+}
+
+interface InspectEntry {
+  Id: string;
+  Config: { Hostname: string; Labels: Record<string, string> | null };
+  State: { Status: string; Health?: { Status: string; Log: { End: string; ExitCode: number }[] | null } };
+  NetworkSettings: { Networks: Record<string, { IPAddress: string } | undefined> | null };
+}
+
+/** What teardown left behind; every list is empty after a clean `down`. */
+export interface TeardownReport {
+  swarmState: string;
+  containers: string[];
+  /** Networks present now that were not there before the run. */
+  newNetworks: string[];
+  /** Swarm's own networks (docker_gwbridge, ingress) still present. */
+  swarmNetworks: string[];
+  images: string[];
+  /** Why `swarm.sh down` failed, if it did. */
+  error: string | undefined;
+  ms: number;
+}
+
+export interface SwarmCluster {
+  readonly stack: string;
+  /** nginx: the page, /images/* (balancer data port) and /api/* (balancer admin). */
+  readonly web: HttpClient;
+  readonly balancer: HttpClient;
+  readonly prometheus: HttpClient;
+  readonly figures: Figures;
+  /** `docker ...` with the run's environment; rejects on a non-zero exit. */
+  docker(args: readonly string[], timeoutMs?: number): Promise<RunResult>;
+  /** Refuses a swarm it did not create, builds, `swarm.sh up` with N backends, waits until the balancer routes to all. */
+  start(replicas: number): Promise<void>;
+  snapshot(): Promise<Snapshot>;
+  /** Containers of a service's tasks (running or not). */
+  tasks(service: string): Promise<TaskContainer[]>;
+  /**
+   * Waits until exactly N backend tasks run and are healthy and the balancer's available upstreams
+   * are exactly their addresses; returns them.
+   */
+  waitForBackends(replicas: number, timeoutMs?: number): Promise<TaskContainer[]>;
+  /** `docker service scale <stack>_backend=N` without waiting; resolves with the command's duration (ms). */
+  scale(replicas: number): Promise<number>;
+  /** The service's virtual IPs (one per network). */
+  virtualIps(service: string): Promise<string[]>;
+  /** Saves the service logs, then `swarm.sh down` (stack, swarm, networks, images). Idempotent. */
+  stop(): Promise<TeardownReport>;
+}
+
+/** `<ip>:8002`: the balancer's upstream id and Prometheus' instance label of a task. */
+export const upstreamIdOf = (t: TaskContainer): string => `${t.ip ?? '?'}:${BACKEND_PORT}`;
+
+const sameSet = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && [...a].sort().join(' ') === [...b].sort().join(' ');
+
+const lines = (text: string): string[] => text.split('\n').map((s) => s.trim()).filter(Boolean);
+
+const log = (line: string): void => {
+  console.log(`      [swarm] ${line}`);
+};
+
+function parseInspect(entry: InspectEntry, network: string): TaskContainer {
+  const passing = (entry.State.Health?.Log ?? []).filter((l) => l.ExitCode === 0).map((l) => Date.parse(l.End));
+  const ip = entry.NetworkSettings.Networks?.[network]?.IPAddress;
+  return {
+    id: entry.Id,
+    hostname: entry.Config.Hostname,
+    taskId: entry.Config.Labels?.['com.docker.swarm.task.id'] ?? '',
+    ip: ip === undefined || ip === '' ? undefined : ip,
+    status: entry.State.Status,
+    health: entry.State.Health?.Status,
+    firstPassingProbeAt: passing.length > 0 ? Math.min(...passing) : undefined,
+  };
+}
+
+/** Picks ports; starts nothing yet. */
+export async function createSwarmCluster(): Promise<SwarmCluster> {
+  const [frontendPort, lbPort, prometheusPort] = [await freePort(), await freePort(), await freePort()];
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DOCKER_BUILDKIT: process.env.DOCKER_BUILDKIT ?? '0',
+    LCB_STACK: STACK,
+    LCB_IMAGE_TAG: IMAGE_TAG,
+    // Host mode: the port is bound on this node only, and the tests send traffic to 127.0.0.1 only.
+    // (Swarm has no per-address publishing; the routing mesh would also need IPVS in the kernel.)
+    LCB_PUBLISH_MODE: 'host',
+    FRONTEND_PORT: String(frontendPort),
+    LB_PORT_PUBLISHED: String(lbPort),
+    PROMETHEUS_PORT: String(prometheusPort),
+    // The same fast images as the Compose suite: 50, 150, 250 ms and one slow 3 s.
+    BACKEND_DELAY_SCALE: '0.05',
+    BACKEND_DELAYS_MS: '1000,3000,5000,60000',
+    HEALTHCHECK_INTERVAL: '1s',
+    LCB_WAIT_S: '180',
+    LCB_REMOVE_IMAGES: '1',
+  };
+  const web = createHttpClient(`http://127.0.0.1:${frontendPort}`);
+  const balancer = createHttpClient(`http://127.0.0.1:${lbPort}`);
+  const prometheus = createHttpClient(`http://127.0.0.1:${prometheusPort}`);
+  const figures: Figures = {};
+  const network = `${STACK}_default`;
+  let networksBefore: string[] | undefined;
+  let started = false;
+  let stopping: Promise<TeardownReport> | undefined;
+
+  const docker = (args: readonly string[], timeoutMs = 60_000): Promise<RunResult> => run('docker', args, { env, timeoutMs });
+  const swarmSh = (command: 'build' | 'up' | 'down', extra: Record<string, string> = {}, timeoutMs = 600_000): Promise<RunResult> =>
+    run('bash', [SWARM_SH, command], { cwd: REPO_ROOT, env: { ...env, ...extra }, timeoutMs });
+  const swarmState = async (): Promise<string> => (await docker(['info', '--format', '{{.Swarm.LocalNodeState}}'])).stdout.trim();
+  const networkNames = async (): Promise<string[]> => lines((await docker(['network', 'ls', '--format', '{{.Name}}'])).stdout);
+  const snapshot = (): Promise<Snapshot> => web.json<Snapshot>('/api/upstreams', 5_000);
+
+  async function tasks(service: string): Promise<TaskContainer[]> {
+    const ps = await docker(['ps', '-aq', '--no-trunc', '--filter', `label=com.docker.swarm.service.name=${STACK}_${service}`]);
+    const ids = lines(ps.stdout);
+    if (ids.length === 0) return [];
+    // A container removed between `ps` and `inspect` makes inspect exit 1 but still print the rest.
+    const inspected = await run('docker', ['inspect', ...ids], { env, timeoutMs: 30_000, allowFailure: true });
+    return (JSON.parse(inspected.stdout.trim() || '[]') as InspectEntry[]).map((e) => parseInspect(e, network));
+  }
+
+  async function waitForBackends(replicas: number, timeoutMs = 90_000): Promise<TaskContainer[]> {
+    return waitFor(
+      async () => {
+        const running = (await tasks('backend')).filter((t) => t.status === 'running');
+        if (running.length !== replicas || running.some((t) => t.health !== 'healthy' || !t.ip)) return undefined;
+        const available = (await snapshot()).upstreams.filter((u) => u.available).map((u) => u.id);
+        return sameSet(available, running.map(upstreamIdOf)) ? running : undefined;
+      },
+      { what: `${replicas} healthy backend tasks, all available in the balancer`, timeoutMs, intervalMs: 300 },
+    );
+  }
+
+  /** A swarm is the whole daemon's: run only on one this suite (or `make swarm-up`) created and that runs nothing else. */
+  async function preflight(): Promise<void> {
+    if ((await swarmState()) === 'active') {
+      log('a swarm is active: removing leftovers of an earlier run (stack lcbe2e) first');
+      await swarmSh('down', {}, 300_000);
+    }
+    const state = await swarmState();
+    if (state !== 'inactive') {
+      const services = (await docker(['service', 'ls', '--format', '{{.Name}}'], 30_000).catch(() => undefined))?.stdout ?? '';
+      throw new Error(
+        `refusing to run: this Docker daemon is in a swarm (${state}) that the test did not create or that runs other services (${lines(services).join(', ') || 'none'}); ` +
+          'run `make swarm-down`, or `docker swarm leave --force` if the swarm is yours',
+      );
+    }
+  }
+
+  async function saveLogs(): Promise<void> {
+    try {
+      const parts: string[] = [];
+      for (const service of ['frontend', 'balancer', 'backend', 'prometheus']) {
+        const res = await run('docker', ['service', 'logs', '--no-trunc', '--timestamps', '--tail', '300', `${STACK}_${service}`], {
+          env,
+          timeoutMs: 30_000,
+          allowFailure: true,
+        });
+        parts.push(`==== ${STACK}_${service} ====\n${res.stdout}${res.stderr}`);
+      }
+      await mkdir(ARTIFACTS, { recursive: true });
+      await writeFile(join(ARTIFACTS, 'swarm-logs.txt'), parts.join('\n'));
+    } catch (err) {
+      log(`could not save logs: ${err instanceof Error ? err.message : String(err)}`);
+    }
+  }
+
+  async function stopOnce(): Promise<TeardownReport> {
+    const started_ = performance.now();
+    let error: string | undefined;
+    if (started) {
+      await saveLogs();
+      try {
+        await swarmSh('down', {}, 300_000);
+      } catch (err) {
+        error = err instanceof Error ? err.message : String(err);
+      }
+    }
+    const ms = performance.now() - started_;
+    const now = await networkNames();
+    const report: TeardownReport = {
+      swarmState: await swarmState(),
+      containers: lines((await docker(['ps', '-aq', '--filter', `label=com.docker.stack.namespace=${STACK}`])).stdout),
+      newNetworks: now.filter((n) => !(networksBefore ?? now).includes(n)),
+      swarmNetworks: now.filter((n) => (SWARM_NETWORKS as readonly string[]).includes(n)),
+      images: lines((await docker(['image', 'ls', '--format', '{{.Repository}}:{{.Tag}}', '--filter', `reference=lcb-*:${IMAGE_TAG}`])).stdout),
+      error,
+      ms,
+    };
+    if (started) {
+      figures.teardownMs = Math.round(ms);
+      log(`swarm.sh down: ${(ms / 1000).toFixed(1)} s`);
+      await mkdir(ARTIFACTS, { recursive: true });
+      await writeFile(join(ARTIFACTS, 'swarm-timings.json'), `${JSON.stringify({ stack: STACK, ...figures }, null, 2)}\n`);
+    }
+    await Promise.all([web.close(), balancer.close(), prometheus.close()]);
+    return report;
+  }
+
+  return {
+    stack: STACK,
+    web,
+    balancer,
+    prometheus,
+    figures,
+    docker,
+    snapshot,
+    tasks,
+    waitForBackends,
+    async start(replicas) {
+      await preflight();
+      // Recorded after the leftovers are gone: everything new from here on is this run's.
+      networksBefore = await networkNames();
+      started = true;
+      log(`stack ${STACK}: nginx 127.0.0.1:${frontendPort}, balancer 127.0.0.1:${lbPort}, prometheus 127.0.0.1:${prometheusPort}`);
+      const build = await swarmSh('build', {}, 900_000);
+      figures.buildMs = Math.round(build.ms);
+      log(`build (docker-compose.yml + deploy/swarm/images.yml): ${(build.ms / 1000).toFixed(1)} s`);
+      const up = await swarmSh('up', { LCB_SKIP_BUILD: '1', BACKEND_REPLICAS: String(replicas) }, 300_000);
+      figures.initDeployConvergeMs = Math.round(up.ms);
+      const readyStarted = performance.now();
+      await waitForBackends(replicas, 90_000);
+      figures.convergedToRoutingMs = Math.round(performance.now() - readyStarted);
+      log(
+        `swarm init + stack deploy + all ${replicas + 3} services healthy: ${(up.ms / 1000).toFixed(1)} s, ` +
+          `then ${(figures.convergedToRoutingMs / 1000).toFixed(1)} s until the balancer routes to all ${replicas} backend tasks`,
+      );
+    },
+    async scale(replicas) {
+      // --detach: return at once; the tests watch convergence themselves (tasks, balancer).
+      return (await docker(['service', 'scale', '--detach', `${STACK}_backend=${replicas}`])).ms;
+    },
+    async virtualIps(service) {
+      const res = await docker(['service', 'inspect', '--format', '{{json .Endpoint.VirtualIPs}}', `${STACK}_${service}`]);
+      const vips = (JSON.parse(res.stdout.trim() || 'null') as { Addr: string }[] | null) ?? [];
+      return vips.map((v) => v.Addr.replace(/\/\d+$/, ''));
+    },
+    stop() {
+      stopping ??= stopOnce();
+      return stopping;
+    },
+  };
+}

@@ -1,0 +1,69 @@
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BACKEND_PORT } from '../../test-compose/lib/cluster.js';
+import type { StreamResult } from '../../test-compose/lib/stream.js';
+import { waitFor } from '../../test-compose/lib/wait.js';
+import type { SwarmCluster } from '../lib/swarm.js';
+import { failureText, seconds, startTrackedStream } from '../lib/traffic.js';
+
+interface UpdateStatus {
+  State: string;
+  Message?: string;
+}
+
+/** `docker service update --force` (update_config: start-first, parallelism 1) under load. */
+export function rollingUpdateSuite(cluster: () => SwarmCluster, replicas: number): void {
+  describe('rolling update of the backend service', () => {
+    it(`replaces all ${replicas} tasks one by one, start-first, under a steady stream: 0 failed requests`, async function () {
+      this.timeout(300_000);
+      const c = cluster();
+      const service = `${c.stack}_backend`;
+      const before = await c.waitForBackends(replicas);
+      const old = new Set(before.map((t) => t.id));
+      const stream = startTrackedStream(c.web);
+      let result: StreamResult;
+      let updateMs: number;
+      let fresh: string[];
+      let minServing = Infinity;
+      try {
+        await stream.flowing(20, replicas);
+        const t0 = performance.now();
+        await c.docker(['service', 'update', '--force', '--detach', service]);
+        // start-first: the number of running, healthy tasks never drops below the replica count.
+        const status = await waitFor(
+          async () => {
+            const serving = (await c.tasks('backend')).filter((t) => t.status === 'running' && t.health === 'healthy').length;
+            minServing = Math.min(minServing, serving);
+            const res = await c.docker(['service', 'inspect', '--format', '{{json .UpdateStatus}}', service]);
+            const s = JSON.parse(res.stdout.trim() || 'null') as UpdateStatus | null;
+            if (s && /rollback|paused/.test(s.State)) throw new Error(`update ${s.State}: ${s.Message ?? ''}`);
+            return s?.State === 'completed' ? s : undefined;
+          },
+          { what: `the update of ${service} to complete`, timeoutMs: 180_000, intervalMs: 250 },
+        );
+        assert.equal(status.State, 'completed');
+        updateMs = performance.now() - t0;
+        const after = await c.waitForBackends(replicas, 90_000);
+        assert.ok(after.every((t) => !old.has(t.id)), 'every task was replaced');
+        fresh = after.map((t) => `${t.hostname}:${BACKEND_PORT}`);
+        await stream.served(fresh);
+        await sleep(1_000);
+      } finally {
+        result = await stream.stop();
+      }
+      Object.assign(c.figures, {
+        rollingUpdateMs: Math.round(updateMs),
+        rollingUpdateMinHealthyTasks: minServing,
+        rollingUpdateRequests: result.ok + result.failed,
+        rollingUpdateFailed: result.failed,
+      });
+      console.log(
+        `      [swarm] service update --force (${replicas} tasks, start-first): completed in ${seconds(updateMs)}, ` +
+          `never fewer than ${minServing} healthy tasks; stream ${result.ok} ok, ${result.failed} failed over ${result.backends.size} tasks`,
+      );
+      assert.equal(result.failed, 0, `failed requests: ${failureText(result)}`);
+      assert.ok(minServing >= replicas, `start-first kept ${replicas} healthy tasks at all times (saw ${minServing})`);
+      assert.equal(fresh.length, replicas);
+    });
+  });
+}

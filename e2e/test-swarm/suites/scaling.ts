@@ -1,0 +1,97 @@
+import assert from 'node:assert/strict';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { BACKEND_PORT } from '../../test-compose/lib/cluster.js';
+import type { StreamResult } from '../../test-compose/lib/stream.js';
+import { upstreamIdOf, type SwarmCluster } from '../lib/swarm.js';
+import { failureText, seconds, startTrackedStream } from '../lib/traffic.js';
+import { expectBackendTargets } from './prometheus.js';
+
+/** How soon after its first passing health probe a new task must serve (Swarm DNS + 1 s poll + probe). */
+const MAX_JOIN_LAG_MS = 3_000;
+
+/** `docker service scale` while a steady stream of GETs runs through nginx. */
+export function scalingSuite(cluster: () => SwarmCluster, from: number, up: number, down: number): void {
+  describe('docker service scale under a steady stream of GETs', () => {
+    it(`scale ${from} → ${up}: new tasks get traffic once healthy, 0 failed requests`, async function () {
+      this.timeout(300_000);
+      const c = cluster();
+      const before = await c.waitForBackends(from);
+      const old = new Set(before.map((t) => t.id));
+      const healthyAt = new Map<string, number>(); // backend id -> end of its first passing probe
+      const stream = startTrackedStream(c.web);
+      let result: StreamResult;
+      let scaleMs: number;
+      let availableMs: number;
+      let fresh: string[];
+      try {
+        await stream.flowing(20, from);
+        const t0 = performance.now();
+        scaleMs = await c.scale(up);
+        // Watch the new tasks' health probes (Docker keeps only the last 5) until all are available.
+        const watch = { ready: false };
+        const available = c.waitForBackends(up, 150_000).finally(() => (watch.ready = true));
+        for (let i = 0; i < 1_000 && !watch.ready; i++) {
+          for (const t of (await c.tasks('backend').catch(() => [])).filter((x) => !old.has(x.id) && x.status === 'running')) {
+            const id = `${t.hostname}:${BACKEND_PORT}`;
+            if (t.firstPassingProbeAt !== undefined) healthyAt.set(id, Math.min(t.firstPassingProbeAt, healthyAt.get(id) ?? Infinity));
+          }
+          await sleep(250);
+        }
+        const after = await available;
+        availableMs = performance.now() - t0;
+        fresh = after.filter((t) => !old.has(t.id)).map((t) => `${t.hostname}:${BACKEND_PORT}`);
+        await stream.served(fresh);
+        // Late failures count too.
+        await sleep(1_000);
+      } finally {
+        result = await stream.stop();
+      }
+      const lags = fresh.map((id) => (stream.firstServed.get(id) ?? NaN) - (healthyAt.get(id) ?? NaN));
+      Object.assign(c.figures, {
+        scaleUpCommandMs: Math.round(scaleMs),
+        scaleUpAllAvailableMs: Math.round(availableMs),
+        scaleUpMaxJoinLagMs: Math.max(...lags),
+        scaleUpRequests: result.ok + result.failed,
+        scaleUpFailed: result.failed,
+      });
+      console.log(
+        `      [swarm] scale ${from} → ${up}: all ${up} tasks available in the balancer ${seconds(availableMs)} after the command; ` +
+          `new tasks first served ${lags.map((l) => `${l} ms`).join(', ')} after healthy; stream ${result.ok} ok, ${result.failed} failed`,
+      );
+      assert.equal(result.failed, 0, `failed requests: ${failureText(result)}`);
+      assert.equal(fresh.length, up - from, 'new tasks');
+      for (const lag of lags) assert.ok(Number.isFinite(lag) && lag <= MAX_JOIN_LAG_MS, `a new task served ${lag} ms after it was healthy (limit ${MAX_JOIN_LAG_MS} ms)`);
+    });
+
+    it(`scale ${up} → ${down}: 0 failed requests`, async function () {
+      this.timeout(300_000);
+      const c = cluster();
+      await c.waitForBackends(up);
+      const stream = startTrackedStream(c.web);
+      let result: StreamResult;
+      let settledMs: number;
+      try {
+        // Scale down only once the stream flows through every task.
+        await stream.flowing(20, up);
+        const t0 = performance.now();
+        await c.scale(down);
+        await c.waitForBackends(down, 120_000);
+        settledMs = performance.now() - t0;
+        await sleep(1_000);
+      } finally {
+        result = await stream.stop();
+      }
+      Object.assign(c.figures, { scaleDownSettledMs: Math.round(settledMs), scaleDownRequests: result.ok + result.failed, scaleDownFailed: result.failed });
+      console.log(`      [swarm] scale ${up} → ${down}: ${seconds(settledMs)} until ${down} tasks remain; stream ${result.ok} ok, ${result.failed} failed over ${result.backends.size} tasks`);
+      assert.equal(result.failed, 0, `failed requests: ${failureText(result)}`);
+      assert.equal(result.backends.size, up, `the stream reached all ${up} tasks before the scale-down`);
+      assert.ok(result.ok >= 40, `the stream kept flowing (${result.ok} requests)`);
+    });
+
+    it(`Prometheus follows: only the ${down} remaining tasks are backend targets`, async () => {
+      const c = cluster();
+      const tasks = await c.waitForBackends(down);
+      await expectBackendTargets(c, tasks.map(upstreamIdOf));
+    });
+  });
+}
