@@ -3,6 +3,7 @@ import type { FailureReason } from './errors.js';
 import { imbalanceOf } from './snapshot.js';
 import type { Totals } from './snapshot.js';
 import type { Registry } from './upstreams/registry.js';
+import type { Upstream } from './upstreams/upstream.js';
 
 /** The label used for requests that found no upstream at all. */
 export const NO_UPSTREAM = 'none';
@@ -55,56 +56,6 @@ export function createMetrics(upstreams: Registry, queueLength: () => number = (
     registers: [registry],
   });
   new Gauge({
-    name: 'lb_upstream_in_flight',
-    help: 'Requests being served by each upstream (what least-connections compares).',
-    labelNames: ['upstream'] as const,
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const u of upstreams.list()) this.set({ upstream: u.id }, u.inFlight);
-    },
-  });
-  new Gauge({
-    name: 'lb_upstream_weight',
-    help: 'Configured weight of each upstream.',
-    labelNames: ['upstream'] as const,
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const u of upstreams.list()) this.set({ upstream: u.id }, u.weight);
-    },
-  });
-  new Gauge({
-    name: 'lb_upstream_effective_weight',
-    help: 'Weight the picker uses now: lower than the configured one while slow start ramps it up.',
-    labelNames: ['upstream'] as const,
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const u of upstreams.list()) this.set({ upstream: u.id }, u.weight);
-    },
-  });
-  new Gauge({
-    name: 'lb_upstream_max_in_flight',
-    help: 'Cap on in-flight requests per upstream (0 = none).',
-    labelNames: ['upstream'] as const,
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const u of upstreams.list()) this.set({ upstream: u.id }, u.maxInFlight);
-    },
-  });
-  new Gauge({
-    name: 'lb_upstream_ejections',
-    help: 'Passive outlier ejections in a row (the next ejection lasts base x 2^n).',
-    labelNames: ['upstream'] as const,
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const u of upstreams.list()) this.set({ upstream: u.id }, u.ejections);
-    },
-  });
-  new Gauge({
     name: 'lb_queue_length',
     help: 'Requests waiting for an upstream under its max in-flight.',
     registers: [registry],
@@ -112,16 +63,27 @@ export function createMetrics(upstreams: Registry, queueLength: () => number = (
       this.set(queueLength());
     },
   });
-  new Gauge({
-    name: 'lb_upstream_healthy',
-    help: '1 when the upstream may take new requests, else 0 (down, unproven or draining).',
-    labelNames: ['upstream'] as const,
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const u of upstreams.list()) this.set({ upstream: u.id }, u.state === 'up' ? 1 : 0);
-    },
-  });
+  // Per-upstream gauges, read from the registry at scrape time.
+  const perUpstream: [name: string, help: string, value: (u: Upstream) => number][] = [
+    ['lb_upstream_in_flight', 'Requests being served by each upstream (what least-connections compares).', (u) => u.inFlight],
+    ['lb_upstream_weight', 'Configured weight of each upstream.', (u) => u.configuredWeight],
+    ['lb_upstream_effective_weight', 'Weight the picker uses now: lower than the configured one while slow start ramps it up.', (u) => u.weight],
+    ['lb_upstream_max_in_flight', 'Cap on in-flight requests per upstream (0 = none).', (u) => u.maxInFlight],
+    ['lb_upstream_ejections', 'Passive outlier ejections in a row (the next ejection lasts base x 2^n).', (u) => u.ejections],
+    ['lb_upstream_healthy', '1 when the upstream may take new requests, else 0 (down, unproven or draining).', (u) => u.state === 'up' ? 1 : 0],
+  ];
+  for (const [name, help, value] of perUpstream) {
+    new Gauge({
+      name,
+      help,
+      labelNames: ['upstream'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        for (const u of upstreams.list()) this.set({ upstream: u.id }, value(u));
+      },
+    });
+  }
   new Gauge({
     name: 'lb_upstreams',
     help: 'Known upstreams by state.',
