@@ -11,7 +11,7 @@ COMPOSE := $$(docker compose version >/dev/null 2>&1 && echo "docker compose" ||
 .PHONY: help deps build start test lint typecheck check up down logs ps scale e2e bench
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 node_modules/.package-lock.json: package-lock.json
 	npm ci
@@ -58,3 +58,14 @@ e2e: deps ## Compose end-to-end tests (builds, starts and removes its own cluste
 
 bench: deps build ## wrk against the balancer, nginx least_conn and HAProxy leastconn
 	npm run bench
+
+.PHONY: swarm-up swarm-down e2e-swarm
+
+swarm-up: ## the cluster on a one-node Docker Swarm (stack lcb; see deploy/swarm)
+	@$(DOCKER_ENV) bash deploy/swarm/swarm.sh up
+
+swarm-down: ## remove the Swarm stack; leave the swarm if swarm-up made it
+	@$(DOCKER_ENV) bash deploy/swarm/swarm.sh down
+
+e2e-swarm: deps ## Swarm end-to-end tests (own one-node swarm, removed at the end)
+	@$(DOCKER_ENV) npm run test:swarm -w @lcb/e2e

@@ -38,7 +38,7 @@ owned_swarm() {
 }
 
 build() {
-  log "building lcb-{${IMAGES[*]// /,}}:$TAG with docker-compose.yml's build definitions"
+  log "building lcb-{backend,balancer,frontend}:$TAG with docker-compose.yml's build definitions"
   # A project name of its own: the build touches no container of a Compose project.
   COMPOSE_FILE=docker-compose.yml:deploy/swarm/images.yml COMPOSE_PROJECT_NAME=lcbswarmbuild \
     compose build "${IMAGES[@]}"
@@ -116,7 +116,7 @@ down() {
     fi
     # stack rm returns at once; tasks then stop (backends finish their requests) and the stack's
     # network goes only after its last container.
-    wait_empty "containers of $STACK" docker ps -aq --filter "$label" || rc=1
+    wait_empty "containers of $STACK" docker ps -aq --filter "$label" --filter label=com.docker.swarm.task.id || rc=1
     wait_empty "networks of $STACK" docker network ls -q --filter "$label" || rc=1
     if owned_swarm; then
       if [ -z "$(docker service ls -q)" ]; then
@@ -129,13 +129,14 @@ down() {
       log "the swarm was not created by swarm.sh: left in place"
     fi
   fi
-  # Containers of the stack that outlived the swarm (left while they were stopping).
+  # Containers of the stack that outlived the swarm (left while they were stopping), and any
+  # other container labelled with the stack (the e2e tests' stand-alone checks).
   local stale
   stale=$(docker ps -aq --filter "$label")
   [ -z "$stale" ] || docker rm -f $stale >/dev/null || rc=1
   if [ "$(swarm_state)" = inactive ]; then
-    # Swarm made docker_gwbridge (the tasks' way out) on first use; it outlives the swarm.
-    # `ingress` is swarm-scoped and went with it. Both only if no container uses them.
+    # `swarm init` made docker_gwbridge (the tasks' way out), and it outlives the swarm; `ingress`
+    # is swarm-scoped and normally goes with it. `network rm` refuses one a container still uses.
     for net in docker_gwbridge ingress; do
       if docker network inspect "$net" >/dev/null 2>&1; then
         log "docker network rm $net"

@@ -32,8 +32,10 @@ describe('Swarm inputs', () => {
     assert.equal(res.stderr.trim(), '', `no warnings from ${compose.cli} config`);
     const services = (parse(res.stdout) as { services: Partial<Record<string, StackService>> }).services;
     for (const name of ['backend', 'balancer', 'frontend']) {
-      assert.equal(services[name]?.image, `lcb-${name}:check`);
-      assert.ok(services[name]?.build, `${name} still builds from docker-compose.yml`);
+      const service = services[name];
+      assert.ok(service, name);
+      assert.equal(service.image, `lcb-${name}:check`);
+      assert.ok(service.build, `${name} still builds from docker-compose.yml`);
     }
   });
 
@@ -46,16 +48,19 @@ describe('Swarm inputs', () => {
     const services = (parse(res.stdout) as { services: Partial<Record<string, StackService>> }).services;
     assert.deepEqual(Object.keys(services).sort(), ['backend', 'balancer', 'frontend', 'prometheus']);
     for (const name of ['backend', 'balancer', 'frontend']) {
-      assert.equal(services[name]?.image, `lcb-${name}:check`, `${name} runs the image swarm.sh builds`);
-      assert.equal(services[name]?.build, undefined, 'stack deploy never builds');
+      const service = services[name];
+      assert.ok(service, name);
+      assert.equal(service.image, `lcb-${name}:check`, `${name} runs the image swarm.sh builds`);
+      assert.equal(service.build, undefined, 'stack deploy never builds');
     }
-    const backend = services.backend;
-    assert.equal(backend?.deploy?.replicas, 5);
-    assert.equal(backend?.deploy?.update_config?.order, 'start-first');
-    assert.equal(backend?.ports, undefined, 'backends publish no port (scaling)');
-    assert.match(JSON.stringify(backend?.healthcheck?.test), /\/healthz/);
-    assert.equal(services.balancer?.environment?.LB_DISCOVERY_DNS, 'tasks.backend');
-    assert.equal(services.frontend?.environment?.BALANCER_HOST, 'tasks.balancer');
-    assert.deepEqual(services.frontend?.ports, [{ target: 8080, published: 18080, protocol: 'tcp', mode: 'host' }]);
+    const { backend, balancer, frontend } = services;
+    assert.ok(backend && balancer && frontend);
+    assert.equal(backend.deploy?.replicas, 5);
+    assert.equal(backend.deploy.update_config?.order, 'start-first');
+    assert.equal(backend.ports, undefined, 'backends publish no port (scaling)');
+    assert.match(JSON.stringify(backend.healthcheck?.test), /\/healthz/);
+    assert.equal(balancer.environment?.LB_DISCOVERY_DNS, 'tasks.backend');
+    assert.equal(frontend.environment?.BALANCER_HOST, 'tasks.balancer');
+    assert.deepEqual(frontend.ports, [{ target: 8080, published: 18080, protocol: 'tcp', mode: 'host' }]);
   });
 });

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { createSwarmCluster, type SwarmCluster } from './lib/swarm.js';
+import { k8sPodsSuite } from './suites/k8s-pods.js';
 import { prometheusSuite } from './suites/prometheus.js';
 import { rollingUpdateSuite } from './suites/rolling-update.js';
 import { scalingSuite } from './suites/scaling.js';
@@ -52,6 +53,7 @@ describe('Swarm stack (nginx, balancer on tasks.backend, backend tasks, Promethe
   prometheusSuite(current, START);
   scalingSuite(current, START, UP, DOWN);
   rollingUpdateSuite(current, DOWN);
+  k8sPodsSuite(current);
 
   describe('teardown', () => {
     it('removes the stack, leaves the swarm and removes every network and image it made', async function () {

@@ -163,7 +163,8 @@ export async function createSwarmCluster(): Promise<SwarmCluster> {
         const available = (await snapshot()).upstreams.filter((u) => u.available).map((u) => u.id);
         return sameSet(available, running.map(upstreamIdOf)) ? running : undefined;
       },
-      { what: `${replicas} healthy backend tasks, all available in the balancer`, timeoutMs, intervalMs: 300 },
+      // Every poll runs two docker CLI calls: not faster than twice a second on two shared cores.
+      { what: `${replicas} healthy backend tasks, all available in the balancer`, timeoutMs, intervalMs: 500 },
     );
   }
 

@@ -39,7 +39,7 @@ export function rollingUpdateSuite(cluster: () => SwarmCluster, replicas: number
             if (s && /rollback|paused/.test(s.State)) throw new Error(`update ${s.State}: ${s.Message ?? ''}`);
             return s?.State === 'completed' ? s : undefined;
           },
-          { what: `the update of ${service} to complete`, timeoutMs: 180_000, intervalMs: 250 },
+          { what: `the update of ${service} to complete`, timeoutMs: 180_000, intervalMs: 500 },
         );
         assert.equal(status.State, 'completed');
         updateMs = performance.now() - t0;
