@@ -85,28 +85,12 @@ export function upstreamRequestHeaders(rawHeaders: readonly string[], client: Cl
 }
 
 /**
- * Copies an upstream response's headers for the client, without hop-by-hop ones. undici gives
- * names in lower case and repeated headers (set-cookie) as arrays, which writeHead accepts.
+ * Copies an upstream response's headers for the client, without hop-by-hop ones (nor those its
+ * Connection header names). Takes undici's raw headers (name/value Buffers, as on the wire) and
+ * returns a flat [name, value, ...] string array for `res.writeHead`, duplicates (set-cookie)
+ * kept, names in lower case.
  */
-export function clientResponseHeaders(
-  headers: Readonly<Record<string, string | string[] | undefined>>,
-): Record<string, string | string[]> {
-  const connection = headers.connection;
-  const extra = connectionTokens(Array.isArray(connection) ? connection.join(',') : connection);
-  const out: Record<string, string | string[]> = {};
-  for (const name in headers) {
-    const value = headers[name];
-    if (value === undefined || HOP_BY_HOP.has(name) || extra?.has(name)) continue;
-    out[name] = value;
-  }
-  return out;
-}
-
-/**
- * The same for undici's raw response headers (name/value Buffers, as on the wire): returns a flat
- * [name, value, ...] string array for `res.writeHead`, duplicates (set-cookie) kept, names in lower case.
- */
-export function clientResponseHeadersRaw(raw: readonly Buffer[]): string[] {
+export function clientResponseHeaders(raw: readonly Buffer[]): string[] {
   const out: string[] = [];
   let extra: Set<string> | undefined;
   for (let i = 0; i + 1 < raw.length; i += 2) {

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
-import { clientResponseHeadersRaw } from './forward-headers.js';
+import { clientResponseHeaders } from './forward-headers.js';
 
 /** What an attempt adds to the client response besides the upstream's own headers. */
 export interface ResponseExtras {
@@ -51,7 +51,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     // 1xx informational responses (undici already handled 100-continue) are not forwarded.
     if (statusCode < 200) return true;
-    const headers = clientResponseHeadersRaw(rawHeaders);
+    const headers = clientResponseHeaders(rawHeaders);
     headers.push('x-upstream', this.extras.upstream, 'x-request-id', this.extras.requestId);
     if (this.extras.decision !== undefined) headers.push('x-lb-decision', this.extras.decision);
     this.resumeUpstream = resume;

@@ -10,9 +10,8 @@ import { createDecisionLog } from '../src/decision-log.js';
 import { createMetrics } from '../src/metrics.js';
 import { takeSnapshot } from '../src/snapshot.js';
 import type { Snapshot, UpstreamView } from '../src/snapshot.js';
-import { createRegistry } from '../src/upstreams/registry.js';
 import type { Registry } from '../src/upstreams/registry.js';
-import { silentLogger, startBalancer, startOrigin, testConfig, waitFor } from './helpers.js';
+import { startBalancer, startOrigin, testConfig, testRegistry, waitFor } from './helpers.js';
 import type { Origin, Running } from './helpers.js';
 
 const TOKEN = 'correct-horse-battery-staple';
@@ -29,14 +28,7 @@ interface Harness {
 
 /** The admin app over a real registry (two upstreams, nothing listening: pools connect lazily). */
 function harness(token: string): Harness {
-  const registry = createRegistry({
-    logger: silentLogger,
-    initialState: () => 'up',
-    maxInFlight: 0,
-    slowStartMs: 0,
-    undrainedState: 'up',
-    pool: { connectTimeoutMs: 100, headersTimeoutMs: 100, bodyTimeoutMs: 100, keepAliveTimeoutMs: 100, connections: null },
-  });
+  const registry = testRegistry();
   registry.sync('static', [
     { host: '127.0.0.1', port: 8002, weight: 1 },
     { host: '::1', port: 8003, weight: 1 },

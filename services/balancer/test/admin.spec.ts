@@ -6,9 +6,8 @@ import { createAdminApp } from '../src/admin/app.js';
 import { createEventHub } from '../src/admin/event-hub.js';
 import { createMetrics } from '../src/metrics.js';
 import type { Snapshot } from '../src/snapshot.js';
-import { namedHandler, silentLogger, startBalancer, startOrigin, testConfig } from './helpers.js';
+import { namedHandler, silentLogger, startBalancer, startOrigin, testConfig, testRegistry } from './helpers.js';
 import type { Origin, Running } from './helpers.js';
-import { createRegistry } from '../src/upstreams/registry.js';
 
 /** Parses Prometheus text into `name{labels}` -> value. */
 function parseMetrics(text: string): Map<string, number> {
@@ -32,14 +31,7 @@ function hasPromtool(): boolean {
 
 describe('admin API', () => {
   describe('Koa app (supertest)', () => {
-    const registry = createRegistry({
-      logger: silentLogger,
-      initialState: () => 'up',
-      maxInFlight: 0,
-      slowStartMs: 0,
-      undrainedState: 'up',
-      pool: { connectTimeoutMs: 100, headersTimeoutMs: 100, bodyTimeoutMs: 100, keepAliveTimeoutMs: 100, connections: null },
-    });
+    const registry = testRegistry();
     const metrics = createMetrics(registry);
     const snap: Snapshot = { time: 1, tieBreak: 'rotation', explain: false, totals: { requests: 0, inFlight: 0, errors: 0 }, imbalance: 1, upstreams: [], decisions: [] };
     let ready = true;

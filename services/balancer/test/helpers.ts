@@ -6,6 +6,8 @@ import { pino } from 'pino';
 import { parseConfig } from '../src/config.js';
 import type { Config } from '../src/config.js';
 import { createBalancer } from '../src/server.js';
+import { createRegistry } from '../src/upstreams/registry.js';
+import type { Registry } from '../src/upstreams/registry.js';
 import type { Balancer, BalancerAddresses, BalancerDeps } from '../src/server.js';
 
 /** A test origin on 127.0.0.1:<random port>. */
@@ -106,4 +108,16 @@ export function seededRandom(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** A registry with no upstreams and short pool timeouts, for tests of parts built on one. */
+export function testRegistry(): Registry {
+  return createRegistry({
+    logger: silentLogger,
+    initialState: () => 'up',
+    maxInFlight: 0,
+    slowStartMs: 0,
+    undrainedState: 'up',
+    pool: { connectTimeoutMs: 100, headersTimeoutMs: 100, bodyTimeoutMs: 100, keepAliveTimeoutMs: 100, connections: null },
+  });
 }

@@ -5,8 +5,7 @@ import type { Socket } from 'node:net';
 import { request } from 'undici';
 import { ALLOW, MAX_REQUEST_HEADERS, createClientGuard } from '../src/client-guard.js';
 import { createMetrics } from '../src/metrics.js';
-import { createRegistry } from '../src/upstreams/registry.js';
-import { silentLogger, startBalancer, startOrigin, testConfig, waitFor } from './helpers.js';
+import { silentLogger, startBalancer, startOrigin, testConfig, testRegistry, waitFor } from './helpers.js';
 import type { Origin, Running } from './helpers.js';
 
 const HEADER_TIMEOUT_MS = 500;
@@ -415,14 +414,7 @@ describe('hostile client input on the data port', function () {
 
   describe('server options (unit)', () => {
     it('sizes, timeouts and the check interval come from the config; no whole-request deadline', () => {
-      const registry = createRegistry({
-        logger: silentLogger,
-        initialState: () => 'up',
-        maxInFlight: 0,
-        slowStartMs: 0,
-        undrainedState: 'up',
-        pool: { connectTimeoutMs: 100, headersTimeoutMs: 100, bodyTimeoutMs: 100, keepAliveTimeoutMs: 100, connections: null },
-      });
+      const registry = testRegistry();
       const config = testConfig([1], { clientHeaderTimeoutMs: 10_000, clientKeepAliveTimeoutMs: 7000, maxHeaderBytes: 8192 });
       const guard = createClientGuard({ config, promRegistry: createMetrics(registry).registry, logger: silentLogger });
       assert.deepEqual(guard.serverOptions, {
