@@ -57,6 +57,8 @@ export interface Config {
   readonly passiveWindowMs: number;
   /** Whether 5xx answers count as passive failures. */
   readonly passive5xx: boolean;
+  /** Data-path threads; 0 = as many as CPUs available to the process (see cluster/workers.ts). */
+  readonly workers: number;
 }
 
 /** What the command line asked for besides the config itself. */
@@ -119,6 +121,13 @@ const OPTIONS = {
   passiveFailures: { flag: 'passive-failures', env: 'LB_PASSIVE_FAILURES', schema: int(1, 1_000_000), fallback: '5', help: 'failures within the window that eject an upstream (outlier detection)' },
   passiveWindowMs: { flag: 'passive-window-ms', env: 'LB_PASSIVE_WINDOW_MS', schema: int(1, 3_600_000), fallback: '10000', help: 'sliding window of the passive failure count' },
   passive5xx: { flag: 'passive-5xx', env: 'LB_PASSIVE_5XX', schema: bool, fallback: 'true', help: 'count 5xx answers as passive failures', boolean: true },
+  workers: {
+    flag: 'workers',
+    env: 'LB_WORKERS',
+    schema: z.union([z.literal('auto'), int(1, 256)]),
+    fallback: 'auto',
+    help: 'threads on the data path, sharing exact in-flight counts; auto = CPUs available (more than 1 needs Node >= 22.12)',
+  },
   eventsIntervalMs: { flag: 'events-interval-ms', env: 'LB_EVENTS_INTERVAL_MS', schema: int(20, 60_000), fallback: '100', help: 'period of the /api/events snapshots (100 ms = 10 per second)' },
 } as const satisfies Record<string, OptionSpec>;
 
@@ -233,7 +242,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
   if (errors.length > 0) return { kind: 'error', errors };
 
   const v = values as {
-    [K in Key]: K extends 'explain' | 'passive5xx' ? boolean : K extends 'host' | 'adminHost' | 'discoveryDns' | 'healthPath' | 'tieBreak' | 'logLevel' | 'adminToken' ? string : number;
+    [K in Key]: K extends 'explain' | 'passive5xx' ? boolean : K extends 'workers' ? number | 'auto' : K extends 'host' | 'adminHost' | 'discoveryDns' | 'healthPath' | 'tieBreak' | 'logLevel' | 'adminToken' ? string : number;
   };
   const config: Config = {
     host: v.host,
@@ -268,6 +277,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     passiveFailures: v.passiveFailures,
     passiveWindowMs: v.passiveWindowMs,
     passive5xx: v.passive5xx,
+    workers: v.workers === 'auto' ? 0 : v.workers,
   };
   return { kind: 'config', config: Object.freeze(config), check };
 }

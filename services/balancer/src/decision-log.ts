@@ -9,7 +9,8 @@ export interface Decision {
 
 /** The last few routing decisions, kept in a fixed ring so recording costs no allocation. */
 export interface DecisionLog {
-  record(chosen: string, reason: PickReason): void;
+  /** `time` (ms epoch) defaults to now; another thread's decisions arrive with theirs. */
+  record(chosen: string, reason: PickReason, time?: number): void;
   /** Oldest first. */
   recent(): Decision[];
 }
@@ -22,8 +23,8 @@ export function createDecisionLog(size = 20): DecisionLog {
   let next = 0;
   let count = 0;
   return {
-    record(id, reason) {
-      times[next] = Date.now();
+    record(id, reason, time = Date.now()) {
+      times[next] = time;
       chosen[next] = id;
       reasons[next] = reason;
       next = (next + 1) % size;

@@ -1,8 +1,7 @@
 import { Counter, Gauge, Histogram, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client';
 import type { FailureReason } from './errors.js';
 import { imbalanceOf } from './snapshot.js';
-import type { Totals } from './snapshot.js';
-import type { Registry } from './upstreams/registry.js';
+import type { UpstreamTable } from './upstreams/registry.js';
 import type { Upstream } from './upstreams/upstream.js';
 
 /** The label used for requests that found no upstream at all. */
@@ -11,7 +10,6 @@ export const NO_UPSTREAM = 'none';
 /** The balancer's Prometheus metrics, on a registry of its own. */
 export interface Metrics {
   readonly registry: PromRegistry;
-  readonly totals: Totals;
   /** Counts one finished client request (once, whatever the number of attempts). */
   recordRequest(upstream: string, status: number, seconds: number): void;
   recordFailure(upstream: string, reason: FailureReason): void;
@@ -20,11 +18,25 @@ export interface Metrics {
   recordRetryRefused(): void;
 }
 
-/** Creates the metrics; gauges read the upstream registry at scrape time, never on the data path. */
-export function createMetrics(upstreams: Registry, queueLength: () => number = () => 0): Metrics {
+export interface MetricsOptions {
+  /** Process metrics (CPU, memory, event loop): once per process, by the thread that owns the registry. */
+  readonly processMetrics: boolean;
+  /** Gauges read from the upstream table: once per process too, as every thread sees the same shared counts. */
+  readonly upstreamGauges: boolean;
+}
+
+/**
+ * Creates the metrics; gauges read the upstream table at scrape time, never on the data path.
+ * With several data-path threads each has its own counters and histograms, which the admin
+ * thread sums at scrape time (see cluster/worker-pool.ts).
+ */
+export function createMetrics(
+  upstreams: UpstreamTable,
+  queueLength: () => number = () => 0,
+  options: MetricsOptions = { processMetrics: true, upstreamGauges: true },
+): Metrics {
   const registry = new PromRegistry();
-  collectDefaultMetrics({ register: registry });
-  const totals: Totals = { requests: 0, errors: 0 };
+  if (options.processMetrics) collectDefaultMetrics({ register: registry });
 
   const requests = new Counter({
     name: 'lb_requests_total',
@@ -63,13 +75,58 @@ export function createMetrics(upstreams: Registry, queueLength: () => number = (
       this.set(queueLength());
     },
   });
-  // Per-upstream gauges, read from the registry at scrape time.
+  if (options.upstreamGauges) registerUpstreamGauges(registry, upstreams);
+
+  // Label children are bound once per upstream/code, so the data path does no label hashing.
+  interface Bound {
+    codes: Map<number, Counter.Internal>;
+    duration: Histogram.Internal<'upstream'>;
+  }
+  const bound = new Map<string, Bound>();
+  const bind = (upstream: string): Bound => {
+    let b = bound.get(upstream);
+    if (b === undefined) {
+      b = { codes: new Map(), duration: duration.labels(upstream) };
+      bound.set(upstream, b);
+    }
+    return b;
+  };
+
+  const { counters } = upstreams;
+  return {
+    registry,
+    recordRequest(upstream, status, seconds) {
+      counters.countRequest(status);
+      const b = bind(upstream);
+      let counter = b.codes.get(status);
+      if (counter === undefined) {
+        counter = requests.labels(upstream, String(status));
+        b.codes.set(status, counter);
+      }
+      counter.inc();
+      b.duration.observe(seconds);
+    },
+    recordFailure(upstream, reason) {
+      failures.inc({ upstream, reason });
+    },
+    recordRetry() {
+      retries.inc();
+    },
+    recordRetryRefused() {
+      retriesRefused.inc();
+    },
+  };
+}
+
+/** Per-upstream and imbalance gauges, read from the upstream table at scrape time. */
+function registerUpstreamGauges(registry: PromRegistry, upstreams: UpstreamTable): void {
   const perUpstream: [name: string, help: string, value: (u: Upstream) => number][] = [
     ['lb_upstream_in_flight', 'Requests being served by each upstream (what least-connections compares).', (u) => u.inFlight],
     ['lb_upstream_weight', 'Configured weight of each upstream.', (u) => u.configuredWeight],
     ['lb_upstream_effective_weight', 'Weight the picker uses now: lower than the configured one while slow start ramps it up.', (u) => u.weight],
     ['lb_upstream_max_in_flight', 'Cap on in-flight requests per upstream (0 = none).', (u) => u.maxInFlight],
     ['lb_upstream_ejections', 'Passive outlier ejections in a row (the next ejection lasts base x 2^n).', (u) => u.ejections],
+    ['lb_upstream_long_lived_connections', 'Open upgraded (WebSocket) tunnels per upstream; each also counts in lb_upstream_in_flight.', (u) => u.longLived],
     ['lb_upstream_healthy', '1 when the upstream may take new requests, else 0 (down, unproven or draining).', (u) => u.state === 'up' ? 1 : 0],
   ];
   for (const [name, help, value] of perUpstream) {
@@ -103,45 +160,4 @@ export function createMetrics(upstreams: Registry, queueLength: () => number = (
       this.set(imbalanceOf(upstreams.available()));
     },
   });
-
-  // Label children are bound once per upstream/code, so the data path does no label hashing.
-  interface Bound {
-    codes: Map<number, Counter.Internal>;
-    duration: Histogram.Internal<'upstream'>;
-  }
-  const bound = new Map<string, Bound>();
-  const bind = (upstream: string): Bound => {
-    let b = bound.get(upstream);
-    if (b === undefined) {
-      b = { codes: new Map(), duration: duration.labels(upstream) };
-      bound.set(upstream, b);
-    }
-    return b;
-  };
-
-  return {
-    registry,
-    totals,
-    recordRequest(upstream, status, seconds) {
-      totals.requests++;
-      if (status >= 500) totals.errors++;
-      const b = bind(upstream);
-      let counter = b.codes.get(status);
-      if (counter === undefined) {
-        counter = requests.labels(upstream, String(status));
-        b.codes.set(status, counter);
-      }
-      counter.inc();
-      b.duration.observe(seconds);
-    },
-    recordFailure(upstream, reason) {
-      failures.inc({ upstream, reason });
-    },
-    recordRetry() {
-      retries.inc();
-    },
-    recordRetryRefused() {
-      retriesRefused.inc();
-    },
-  };
 }

@@ -6,14 +6,14 @@ import type { DecisionLog } from './decision-log.js';
 import { Cancellation } from './cancellation.js';
 import { LbError, failureReasonOf, toLbError } from './errors.js';
 import { hasRequestBody, upstreamRequestHeaders } from './forward-headers.js';
-import type { OutlierDetector } from './health/outlier-detector.js';
+import type { OutcomeSink } from './health/outlier-detector.js';
 import type { Metrics } from './metrics.js';
 import { NO_UPSTREAM } from './metrics.js';
 import { pickLeastConnections } from './picker/least-connections.js';
 import type { Pick } from './picker/least-connections.js';
 import { lazyBody } from './request-body.js';
 import type { RetryBudget } from './retry-budget.js';
-import type { Registry } from './upstreams/registry.js';
+import type { UpstreamTable } from './upstreams/registry.js';
 import type { Upstream } from './upstreams/upstream.js';
 import { UpstreamAttempt } from './upstream-attempt.js';
 import type { ResponseExtras } from './upstream-attempt.js';
@@ -31,8 +31,9 @@ const DEADLINE_ERROR = Object.assign(new Error('the request deadline passed'), {
 
 export interface ProxyDeps {
   readonly config: Config;
-  readonly registry: Registry;
-  readonly outliers: OutlierDetector;
+  readonly registry: UpstreamTable;
+  /** Told how every attempt went (passive health); possibly on another thread. */
+  readonly outliers: OutcomeSink;
   readonly retryBudget: RetryBudget;
   readonly queue: WaitQueue;
   readonly metrics: Metrics;
@@ -138,13 +139,14 @@ export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res:
           }
           continue;
         }
-        attempt++;
         const upstream = pick.chosen;
+        // The counts as the picker saw them, before this request adds to one.
+        const explanation = config.explain ? explainDecision(pick, candidates) : undefined;
+        // Another thread may have taken its last place since the pick: pick again (it is full now).
+        if (!registry.acquire(upstream)) continue;
+        attempt++;
         lastUpstream = upstream.id;
         decisions.record(upstream.id, pick.reason);
-        const explanation = config.explain ? explainDecision(pick, candidates) : undefined;
-
-        registry.acquire(upstream);
         try {
           const extras: ResponseExtras = { upstream: upstream.id, requestId, decision: explanation };
           const body = replayable ? null : lazyBody(req);
@@ -156,7 +158,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res:
             upstream.pool.dispatch({ path: req.url ?? '/', method, headers, body }, current);
           });
           if (res.statusCode >= 500) {
-            upstream.errors++;
+            upstream.countError();
             if (config.passive5xx) outliers.recordFailure(upstream, 'status');
           } else {
             outliers.recordSuccess(upstream);
@@ -165,7 +167,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res:
         } catch (err) {
           if (clientGone()) return; // undici already cancelled the upstream request
           const reason = timedOut() ? 'timeout' : failureReasonOf(err);
-          upstream.errors++;
+          upstream.countError();
           metrics.recordFailure(upstream.id, reason);
           outliers.recordFailure(upstream, reason);
           lastError = timedOut()

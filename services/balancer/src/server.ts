@@ -2,11 +2,16 @@ import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { AggregatorRegistry } from 'prom-client';
 import type { Logger } from 'pino';
 import { createAdminApp } from './admin/app.js';
 import { createEventHub } from './admin/event-hub.js';
-import { createClientGuard } from './client-guard.js';
+import { createWorkerPool } from './cluster/worker-pool.js';
+import type { WorkerPool } from './cluster/worker-pool.js';
+import { planWorkers } from './cluster/workers.js';
 import type { Config } from './config.js';
+import { createDataPlane } from './data-plane.js';
+import type { DataPlane } from './data-plane.js';
 import { createDecisionLog } from './decision-log.js';
 import { createDnsDiscovery, resolveAll } from './discovery/dns.js';
 import type { DnsDiscovery, Resolve } from './discovery/dns.js';
@@ -15,20 +20,22 @@ import { createOutlierDetector } from './health/outlier-detector.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import type { Metrics } from './metrics.js';
-import { createProxyHandler } from './proxy.js';
-import { createRetryBudget } from './retry-budget.js';
 import { takeSnapshot } from './snapshot.js';
 import type { Snapshot } from './snapshot.js';
+import { CounterTable } from './upstreams/counters.js';
 import { createRegistry } from './upstreams/registry.js';
 import type { Registry } from './upstreams/registry.js';
-import { createUpgradeHandler } from './upgrade.js';
-import { createWaitQueue } from './wait-queue.js';
+import { poolSettingsOf } from './upstreams/upstream.js';
 
 /** What a balancer can be given instead of the real thing (tests). */
 export interface BalancerDeps {
   readonly logger?: Logger;
   readonly random?: () => number;
   readonly resolve?: Resolve;
+  /** Node's version, which decides whether several data-path threads can share the port. */
+  readonly nodeVersion?: string;
+  /** A data-path thread died: counts can no longer be trusted (default: log; main.ts exits). */
+  readonly onFatal?: (err: Error) => void;
 }
 
 /** The ports actually bound (useful with port 0). */
@@ -43,8 +50,13 @@ export interface Balancer {
   stop(): Promise<void>;
   readonly registry: Registry;
   readonly metrics: Metrics;
+  /** Threads on the data path (1 = this thread). */
+  readonly workers: number;
   snapshot(): Snapshot;
 }
+
+/** Most upstreams known at once (DNS discovery of a large service included). */
+const MAX_UPSTREAMS = 1024;
 
 const listen = async (server: Server, port: number, host: string): Promise<AddressInfo> => {
   server.listen(port, host);
@@ -63,33 +75,81 @@ const close = (server: Server): Promise<void> =>
     });
   });
 
-/** Wires discovery, health, registry, proxy and admin into one balancer. Nothing listens until start(). */
+/**
+ * Wires discovery, health, registry, the data path and admin into one balancer. This thread owns
+ * the registry, health checks, discovery and admin; the data path runs here too, or on
+ * `config.workers` threads that share the port and the in-flight counts. Nothing listens until start().
+ */
 export function createBalancer(config: Config, deps: BalancerDeps = {}): Balancer {
   const logger = deps.logger ?? createLogger(config.logLevel);
+  const plan = planWorkers(config.workers, deps.nodeVersion ?? process.versions.node);
+  if (plan.note !== undefined) logger.warn(plan.note);
+  const threaded = plan.count > 1;
+  const counters = CounterTable.create(MAX_UPSTREAMS, threaded ? plan.count + 1 : 1);
   const healthActive = config.health.intervalMs > 0;
+  let pool: WorkerPool | undefined;
   const registry = createRegistry({
     logger: logger.child({ component: 'registry' }),
-    pool: {
-      connectTimeoutMs: config.connectTimeoutMs,
-      headersTimeoutMs: config.headersTimeoutMs,
-      bodyTimeoutMs: config.bodyTimeoutMs,
-      keepAliveTimeoutMs: config.keepAliveTimeoutMs,
-      connections: null,
-    },
+    pool: poolSettingsOf(config),
+    counters,
     maxInFlight: config.maxInFlight,
     slowStartMs: config.slowStartMs,
     undrainedState: healthActive ? 'unproven' : 'up',
     // Configured upstreams are trusted like nginx/HAProxy servers; discovered ones must pass a probe.
     initialState: (source) => (source === 'dns' && healthActive ? 'unproven' : 'up'),
+    ...(threaded
+      ? {
+          releaseSlot: (slot: number) => pool?.releaseSlot(slot),
+          onChange: () => pool?.broadcast(),
+        }
+      : {}),
   });
   const decisions = createDecisionLog();
   const health = createHealthChecker(registry, config, logger.child({ component: 'health' }));
   const outliers = createOutlierDetector(registry, config, logger.child({ component: 'outliers' }));
-  const queue = createWaitQueue(config.queueLength, config.queueTimeoutMs);
-  const metrics = createMetrics(registry, () => queue.length);
-  const retryBudget = createRetryBudget(config.retryBudgetPercent, config.retryBudgetMin);
-  const snapshot = (): Snapshot => takeSnapshot(registry, metrics.totals, decisions, config);
+  let plane: DataPlane | undefined;
+  // With workers, this thread has no queue, retries or requests of its own: their metrics come from the workers.
+  const metrics = createMetrics(registry, () => plane?.queueLength ?? 0);
+  const snapshot = (): Snapshot => takeSnapshot(registry, decisions, config);
   const events = createEventHub(snapshot, config.eventsIntervalMs);
+
+  if (threaded) {
+    pool = createWorkerPool({
+      count: plan.count,
+      config,
+      counters,
+      registry: () => registry,
+      logger,
+      onFailure: (u, reason) => {
+        outliers.recordFailure(u, reason);
+      },
+      onSuccess: (u) => {
+        outliers.recordSuccess(u);
+      },
+      onDecision: (chosen, reason, time) => {
+        decisions.record(chosen, reason, time);
+      },
+      onFatal: deps.onFatal ?? (() => undefined),
+    });
+  } else {
+    plane = createDataPlane({
+      config,
+      upstreams: registry,
+      outliers,
+      metrics,
+      decisions,
+      logger,
+      random: deps.random ?? Math.random,
+      sharedWithOtherThreads: false,
+    });
+  }
+  const workerPool = pool;
+  /** Prometheus text: this thread's metrics plus every worker's, summed per series. */
+  const scrape = async (): Promise<string> => {
+    if (workerPool === undefined) return metrics.registry.metrics();
+    const all = [await metrics.registry.getMetricsAsJSON(), ...(await workerPool.scrape())];
+    return AggregatorRegistry.aggregate(all).metrics();
+  };
 
   let discovery: DnsDiscovery | undefined;
   if (config.discovery !== undefined) {
@@ -104,22 +164,9 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
     });
   }
 
-  // Client input limits (client-guard.ts) sit in front of the proxy; Upgrade requests go to upgrade.ts.
-  const guard = createClientGuard({ config, promRegistry: metrics.registry, logger: logger.child({ component: 'client' }) });
-  const dataServer = createServer(
-    guard.serverOptions,
-    guard.wrap(
-      createProxyHandler({ config, registry, outliers, retryBudget, queue, metrics, decisions, logger: logger.child({ component: 'proxy' }), random: deps.random ?? Math.random }),
-    ),
-  );
-  guard.attach(dataServer);
-  const upgrades = createUpgradeHandler({
-    config, registry, decisions, guard, outliers, queue, promRegistry: metrics.registry, logger: logger.child({ component: 'upgrade' }), random: deps.random ?? Math.random,
-  });
-  dataServer.on('upgrade', upgrades.handle);
   let ready = false;
   const admin = createAdminApp({
-    metrics, snapshot, events, ready: () => ready, logger: logger.child({ component: 'admin' }), writes: { registry, token: config.adminToken },
+    metrics, scrape, snapshot, events, ready: () => ready, logger: logger.child({ component: 'admin' }), writes: { registry, token: config.adminToken },
   });
   const adminHandler = admin.callback();
   // Koa's callback handles its own errors; the promise it returns carries nothing more.
@@ -137,52 +184,39 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
     health.stop();
     outliers.stop();
     events.stop();
-    const closing = Promise.all([close(dataServer), close(adminServer)]);
+    const adminClosed = close(adminServer);
     adminServer.closeAllConnections();
-    // A keep-alive connection whose last response just ended would hold close() open until the
-    // client's idle timeout: sweep idle connections while in-flight requests finish.
-    dataServer.closeIdleConnections();
-    const sweeper = setInterval(() => {
-      dataServer.closeIdleConnections();
-    }, 50);
-    void closing.finally(() => {
-      clearInterval(sweeper);
-    });
-    const deadline = new Promise<'timeout'>((resolve) => {
-      const t = setTimeout(() => {
-        resolve('timeout');
-      }, config.shutdownTimeoutMs);
-      void closing.finally(() => {
-        clearTimeout(t);
-      });
-    });
-    if ((await Promise.race([closing, deadline])) === 'timeout') {
-      logger.warn({ inFlight: registry.inFlight() }, 'shutdown deadline passed; cutting remaining connections');
-      queue.stop();
-      dataServer.closeAllConnections();
-      upgrades.closeAll(); // tunnels are not HTTP connections any more: closeAllConnections misses them
-    }
-    await closing;
+    await Promise.all([plane?.stop(), workerPool?.stop(), adminClosed]);
     await registry.stop();
     logger.info('stopped');
+  };
+
+  const listenData = async (): Promise<AddressInfo> => {
+    if (plane !== undefined) return plane.listen(config.port, config.host, false);
+    if (workerPool === undefined) throw new Error('a balancer has a data plane or a worker pool');
+    const port = await workerPool.start();
+    return { address: config.host, family: config.host.includes(':') ? 'IPv6' : 'IPv4', port };
   };
 
   return {
     registry,
     metrics,
+    workers: plan.count,
     snapshot,
     start() {
       started ??= (async () => {
         registry.sync('static', config.upstreams);
         await discovery?.start();
         health.start();
-        const [data, adminAddress] = await Promise.all([
-          listen(dataServer, config.port, config.host),
-          listen(adminServer, config.adminPort, config.adminHost),
-        ]);
+        const [data, adminAddress] = await Promise.all([listenData(), listen(adminServer, config.adminPort, config.adminHost)]);
         ready = true;
         logger.info(
-          { data: `http://${data.address}:${data.port}`, admin: `http://${adminAddress.address}:${adminAddress.port}`, upstreams: registry.list().map((u) => u.id) },
+          {
+            data: `http://${data.address}:${data.port}`,
+            admin: `http://${adminAddress.address}:${adminAddress.port}`,
+            upstreams: registry.list().map((u) => u.id),
+            workers: plan.count,
+          },
           'balancer listening',
         );
         return { data, admin: adminAddress };

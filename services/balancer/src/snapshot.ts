@@ -1,6 +1,6 @@
 import type { DecisionLog, Decision } from './decision-log.js';
 import type { TieBreak } from './picker/least-connections.js';
-import type { Registry } from './upstreams/registry.js';
+import type { UpstreamTable } from './upstreams/registry.js';
 import type { Upstream, UpstreamSource, UpstreamState } from './upstreams/upstream.js';
 
 /** One upstream as `/api/upstreams` and `/api/events` show it. */
@@ -35,12 +35,6 @@ export interface Snapshot {
   readonly decisions: readonly Decision[];
 }
 
-/** Running totals over every request, including those that found no upstream. */
-export interface Totals {
-  requests: number;
-  errors: number;
-}
-
 /** max ÷ mean in-flight over the given upstreams; 1 when the load is even or there is none. */
 export function imbalanceOf(upstreams: readonly Pick<Upstream, 'inFlight'>[]): number {
   if (upstreams.length === 0) return 1;
@@ -53,10 +47,9 @@ export function imbalanceOf(upstreams: readonly Pick<Upstream, 'inFlight'>[]): n
   return sum === 0 ? 1 : max / (sum / upstreams.length);
 }
 
-/** Reads the registry and totals into a Snapshot. */
+/** Reads the upstreams and the shared totals into a Snapshot. */
 export function takeSnapshot(
-  registry: Registry,
-  totals: Totals,
+  registry: UpstreamTable,
   decisions: DecisionLog,
   settings: { readonly tieBreak: TieBreak; readonly explain: boolean },
 ): Snapshot {
@@ -79,6 +72,7 @@ export function takeSnapshot(
       source: u.source,
     }),
   );
+  const totals = registry.counters.totals();
   return {
     time: now,
     tieBreak: settings.tieBreak,

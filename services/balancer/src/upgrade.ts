@@ -13,7 +13,7 @@ import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { Counter, Gauge } from 'prom-client';
+import { Counter } from 'prom-client';
 import type { Registry as PromRegistry } from 'prom-client';
 import type { ClientGuard } from './client-guard.js';
 import { answerAndClose, rawErrorResponse } from './client-guard.js';
@@ -24,7 +24,7 @@ import { LbError } from './errors.js';
 import { upstreamRequestHeaders } from './forward-headers.js';
 import type { ClientInfo } from './forward-headers.js';
 import { pickLeastConnections } from './picker/least-connections.js';
-import type { Registry } from './upstreams/registry.js';
+import type { UpstreamTable } from './upstreams/registry.js';
 import type { Upstream } from './upstreams/upstream.js';
 import type { WaitQueue } from './wait-queue.js';
 
@@ -65,7 +65,7 @@ export function serializeHead(method: string, target: string, headers: readonly 
 
 export interface UpgradeDeps {
   readonly config: Config;
-  readonly registry: Registry;
+  readonly registry: UpstreamTable;
   readonly decisions: DecisionLog;
   readonly guard: ClientGuard;
   /** Told about refused connections, like the proxy tells it (passive health). */
@@ -101,19 +101,9 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
     labelNames: ['upstream', 'outcome'] as const,
     registers: [deps.promRegistry],
   });
-  new Gauge({
-    name: 'lb_upstream_long_lived_connections',
-    help: 'Open upgraded (WebSocket) tunnels per upstream; each also counts in lb_upstream_in_flight.',
-    labelNames: ['upstream'] as const,
-    registers: [deps.promRegistry],
-    collect() {
-      this.reset();
-      for (const u of registry.list()) this.set({ upstream: u.id }, u.longLived);
-    },
-  });
 
   const release = (upstream: Upstream): void => {
-    upstream.longLived--;
+    registry.counters.addLongLived(upstream.slot, -1);
     registry.release(upstream);
     if (queue.length > 0) queue.wakeOne();
   };
@@ -122,9 +112,9 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
     answerAndClose(socket, rawErrorResponse(err.status, err.code, err.message));
   };
 
+  /** The caller has acquired `upstream`; the tunnel releases it exactly once. */
   const tunnel = (req: IncomingMessage, client: Duplex, head: Buffer, upstream: Upstream, requestHead: string): void => {
-    registry.acquire(upstream);
-    upstream.longLived++;
+    registry.counters.addLongLived(upstream.slot, 1);
     let connected = false;
     let done = false;
     const target: Socket = connect({ host: upstream.host, port: upstream.port });
@@ -208,7 +198,6 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
       return;
     }
     const upstream = pick.chosen;
-    decisions.record(upstream.id, pick.reason);
 
     const incomingId = req.headers['x-request-id'];
     const requestId = typeof incomingId === 'string' && incomingId !== '' ? incomingId : randomUUID();
@@ -220,6 +209,13 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
       fail(socket, new LbError(rejection.code, rejection.message));
       return;
     }
+    if (!registry.acquire(upstream)) {
+      // Another thread took its last place since the pick.
+      outcomes.inc({ upstream: 'none', outcome: 'no_upstream' });
+      fail(socket, new LbError('LB_NO_UPSTREAM', 'every upstream is at its in-flight cap'));
+      return;
+    }
+    decisions.record(upstream.id, pick.reason);
     (socket as Partial<Socket>).setNoDelay?.(true);
     (socket as Partial<Socket>).setKeepAlive?.(true, KEEP_ALIVE_PROBE_MS);
     tunnel(req, socket, head, upstream, requestHead);

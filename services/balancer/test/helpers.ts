@@ -6,6 +6,7 @@ import { pino } from 'pino';
 import { parseConfig } from '../src/config.js';
 import type { Config } from '../src/config.js';
 import { createBalancer } from '../src/server.js';
+import { CounterTable } from '../src/upstreams/counters.js';
 import { createRegistry } from '../src/upstreams/registry.js';
 import type { Registry } from '../src/upstreams/registry.js';
 import type { Balancer, BalancerAddresses, BalancerDeps } from '../src/server.js';
@@ -65,7 +66,8 @@ export function testConfig(ports: readonly number[], overrides: Partial<Config> 
   const upstreams = ports.map((p) => `127.0.0.1:${p}`);
   // Without upstreams a test sets `discovery` itself; the placeholder only satisfies validation.
   const source = upstreams.length === 0 && argv.every((a) => a.startsWith('--')) ? ['--discovery-dns', 'backend'] : [];
-  const parsed = parseConfig(['--port', '0', '--admin-port', '0', '--health-interval-ms', '0', ...source, ...argv, ...upstreams], {});
+  // One data-path thread: in-process tests drive the balancer's objects directly (workers.spec.ts covers threads).
+  const parsed = parseConfig(['--port', '0', '--admin-port', '0', '--health-interval-ms', '0', '--workers', '1', ...source, ...argv, ...upstreams], {});
   if (parsed.kind !== 'config') throw new Error(`bad test config: ${JSON.stringify(parsed)}`);
   return { ...parsed.config, ...overrides };
 }
@@ -119,5 +121,6 @@ export function testRegistry(): Registry {
     slowStartMs: 0,
     undrainedState: 'up',
     pool: { connectTimeoutMs: 100, headersTimeoutMs: 100, bodyTimeoutMs: 100, keepAliveTimeoutMs: 100, connections: null },
+    counters: CounterTable.create(64),
   });
 }

@@ -9,6 +9,8 @@ import { registerWriteRoutes } from './write-api.js';
 
 export interface AdminDeps {
   readonly metrics: Metrics;
+  /** The Prometheus text, when it is more than `metrics` (data-path threads' metrics summed in). */
+  readonly scrape?: () => Promise<string>;
   readonly snapshot: () => Snapshot;
   readonly events: EventHub;
   /** True while the balancer accepts traffic (false before start and while shutting down). */
@@ -36,7 +38,7 @@ export function createAdminApp(deps: AdminDeps): Koa {
   });
   router.get('/metrics', async (ctx) => {
     ctx.type = deps.metrics.registry.contentType;
-    ctx.body = await deps.metrics.registry.metrics();
+    ctx.body = await (deps.scrape?.() ?? deps.metrics.registry.metrics());
   });
   router.get('/api/upstreams', (ctx) => {
     ctx.set('cache-control', 'no-store');

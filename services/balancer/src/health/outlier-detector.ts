@@ -22,6 +22,9 @@ export interface OutlierDetector {
   stop(): void;
 }
 
+/** Where the data path reports how each attempt went: the detector, or a thread that forwards to it. */
+export type OutcomeSink = Pick<OutlierDetector, 'recordFailure' | 'recordSuccess'>;
+
 /** Creates the detector; its timers end with stop(). */
 export function createOutlierDetector(registry: Registry, config: Config, logger: Logger): OutlierDetector {
   const activeChecks = config.health.intervalMs > 0;

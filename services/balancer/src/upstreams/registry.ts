@@ -1,28 +1,43 @@
 import type { Logger } from 'pino';
+import type { CounterTable } from './counters.js';
 import { Upstream, upstreamId } from './upstream.js';
 import type { PoolSettings, UpstreamAddress, UpstreamSource, UpstreamState } from './upstream.js';
 
-/** The one owner of upstream state: which upstreams exist, their state and their in-flight counts. */
-export interface Registry {
+/** What the data path needs of the upstreams: which to pick from, and one acquire/release pair per attempt. */
+export interface UpstreamTable {
   /** Every upstream still known, draining ones included. */
   list(): readonly Upstream[];
   /** Upstreams that may take a new request now (state `up`); the same array until something changes. */
   available(): readonly Upstream[];
+  /**
+   * Counts a request on the upstream, unless it is at its max in-flight (another thread may have
+   * taken the last place since the pick). Exactly one release() must follow a true.
+   */
+  acquire(upstream: Upstream): boolean;
+  release(upstream: Upstream): void;
+  /** Sum of in-flight over every upstream. */
+  inFlight(): number;
+  /** The shared counters behind every upstream's numbers. */
+  readonly counters: CounterTable;
+}
+
+/** The one owner of upstream state: which upstreams exist, their state, weights and caps. */
+export interface Registry extends UpstreamTable {
   get(id: string): Upstream | undefined;
   /** Makes the upstreams of `source` exactly `addresses`: adds the new, drains the missing. */
   sync(source: UpstreamSource, addresses: readonly UpstreamAddress[]): void;
   setState(upstream: Upstream, state: UpstreamState, why: string): void;
-  /** Counts a request on the upstream. Exactly one release() must follow. */
-  acquire(upstream: Upstream): void;
-  release(upstream: Upstream): void;
   /** Operator drain: no new requests; in-flight ones finish; `deadlineMs` is shown as a countdown. */
   drain(upstream: Upstream, deadlineMs: number): void;
   /** Ends an operator drain: the upstream must pass a probe again when health checks are on. */
   undrain(upstream: Upstream): void;
   setWeight(upstream: Upstream, weight: number): void;
   setMaxInFlight(upstream: Upstream, maxInFlight: number): void;
-  /** Sum of in-flight over every upstream. */
-  inFlight(): number;
+  /**
+   * Forgets removed upstreams whose last request has ended. release() does it on this thread;
+   * when other threads proxy, their owner calls this after they report releases.
+   */
+  sweep(): void;
   /** Destroys every pool (call once in-flight requests are done or given up on). Idempotent. */
   stop(): Promise<void>;
 }
@@ -38,17 +53,27 @@ export interface RegistryOptions {
   readonly logger: Logger;
   /** State a newly discovered upstream starts in (`unproven` when health checks will prove it). */
   readonly initialState: (source: UpstreamSource) => UpstreamState;
+  readonly counters: CounterTable;
+  /** Frees a forgotten upstream's slot; other threads may have to let go of it first (default: at once). */
+  readonly releaseSlot?: (slot: number) => void;
+  /** Called after anything the data path sees has changed: upstreams, states, weights, caps. */
+  readonly onChange?: () => void;
 }
 
 /** Creates an empty registry. */
 export function createRegistry(options: RegistryOptions): Registry {
-  const { logger } = options;
+  const { logger, counters } = options;
+  const releaseSlot = options.releaseSlot ?? ((slot: number) => {
+    counters.release(slot);
+  });
+  const changed = options.onChange ?? (() => undefined);
   const upstreams = new Map<string, Upstream>();
   let availableCache: readonly Upstream[] = [];
   let stopped: Promise<void> | undefined;
 
   const refresh = (): void => {
     availableCache = [...upstreams.values()].filter((u) => u.state === 'up');
+    changed();
   };
 
   // Slow start: while any upstream ramps, its effective weight is recomputed on a short timer
@@ -63,6 +88,7 @@ export function createRegistry(options: RegistryOptions): Registry {
       if (progress < 1) ramping = true;
       u.weight = u.configuredWeight * Math.min(1, Math.max(0.1, progress));
     }
+    changed();
     if (!ramping && rampTimer !== undefined) {
       clearInterval(rampTimer);
       rampTimer = undefined;
@@ -74,6 +100,7 @@ export function createRegistry(options: RegistryOptions): Registry {
   const forget = (u: Upstream): void => {
     upstreams.delete(u.id);
     refresh();
+    releaseSlot(u.slot);
     logger.info({ upstream: u.id }, 'upstream removed');
     // close() lets an in-flight health probe finish; nothing else can use the pool any more.
     u.pool.close().catch((err: unknown) => {
@@ -123,7 +150,7 @@ export function createRegistry(options: RegistryOptions): Registry {
           continue;
         }
         if (existing) forget(existing); // came back while draining: start afresh
-        const u = new Upstream(address, source, options.initialState(source), options.pool);
+        const u = new Upstream(address, source, options.initialState(source), options.pool, counters, counters.allocate());
         u.maxInFlight = options.maxInFlight;
         upstreams.set(id, u);
         logger.info({ upstream: id, source, weight: u.weight, state: u.state }, 'upstream added');
@@ -146,23 +173,29 @@ export function createRegistry(options: RegistryOptions): Registry {
       u.weight = weight;
       logger.info({ upstream: u.id, weight }, 'upstream weight changed');
       if (slowStartMs > 0) ramp();
+      changed();
     },
     setMaxInFlight(u, maxInFlight) {
       u.maxInFlight = maxInFlight;
       logger.info({ upstream: u.id, maxInFlight }, 'upstream max in-flight changed');
+      changed();
     },
     acquire(u) {
-      u.inFlight++;
+      return counters.tryAcquire(u.slot, u.maxInFlight);
     },
     release(u) {
-      u.inFlight--;
-      u.requests++;
-      if (u.inFlight < 0) {
-        // A bug, not a race: every release pairs with one acquire. Log it loudly, keep the count honest.
-        logger.error({ upstream: u.id, inFlight: u.inFlight }, 'in-flight count went below zero');
+      const left = counters.releaseOne(u.slot);
+      counters.countUpstreamRequest(u.slot);
+      if (left < 0) {
+        // A bug, not a race: every release pairs with one acquire. Log it loudly.
+        logger.error({ upstream: u.id, inFlight: left }, 'in-flight count went below zero');
       }
-      if (u.removed && u.inFlight === 0 && upstreams.get(u.id) === u) forget(u);
+      if (u.removed && left === 0 && upstreams.get(u.id) === u) forget(u);
     },
+    sweep() {
+      for (const u of [...upstreams.values()]) if (u.removed && u.inFlight === 0) forget(u);
+    },
+    counters,
     inFlight() {
       let n = 0;
       for (const u of upstreams.values()) n += u.inFlight;

@@ -1,5 +1,7 @@
 import { Pool } from 'undici';
+import type { Config } from '../config.js';
 import type { Candidate } from '../picker/least-connections.js';
+import type { CounterTable } from './counters.js';
 
 /**
  * `up` serves traffic; `unproven` was discovered and waits for its first health probe;
@@ -27,6 +29,17 @@ export interface PoolSettings {
   readonly connections: number | null;
 }
 
+/** The pool settings of every upstream, from the balancer's config. */
+export function poolSettingsOf(config: Config): PoolSettings {
+  return {
+    connectTimeoutMs: config.connectTimeoutMs,
+    headersTimeoutMs: config.headersTimeoutMs,
+    bodyTimeoutMs: config.bodyTimeoutMs,
+    keepAliveTimeoutMs: config.keepAliveTimeoutMs,
+    connections: null,
+  };
+}
+
 /** `host:port`, with brackets for IPv6 literals. */
 export function upstreamId(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
@@ -34,7 +47,8 @@ export function upstreamId(host: string, port: number): string {
 
 /**
  * One backend origin and its live counters. Mutated only by the registry (state) and by the
- * proxy through the registry's acquire/release pair.
+ * proxy through the registry's acquire/release pair. The counters live in a shared CounterTable
+ * slot, so every data-path thread's Upstream for the same origin reads the same numbers.
  */
 export class Upstream implements Candidate {
   readonly id: string;
@@ -47,11 +61,9 @@ export class Upstream implements Candidate {
   weight: number;
   /** The weight from config, discovery or the admin API. */
   configuredWeight: number;
-  inFlight = 0;
-  /** Requests finished by this upstream (any outcome). */
-  requests = 0;
-  /** Attempts that failed (connect, timeout, reset) or answered 5xx. */
-  errors = 0;
+  /** This upstream's cells in `counters`. */
+  readonly slot: number;
+  private readonly counters: CounterTable;
   state: UpstreamState;
   /** Consecutive health probe results, for rise/fall. */
   probeSuccesses = 0;
@@ -60,8 +72,6 @@ export class Upstream implements Candidate {
   removed = false;
   /** Cap on in-flight requests (0 = none); settable at runtime through the admin API. */
   maxInFlight = 0;
-  /** Upgraded (WebSocket) connections among inFlight: long-lived, reported apart. */
-  longLived = 0;
   /** When the upstream last became `up` (ms epoch), for slow start. */
   upSince = 0;
   /** Passive outlier detection: recent failure times, ejections in a row, end of the current one. */
@@ -72,7 +82,9 @@ export class Upstream implements Candidate {
   drainStartedAt = 0;
   drainDeadline = 0;
 
-  constructor(address: UpstreamAddress, source: UpstreamSource, state: UpstreamState, pool: PoolSettings) {
+  constructor(address: UpstreamAddress, source: UpstreamSource, state: UpstreamState, pool: PoolSettings, counters: CounterTable, slot: number) {
+    this.counters = counters;
+    this.slot = slot;
     this.host = address.host;
     this.port = address.port;
     this.weight = address.weight;
@@ -91,5 +103,29 @@ export class Upstream implements Candidate {
       // hides load from least-connections; one request per socket at a time.
       pipelining: 1,
     });
+  }
+
+  /** Requests in flight on this upstream, over every thread (what least-connections compares). */
+  get inFlight(): number {
+    return this.counters.inFlight(this.slot);
+  }
+
+  /** Requests finished by this upstream (any outcome). */
+  get requests(): number {
+    return this.counters.upstreamRequests(this.slot);
+  }
+
+  /** Attempts that failed (connect, timeout, reset) or answered 5xx. */
+  get errors(): number {
+    return this.counters.upstreamErrors(this.slot);
+  }
+
+  /** Upgraded (WebSocket) connections among inFlight: long-lived, reported apart. */
+  get longLived(): number {
+    return this.counters.longLived(this.slot);
+  }
+
+  countError(): void {
+    this.counters.countUpstreamError(this.slot);
   }
 }

@@ -1,0 +1,113 @@
+import type { Logger } from 'pino';
+import type { CounterTable } from '../upstreams/counters.js';
+import type { UpstreamTable } from '../upstreams/registry.js';
+import { Upstream } from '../upstreams/upstream.js';
+import type { PoolSettings } from '../upstreams/upstream.js';
+import type { UpstreamView } from './messages.js';
+
+/** A data-path thread's copy of the registry: what it may pick, with its own connection pools. */
+export interface UpstreamMirror extends UpstreamTable {
+  /** Makes the mirror match the registry's list. */
+  apply(views: readonly UpstreamView[]): void;
+  /** Destroys every pool. Idempotent. */
+  stop(): Promise<void>;
+}
+
+export interface MirrorOptions {
+  readonly counters: CounterTable;
+  readonly pool: PoolSettings;
+  readonly logger: Logger;
+  /** Called once per slot that left the list, when this thread no longer has a request on it. */
+  readonly onDropped: (slot: number) => void;
+}
+
+interface Entry {
+  readonly upstream: Upstream;
+  /** Requests of this thread on the upstream (the shared count has every thread's). */
+  local: number;
+  gone: boolean;
+}
+
+/**
+ * State, weights and caps come from the registry thread; in-flight counts are the shared ones,
+ * so the picker here compares the same numbers as every other thread's.
+ */
+export function createUpstreamMirror(options: MirrorOptions): UpstreamMirror {
+  const { counters, logger } = options;
+  const bySlot = new Map<number, Entry>();
+  const byUpstream = new Map<Upstream, Entry>();
+  let list: readonly Upstream[] = [];
+  let available: readonly Upstream[] = [];
+  let stopped: Promise<void> | undefined;
+
+  const drop = (entry: Entry): void => {
+    bySlot.delete(entry.upstream.slot);
+    byUpstream.delete(entry.upstream);
+    entry.upstream.pool.close().catch((err: unknown) => {
+      logger.warn({ upstream: entry.upstream.id, err }, 'closing pool failed');
+    });
+    options.onDropped(entry.upstream.slot);
+  };
+
+  const refresh = (): void => {
+    list = [...bySlot.values()].filter((e) => !e.gone).map((e) => e.upstream);
+    available = list.filter((u) => u.state === 'up');
+  };
+
+  return {
+    counters,
+    list: () => list,
+    available: () => available,
+    acquire(u) {
+      const entry = byUpstream.get(u);
+      if (entry === undefined || entry.gone || !counters.tryAcquire(u.slot, u.maxInFlight)) return false;
+      entry.local++;
+      return true;
+    },
+    release(u) {
+      const entry = byUpstream.get(u);
+      counters.releaseOne(u.slot);
+      counters.countUpstreamRequest(u.slot);
+      if (entry === undefined) return;
+      entry.local--;
+      if (entry.gone && entry.local === 0) drop(entry);
+    },
+    inFlight() {
+      let n = 0;
+      for (const u of list) n += u.inFlight;
+      return n;
+    },
+    apply(views) {
+      const wanted = new Set<number>();
+      for (const view of views) {
+        wanted.add(view.slot);
+        let entry = bySlot.get(view.slot);
+        if (entry === undefined) {
+          const upstream = new Upstream(view, view.source, view.state, options.pool, counters, view.slot);
+          entry = { upstream, local: 0, gone: false };
+          bySlot.set(view.slot, entry);
+          byUpstream.set(upstream, entry);
+        }
+        const u = entry.upstream;
+        u.state = view.state;
+        u.weight = view.weight;
+        u.configuredWeight = view.configuredWeight;
+        u.maxInFlight = view.maxInFlight;
+      }
+      for (const entry of [...bySlot.values()]) {
+        if (wanted.has(entry.upstream.slot) || entry.gone) continue;
+        entry.gone = true;
+        if (entry.local === 0) drop(entry);
+      }
+      refresh();
+    },
+    stop() {
+      stopped ??= Promise.all([...bySlot.values()].map((e) => e.upstream.pool.destroy().catch(() => undefined))).then(() => {
+        bySlot.clear();
+        byUpstream.clear();
+        refresh();
+      });
+      return stopped;
+    },
+  };
+}
