@@ -21,7 +21,15 @@ if (parsed.check) {
 }
 
 const logger = createLogger(config.logLevel);
-const balancer = createBalancer(config, { logger });
+const balancer = createBalancer(config, {
+  logger,
+  // A data-path thread died: its in-flight counts are lost, so the shared ones can no longer be
+  // trusted. Exit and let the supervisor (Compose, systemd, Kubernetes) start a clean process.
+  onFatal: (err) => {
+    logger.fatal({ err }, 'a data-path thread died; exiting');
+    process.exit(1);
+  },
+});
 let stopping = false;
 const shutdown = (signal: string): void => {
   if (stopping) return;

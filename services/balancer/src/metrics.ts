@@ -76,6 +76,13 @@ export function createMetrics(
     },
   });
   if (options.upstreamGauges) registerUpstreamGauges(registry, upstreams);
+  // Which thread took the requests: shows how the kernel spreads connections over the workers.
+  const byThread = new Counter({
+    name: 'lb_thread_requests_total',
+    help: 'Client requests finished by each data-path thread (0 = the main thread, 1..N = workers).',
+    labelNames: ['thread'] as const,
+    registers: [registry],
+  }).labels(String(upstreams.counters.writer));
 
   // Label children are bound once per upstream/code, so the data path does no label hashing.
   interface Bound {
@@ -97,6 +104,7 @@ export function createMetrics(
     registry,
     recordRequest(upstream, status, seconds) {
       counters.countRequest(status);
+      byThread.inc();
       const b = bind(upstream);
       let counter = b.codes.get(status);
       if (counter === undefined) {

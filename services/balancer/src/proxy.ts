@@ -54,7 +54,6 @@ export function explainDecision(pick: Pick<Upstream>, candidates: readonly Upstr
  */
 export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res: ServerResponse) => void {
   const { config, registry, outliers, retryBudget, queue, metrics, decisions, logger, random } = deps;
-  let turn = 0;
 
   const sendError = (res: ServerResponse, err: LbError, requestId: string, upstream: string | undefined): void => {
     if (res.headersSent) {
@@ -126,7 +125,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res:
     try {
       for (let attempt = 0; attempt <= config.retries; ) {
         const candidates = candidatesFor(tried);
-        const pick = pickLeastConnections(candidates, { tieBreak: config.tieBreak, random, turn: turn++ });
+        const pick = pickLeastConnections(candidates, { tieBreak: config.tieBreak, random, turn: registry.counters.nextTurn() });
         if (pick === undefined) {
           // Every available upstream is at its cap: wait in line. None available at all: fail now.
           if (registry.available().length === 0 || tried !== undefined || config.queueLength === 0) break;

@@ -93,7 +93,6 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
   const { config, registry, decisions, guard, outliers, queue, logger, random } = deps;
   const tunnels = new Set<() => void>();
   let closed = false;
-  let turn = 0;
 
   const outcomes = new Counter({
     name: 'lb_upgrades_total',
@@ -191,7 +190,7 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
     // Caps apply to tunnels too; a tunnel does not wait in the queue (a client retries an upgrade itself).
     const available = registry.available();
     const candidates = available.filter((u) => u.maxInFlight === 0 || u.inFlight < u.maxInFlight);
-    const pick = pickLeastConnections(candidates, { tieBreak: config.tieBreak, random, turn: turn++ });
+    const pick = pickLeastConnections(candidates, { tieBreak: config.tieBreak, random, turn: registry.counters.nextTurn() });
     if (pick === undefined) {
       outcomes.inc({ upstream: 'none', outcome: 'no_upstream' });
       fail(socket, new LbError('LB_NO_UPSTREAM', available.length === 0 ? 'no upstream is available' : 'every upstream is at its in-flight cap'));

@@ -13,8 +13,9 @@ export interface Child {
   readonly exited: Promise<number | null>;
 }
 
-export function runBalancer(args: readonly string[], env: Record<string, string> = {}): Child {
-  const proc = spawn(process.execPath, ['--import', 'tsx', MAIN, ...args], {
+/** `node` is the binary to run it with (default: this one). */
+export function runBalancer(args: readonly string[], env: Record<string, string> = {}, node = process.execPath): Child {
+  const proc = spawn(node, ['--import', 'tsx', MAIN, ...args], {
     env: { ...process.env, ...env },
     stdio: 'pipe',
   });

@@ -13,7 +13,8 @@
 /** Control cells, shared by all threads. */
 const RELEASES = 0; // bumped on every release: threads with queued requests wait on it
 const QUEUE_WAITERS = 1; // threads waiting on RELEASES, so a release notifies only when someone waits
-const CONTROL_CELLS = 2;
+const TURN = 2; // the picker's tie-break rotation, one sequence for every thread
+const CONTROL_CELLS = 3;
 
 /** Statistics per slot, in each writer's row. */
 const REQUESTS = 0;
@@ -118,6 +119,15 @@ export class CounterTable {
     Atomics.add(this.control, RELEASES, 1);
     if (Atomics.load(this.control, QUEUE_WAITERS) > 0) Atomics.notify(this.control, RELEASES);
     return left;
+  }
+
+  /**
+   * The next turn of the tie-break rotation. Shared so that sequential requests rotate over the
+   * upstreams exactly, whichever thread takes them (it wraps to negative after 2^31: the picker
+   * takes its absolute value).
+   */
+  nextTurn(): number {
+    return Atomics.add(this.control, TURN, 1);
   }
 
   longLived(slot: number): number {

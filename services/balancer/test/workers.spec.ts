@@ -1,0 +1,223 @@
+import assert from 'node:assert/strict';
+import { get, request as httpRequest } from 'node:http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { pino } from 'pino';
+import { node22Runtime } from '../../../scripts/node22.mjs';
+import { planWorkers, supportsReusePort } from '../src/cluster/workers.js';
+import { startBalancer, startOrigin, testConfig, waitFor } from './helpers.js';
+import type { Origin } from './helpers.js';
+import { listeningPorts, runBalancer } from './process.js';
+import type { Child } from './process.js';
+
+interface Reply {
+  readonly status: number;
+  readonly body: string;
+}
+
+/** One GET on a connection of its own (agent: false), so the kernel spreads them over the threads. */
+function fetchOnNewConnection(url: string): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    get(url, { agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8').on('data', (c: string) => (body += c));
+      res.on('end', () => {
+        resolve({ status: res.statusCode ?? 0, body });
+      });
+    }).on('error', reject);
+  });
+}
+
+function post(url: string, token: string, body: unknown): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest(url, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
+/** An origin that answers `/` at once with its name and holds `/hold` until release(). */
+async function holdingOrigin(name: string): Promise<Origin & { held: () => number; release: () => void }> {
+  const waiting: ServerResponse[] = [];
+  const origin = await startOrigin((req: IncomingMessage, res: ServerResponse) => {
+    const reply = (): void => {
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(name);
+    };
+    if (req.url === '/hold') waiting.push(res);
+    else reply();
+  });
+  return {
+    ...origin,
+    held: () => waiting.filter((r) => !r.writableEnded).length,
+    release: () => {
+      for (const res of waiting.splice(0)) {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end(name);
+      }
+    },
+  };
+}
+
+/** Prometheus text → `series → value`. */
+function parseMetrics(text: string): Map<string, number> {
+  const m = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const at = line.lastIndexOf(' ');
+    m.set(line.slice(0, at), Number(line.slice(at + 1)));
+  }
+  return m;
+}
+
+describe('--workers: where the data path runs', () => {
+  it('needs reusePort: Node >= 22.12 or >= 23.1', () => {
+    assert.equal(supportsReusePort('20.20.2'), false);
+    assert.equal(supportsReusePort('22.11.0'), false);
+    assert.equal(supportsReusePort('22.12.0'), true);
+    assert.equal(supportsReusePort('23.0.0'), false);
+    assert.equal(supportsReusePort('23.1.0'), true);
+    assert.equal(supportsReusePort('24.0.0'), true);
+  });
+
+  it('auto is one thread per CPU; 1 stays on the main thread; older Node falls back to 1 and says why', () => {
+    assert.deepEqual(planWorkers(0, '22.23.3', 4), { count: 4 });
+    assert.deepEqual(planWorkers(3, '22.23.3', 4), { count: 3 });
+    assert.deepEqual(planWorkers(0, '22.23.3', 1), { count: 1 });
+    assert.deepEqual(planWorkers(1, '20.20.2', 8), { count: 1 });
+    const fallback = planWorkers(0, '20.20.2', 2);
+    assert.equal(fallback.count, 1);
+    assert.match(fallback.note ?? '', /--workers auto \(2\) needs Node >= 22\.12 for reusePort; Node 20\.20\.2 runs the data path on 1 thread/);
+  });
+
+  it('a balancer on an older Node logs the fallback and serves on one thread', async () => {
+    const origin = await startOrigin((_req, res) => res.end('ok'));
+    const logs: { level: number; msg: string }[] = [];
+    const logger = pino({ level: 'warn' }, { write: (line: string) => logs.push(JSON.parse(line) as { level: number; msg: string }) });
+    const lb = await startBalancer(testConfig([origin.port], { workers: 4 }), { logger, nodeVersion: '20.20.2' });
+    try {
+      assert.equal(lb.balancer.workers, 1);
+      assert.ok(logs.some((l) => l.level === 40 && l.msg.includes('--workers 4 needs Node >= 22.12')), JSON.stringify(logs));
+      assert.equal((await fetchOnNewConnection(`${lb.url}/`)).body, 'ok');
+    } finally {
+      await lb.balancer.stop();
+      await origin.close();
+    }
+  });
+});
+
+describe('--workers 2: two data-path threads sharing exact counts (a Node 22 process)', function () {
+  this.timeout(60_000);
+  const TOKEN = 'workers-test-token';
+  let node22 = '';
+  let origins: Awaited<ReturnType<typeof holdingOrigin>>[] = [];
+  let child: Child | undefined;
+
+  before(function () {
+    // The first run on a machine fetches Node 22 from the npm registry (a few seconds).
+    this.timeout(300_000);
+    node22 = node22Runtime({ log: () => undefined }).path;
+  });
+
+  afterEach(async () => {
+    child?.proc.kill('SIGKILL');
+    child = undefined;
+    for (const o of origins) o.release();
+    await Promise.all(origins.map((o) => o.close()));
+    origins = [];
+  });
+
+  const start = async (count: number, flags: readonly string[] = []): Promise<{ url: string; admin: string }> => {
+    origins = await Promise.all(Array.from({ length: count }, (_, i) => holdingOrigin(`o${i + 1}`)));
+    const c = runBalancer(
+      ['--port', '0', '--admin-port', '0', '--workers', '2', '--health-interval-ms', '0', '--admin-token', TOKEN, ...flags, ...origins.map((o) => o.id)],
+      {},
+      node22,
+    );
+    child = c;
+    await waitFor(() => listeningPorts(c.stdout) !== undefined || c.proc.exitCode !== null, 20_000, 'the listening log line');
+    const ports = listeningPorts(c.stdout);
+    assert.ok(ports, `no listening line; stderr: ${c.stderr}`);
+    assert.match(c.stdout, /"workers":2,"msg":"balancer listening"/);
+    return { url: `http://127.0.0.1:${ports.data}`, admin: `http://127.0.0.1:${ports.admin}` };
+  };
+
+  const metricsOf = async (admin: string): Promise<Map<string, number>> => parseMetrics((await fetchOnNewConnection(`${admin}/metrics`)).body);
+
+  it('rotates sequential requests over every upstream exactly, whichever thread takes them; metrics and the live view sum both threads', async () => {
+    const { url, admin } = await start(4);
+    const served = new Map<string, number>();
+    for (let i = 0; i < 24; i++) {
+      const reply = await fetchOnNewConnection(`${url}/`);
+      assert.equal(reply.status, 200);
+      served.set(reply.body, (served.get(reply.body) ?? 0) + 1);
+      // The thread that answered releases its count right after the last byte; on a busy machine
+      // the next request can reach the other thread first, see 1 in flight and (rightly) go elsewhere.
+      await waitFor(async () => JSON.parse((await fetchOnNewConnection(`${admin}/api/upstreams`)).body).totals.inFlight === 0, 2000, 'the release');
+    }
+    assert.deepEqual([...served.entries()].sort(), [['o1', 6], ['o2', 6], ['o3', 6], ['o4', 6]]);
+
+    const m = await metricsOf(admin);
+    const byThread = [1, 2].map((t) => m.get(`lb_thread_requests_total{thread="${t}"}`) ?? 0);
+    // 24 connections all hashed to one thread would make this test prove nothing (odds 2 in 2^24).
+    assert.ok(byThread.every((n) => n > 0), `both threads took requests: ${byThread.join(', ')}`);
+    assert.equal(byThread.reduce((a, b) => a + b, 0), 24);
+    let total = 0;
+    for (const o of origins) total += m.get(`lb_requests_total{upstream="${o.id}",code="200"}`) ?? 0;
+    assert.equal(total, 24, 'lb_requests_total summed over the threads');
+    assert.equal(m.get('process_cpu_seconds_total') !== undefined, true, 'process metrics once');
+
+    await waitFor(async () => {
+      const view = JSON.parse((await fetchOnNewConnection(`${admin}/api/upstreams`)).body) as { totals: { requests: number }; decisions: unknown[]; upstreams: { requests: number }[] };
+      return view.totals.requests === 24 && view.decisions.length === 20 && view.upstreams.every((u) => u.requests === 6);
+    }, 3000, 'the live view to show both threads\' requests and decisions');
+  });
+
+  it('a max in-flight holds across threads: never more than the cap in flight, whatever thread the requests reach', async () => {
+    const { url, admin } = await start(2, ['--max-in-flight', '1', '--queue-length', '0']);
+    const replies = Array.from({ length: 20 }, () => fetchOnNewConnection(`${url}/hold`));
+    // With per-thread counts each thread would admit one request per upstream: 4 held, not 2.
+    await waitFor(async () => (await metricsOf(admin)).get('lb_requests_total{upstream="none",code="503"}') === 18, 10_000, '18 refusals');
+    assert.deepEqual(origins.map((o) => o.held()), [1, 1]);
+    const m = await metricsOf(admin);
+    assert.ok([1, 2].every((t) => (m.get(`lb_thread_requests_total{thread="${t}"}`) ?? 0) > 0), 'both threads refused some');
+    for (const o of origins) o.release();
+    const statuses = (await Promise.all(replies)).map((r) => r.status).sort();
+    assert.deepEqual(statuses, [...Array<number>(2).fill(200), ...Array<number>(18).fill(503)]);
+  });
+
+  it('least-connections compares the in-flight requests of both threads', async () => {
+    const { url, admin } = await start(4);
+    const replies: Promise<Reply>[] = [];
+    for (let i = 1; i <= 16; i++) {
+      replies.push(fetchOnNewConnection(`${url}/hold`));
+      await waitFor(() => origins.reduce((n, o) => n + o.held(), 0) === i, 5000, `request ${i} to reach an origin`);
+    }
+    assert.deepEqual(origins.map((o) => o.held()), [4, 4, 4, 4]);
+    const view = JSON.parse((await fetchOnNewConnection(`${admin}/api/upstreams`)).body) as { upstreams: { inFlight: number }[] };
+    assert.deepEqual(view.upstreams.map((u) => u.inFlight), [4, 4, 4, 4]);
+    for (const o of origins) o.release();
+    await Promise.all(replies);
+  });
+
+  it('an operator drain reaches every thread; SIGTERM lets held requests finish on them, then exits 0', async () => {
+    const { url, admin } = await start(3);
+    const [drained, ...rest] = origins;
+    assert.ok(drained);
+    assert.equal(await post(`${admin}/api/upstreams/${encodeURIComponent(drained.id)}/drain`, TOKEN, { timeoutMs: 60_000 }), 200);
+    for (let i = 0; i < 12; i++) assert.notEqual((await fetchOnNewConnection(`${url}/`)).body, 'o1');
+
+    const held = Array.from({ length: 6 }, () => fetchOnNewConnection(`${url}/hold`));
+    await waitFor(() => rest.reduce((n, o) => n + o.held(), 0) === 6, 5000, 'six held requests');
+    const c = child;
+    assert.ok(c);
+    c.proc.kill('SIGTERM');
+    await waitFor(() => c.stdout.includes('shutting down'), 5000, 'shutdown to begin');
+    for (const o of rest) o.release();
+    assert.deepEqual((await Promise.all(held)).map((r) => r.status), Array<number>(6).fill(200));
+    assert.equal(await c.exited, 0);
+    assert.match(c.stdout, /"msg":"stopped"/);
+  });
+});
