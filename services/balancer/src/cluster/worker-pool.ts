@@ -20,7 +20,7 @@ export type WorkerMetrics = MetricObjectWithValues<MetricValue<string>>[];
 export interface WorkerPoolOptions {
   readonly count: number;
   readonly config: Config;
-  /** Made with count + 1 writers: row 0 is this thread's, row i worker i's. */
+  /** Made with count + 1 writers: row 0 is this thread's, row i worker i's (1..count). */
   readonly counters: CounterTable;
   readonly registry: () => Registry;
   readonly logger: Logger;
@@ -33,8 +33,8 @@ export interface WorkerPoolOptions {
 
 /** The data-path threads, seen from the thread that owns the registry. */
 export interface WorkerPool {
-  /** Starts every worker on the data port (the first binds it, the rest share it); resolves with the port. */
-  start(): Promise<number>;
+  /** Starts every worker on `port`, which this thread has bound with reusePort. */
+  start(port: number): Promise<void>;
   /** Sends the upstream list to every worker (coalesced: once per tick however many changes). */
   broadcast(): void;
   /** Frees a forgotten upstream's counter slot once every worker has let go of it. */
@@ -168,7 +168,7 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
     });
 
   return {
-    async start() {
+    async start(port) {
       for (let i = 1; i <= options.count; i++) members.push(spawn(i));
       const list = views();
       for (const m of members) send(m, { type: 'upstreams', upstreams: list });
@@ -176,12 +176,7 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
         options.registry().sweep();
       }, SWEEP_INTERVAL_MS);
       sweeper.unref();
-      // The first worker binds (port 0 = any free one); the others join it on the same port.
-      const [first, ...rest] = members;
-      if (first === undefined) throw new Error('a worker pool needs at least one worker');
-      const port = await listenOn(first, config.port);
-      await Promise.all(rest.map((m) => listenOn(m, port)));
-      return port;
+      await Promise.all(members.map((m) => listenOn(m, port)));
     },
     broadcast() {
       if (broadcastQueued || members.length === 0) return;
