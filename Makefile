@@ -59,6 +59,11 @@ e2e: deps ## Compose end-to-end tests (builds, starts and removes its own cluste
 bench: deps build ## wrk against the balancer, nginx least_conn and HAProxy leastconn
 	npm run bench
 
+.PHONY: bench-connections
+
+bench-connections: deps build ## 10,000 idle keep-alive clients: RSS of the balancer, nginx, HAProxy
+	node bench/connections.mjs
+
 .PHONY: swarm-up swarm-down e2e-swarm
 
 swarm-up: ## the cluster on a one-node Docker Swarm (stack lcb; see deploy/swarm)

@@ -28,15 +28,17 @@ export function createSupervisor(logDir) {
 
   /**
    * Starts `command args` with stderr (and stdout unless `pipeStdout`) appended to
-   * `<logDir>/<name>.log`. Returns a handle whose `exit` is null while the process runs.
+   * `<logDir>/<name>.log`; stdin is a pipe with `pipeStdin` (so the harness can steer it, and it
+   * sees EOF when the harness dies), else /dev/null. Returns a handle whose `exit` is null while
+   * the process runs.
    */
-  function spawnProcess(name, command, args, { env = process.env, pipeStdout = false } = {}) {
+  function spawnProcess(name, command, args, { env = process.env, pipeStdout = false, pipeStdin = false } = {}) {
     const logPath = join(logDir, `${name}.log`);
     const logFd = openSync(logPath, 'a');
     const child = spawn(command, args, {
       detached: true,
       env,
-      stdio: ['ignore', pipeStdout ? 'pipe' : logFd, logFd],
+      stdio: [pipeStdin ? 'pipe' : 'ignore', pipeStdout ? 'pipe' : logFd, logFd],
     });
     // The child holds its own copy of the descriptor from here on.
     closeSync(logFd);
@@ -136,38 +138,80 @@ export function waitForLine(proc, pattern, timeoutMs) {
 }
 
 /**
- * utime + stime, in clock ticks, of `rootPid` and all its descendants (nginx master + worker,
- * anything a proxy forks). Threads are included: /proc/<pid>/stat sums them per process.
+ * `rootPid` and all its descendants (nginx master + worker, anything a proxy forks), found by
+ * walking the parent links of every process in /proc. Threads are not listed there (they live in
+ * /proc/<pid>/task), and need not be: a process's stat and status already cover all its threads.
  */
-export function processTreeCpuTicks(rootPid) {
+export function processTreePids(rootPid) {
   const byParent = new Map();
-  const ticks = new Map();
   for (const entry of readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
-    let stat;
-    try {
-      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
-    } catch {
-      continue; // exited while we were looking
-    }
-    // The command name may contain spaces and parentheses: the fields start after the last ')'.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const pid = Number(entry);
+    const fields = statFields(entry);
+    if (fields === null) continue; // exited while we were looking
     const ppid = Number(fields[1]);
-    // Fields 14 and 15 of stat(5) are utime and stime; `fields` starts at field 3 (state).
-    ticks.set(pid, Number(fields[11]) + Number(fields[12]));
     if (!byParent.has(ppid)) byParent.set(ppid, []);
-    byParent.get(ppid).push(pid);
+    byParent.get(ppid).push(Number(entry));
   }
-  let total = 0;
+  const tree = [];
   const queue = [rootPid];
   const seen = new Set();
   while (queue.length > 0) {
     const pid = queue.pop();
     if (seen.has(pid)) continue;
     seen.add(pid);
-    total += ticks.get(pid) ?? 0;
+    tree.push(pid);
     queue.push(...(byParent.get(pid) ?? []));
   }
+  return tree;
+}
+
+/** The fields of /proc/<pid>/stat from field 3 (state) on, or null if the process is gone. */
+function statFields(pid) {
+  let stat;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  } catch {
+    return null;
+  }
+  // The command name may contain spaces and parentheses: the fields start after the last ')'.
+  return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+}
+
+/**
+ * utime + stime, in clock ticks, of `rootPid` and all its descendants. Threads are included:
+ * /proc/<pid>/stat sums all threads of the process, even those that already exited (checked with
+ * two busy worker_threads: the process's ticks grew by both of their CPU times).
+ */
+export function processTreeCpuTicks(rootPid) {
+  let total = 0;
+  for (const pid of processTreePids(rootPid)) {
+    const fields = statFields(pid);
+    // Fields 14 and 15 of stat(5) are utime and stime; `fields` starts at field 3 (state).
+    if (fields !== null) total += Number(fields[11]) + Number(fields[12]);
+  }
   return total;
+}
+
+/**
+ * Resident memory of `rootPid` and its descendants, in bytes: the sum of VmRSS (now) and of VmHWM
+ * (each process's peak so far) from /proc/<pid>/status. One process covers all its threads (they
+ * share its address space). A sum over processes counts pages they share (nginx master and worker:
+ * the binary, the shared zone) once per process, so it errs on the high side.
+ */
+export function processTreeMemory(rootPid) {
+  const pids = processTreePids(rootPid);
+  let rssBytes = 0;
+  let peakBytes = 0;
+  for (const pid of pids) {
+    let status;
+    try {
+      status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    } catch {
+      continue;
+    }
+    const kib = (name) => Number(new RegExp(`^${name}:\\s+(\\d+) kB$`, 'm').exec(status)?.[1] ?? 0);
+    rssBytes += kib('VmRSS') * 1024;
+    peakBytes += kib('VmHWM') * 1024;
+  }
+  return { rssBytes, peakBytes, processes: pids.length };
 }

@@ -1,6 +1,8 @@
 // Turns the list of runs into medians, ratios to nginx, and the Markdown of bench/RESULTS.md.
 // Pure functions: no I/O here.
 
+import { BALANCER_TARGETS } from './targets.mjs';
+
 /** The load scenarios: URL path on the bench backends and what the report calls them. */
 export const SCENARIOS = {
   tiny: { path: '/tiny', title: 'Tiny body (GET /tiny, 3 bytes)' },
@@ -58,6 +60,37 @@ function pct(s) {
   return fmt({ median: s.median * 100, min: s.min * 100, max: s.max * 100 }, 1, ' %');
 }
 
+/**
+ * One row per balancer target, one ratio to nginx per scenario: the figures issue 7 asks about,
+ * before the full tables. Empty when nginx or every balancer target was left out.
+ */
+function balancerOverview(settings, summary) {
+  const mine = settings.targets.filter((t) => BALANCER_TARGETS.includes(t));
+  if (!settings.targets.includes('nginx') || mine.length === 0) return [];
+  const head = ['target'];
+  for (const scenario of settings.scenarios) {
+    head.push(`${scenario} req/s ÷ nginx`, `${scenario} CPU ÷ nginx`);
+    if (scenario === 'slow') head.push('slow share (nginx)');
+  }
+  const out = ['## Our balancer against nginx', '',
+    'Medians of the per-round ratios from the tables below (req/s above 1 and CPU per request below 1 beat nginx);',
+    "the slow share is backend 4's share of the slow scenario's requests, nginx's in brackets.", '',
+    `| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`];
+  const median = (s, digits) => (s === null ? '—' : s.median.toFixed(digits));
+  const share = (s) => (s === null ? '—' : `${(s.median * 100).toFixed(1)} %`);
+  for (const target of mine) {
+    const row = [`**${target}**`];
+    for (const scenario of settings.scenarios) {
+      const s = summary[scenario][target];
+      row.push(median(s.vsNginx.rps, 2), median(s.vsNginx.cpuUsPerRequest, 2));
+      if (scenario === 'slow') row.push(`${share(s.slowShare)} (${share(summary[scenario].nginx.slowShare)})`);
+    }
+    out.push(`| ${row.join(' | ')} |`);
+  }
+  out.push('');
+  return out;
+}
+
 /** The Markdown of bench/RESULTS.md. `meta` carries machine, versions, settings and the command. */
 export function renderMarkdown({ meta, settings, summary, runs, failures }) {
   const out = [];
@@ -70,9 +103,10 @@ export function renderMarkdown({ meta, settings, summary, runs, failures }) {
     `- Date: ${meta.date}`,
     `- Command: \`${meta.command}\``,
     `- Machine: ${meta.machine.nproc} CPUs (nproc), ${meta.machine.cpuModel}, ${meta.machine.memGiB} GiB RAM, Linux ${meta.machine.kernel}; load average ${meta.machine.loadStart} at start, ${meta.machine.loadEnd} at end`,
-    `- Versions: node ${meta.versions.node}, ${meta.versions.nginx}, ${meta.versions.haproxy}, ${meta.versions.wrk}, balancer ${meta.versions.balancer}`,
+    `- Versions: node ${meta.versions.node}${meta.versions.node22 ? ` (node ${meta.versions.node22} for balancer-w1/-wN)` : ''}, ${meta.versions.nginx}, ${meta.versions.haproxy}, ${meta.versions.wrk}, balancer ${meta.versions.balancer}`,
     `- Load: \`${meta.wrkCommand}\` after a discarded ${settings.warmup} s warm-up; ${settings.rounds} round(s), each round runs every scenario and in it every target in turn (${settings.targets.join(', ')}); each target is started for its run and stopped after it.`,
     `- Backends: 4 × \`bench/origin.mjs\` (node:http, keep-alive, one process each), the same 4 processes for the whole bench; per-backend request counters are read after each run and reset after each warm-up.`,
+    '- Memory with 10,000 idle keep-alive client connections (issue 7: RSS < 200 MB) is measured separately: `bench/CONNECTIONS.md` (`make bench-connections`).',
     '',
     'Targets:',
     '',
@@ -81,13 +115,14 @@ export function renderMarkdown({ meta, settings, summary, runs, failures }) {
     'How to read: each cell is the median over rounds, with (min–max) when there was more than one round.',
     'Ratios are taken against nginx in the same round and scenario, then the median of those is shown:',
     'req/s above 1 beats nginx; latency and CPU below 1 beat nginx. Proxy CPU is utime+stime of the',
-    "proxy's whole process tree (nginx master + worker, HAProxy, the balancer's node process) during the",
+    "proxy's whole process tree (nginx master + worker, HAProxy, the balancer's node process with all its threads) during the",
     'measured run, divided by the requests wrk completed. Errors are non-2xx responses plus socket errors',
     "(connect, read, write, and timeout: no response within wrk's default 2 s), warm-up included.",
     `wrk, the backends and the proxy share the same ${meta.machine.nproc} CPUs (and whatever else runs on the`,
     'machine: see the load average above), so absolute numbers are contended; compare within a table.',
     '',
   );
+  out.push(...balancerOverview(settings, summary));
 
   for (const scenario of settings.scenarios) {
     const title = SCENARIOS[scenario].title.replace('{slowMs}', String(settings.slowMs));

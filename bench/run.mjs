@@ -1,7 +1,8 @@
-// Benchmark: wrk against direct-to-backend, nginx least_conn, HAProxy leastconn and our balancer,
-// in interleaved rounds on one machine. Writes bench/RESULTS.md and bench/results/<date>.json.
+// Benchmark: wrk against direct-to-backend, nginx least_conn, HAProxy leastconn and our balancer
+// (this machine's node, and Node 22 with 1 and N worker threads), in interleaved rounds on one
+// machine. Writes bench/RESULTS.md and bench/results/<date>.json.
 //
-//   make bench                                   (builds first; full run, about 8 minutes)
+//   make bench                                   (builds first; full run, about 13 minutes)
 //   BENCH_DURATION=2 BENCH_ROUNDS=1 npm run bench (quick self-test)
 //
 // Settings (env):
@@ -11,7 +12,9 @@
 //   BENCH_CONNECTIONS wrk -c                                       (64)
 //   BENCH_THREADS     wrk -t                                       (1)
 //   BENCH_SLOW_MS     extra latency of the slow backend            (50)
-//   BENCH_TARGETS     comma list of direct,nginx,haproxy,balancer  (all)
+//   BENCH_TARGETS     comma list of direct,nginx,haproxy,balancer,balancer-w1,balancer-wN (all)
+//   NODE22            Node 22 binary for balancer-w1/-wN (default: scripts/node22.mjs fetches one
+//                     once into .cache/node22)
 //   BENCH_SCENARIOS   comma list of tiny,16k,slow                  (all)
 //   BENCH_REPORT      where to write the Markdown: bench/RESULTS.md for a run with the default
 //                     settings above, else bench/results/bench-<date>.md (gitignored), so a quick
@@ -21,22 +24,19 @@
 // (the report is still written, marked FAILED); 2 bad settings.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { cpus, loadavg, release, tmpdir, totalmem, availableParallelism } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { CLOCK_TICKS, assertAlive, createSupervisor, processTreeCpuTicks, tail, waitForLine } from './processes.mjs';
+import { SLOW_BACKEND, backendStats, freePort, http, resetBackends, startBackends, waitUntil } from './common.mjs';
+import { node22ForWorkerTargets } from './node-runtime.mjs';
+import { CLOCK_TICKS, assertAlive, createSupervisor, processTreeCpuTicks, tail } from './processes.mjs';
 import { SCENARIOS, renderMarkdown, summarise } from './report.mjs';
-import { TARGET_NAMES, TARGET_NOTES, createTargetStarter } from './targets.mjs';
+import { BALANCER_TARGETS, NODE22_TARGETS, TARGET_NAMES, TARGET_NOTES, createTargetStarter } from './targets.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BENCH = join(ROOT, 'bench');
 const BALANCER_MAIN = join(ROOT, 'services/balancer/dist/main.js');
 const WRK_SCRIPT = join(BENCH, 'wrk-report.lua');
-const BACKEND_COUNT = 4;
-/** Index of the backend that adds BENCH_SLOW_MS on /slow (the last one: "backend 4"). */
-const SLOW_BACKEND = BACKEND_COUNT - 1;
 const INSTALL_HINT = 'apt-get install -y nginx haproxy wrk';
 /** The numeric settings of a full run (the brief of issue 7: wrk -t1 -c64 -d10s, 3 rounds). */
 const DEFAULTS = Object.freeze({ duration: 10, warmup: 3, rounds: 3, connections: 64, threads: 1, slowMs: 50 });
@@ -101,9 +101,20 @@ function preflight(settings) {
     console.error(`bench: missing ${missing.join(', ')}. Install (Debian/Ubuntu, as root):\n  ${INSTALL_HINT}`);
     process.exit(1);
   }
-  if (settings.targets.includes('balancer') && !existsSync(BALANCER_MAIN)) {
+  if (settings.targets.some((t) => BALANCER_TARGETS.includes(t)) && !existsSync(BALANCER_MAIN)) {
     console.error(`bench: ${relative(ROOT, BALANCER_MAIN)} does not exist. Build it first:\n  npm run build -w @lcb/balancer\n`
       + '(`make bench` builds everything), or leave it out explicitly: BENCH_TARGETS=direct,nginx,haproxy');
+    process.exit(1);
+  }
+  let node22;
+  try {
+    node22 = node22ForWorkerTargets({
+      wanted: settings.targets.filter((t) => NODE22_TARGETS.includes(t)),
+      others: `BENCH_TARGETS=${settings.targets.filter((t) => !NODE22_TARGETS.includes(t)).join(',')}`,
+      balancerMain: BALANCER_MAIN,
+    });
+  } catch (err) {
+    console.error(`bench: ${err.message}`);
     process.exit(1);
   }
   const balancerPkg = JSON.parse(readFileSync(join(ROOT, 'services/balancer/package.json'), 'utf8'));
@@ -113,6 +124,8 @@ function preflight(settings) {
     haproxy: versions.haproxy.replace(/ - https?:\S+$/, ''),
     wrk: versions.wrk.replace(/ Copyright.*$/, '').replace(/ \[\w+\]$/, ''),
     balancer: balancerPkg.version,
+    node22: node22?.version ?? null,
+    node22Path: node22?.path ?? null,
   };
 }
 
@@ -130,83 +143,9 @@ function machine() {
 
 /** How this run was started, as someone would retype it. */
 function commandLine() {
-  const vars = Object.keys(process.env).filter((k) => k.startsWith('BENCH_')).sort().map((k) => `${k}=${process.env[k]}`);
+  const vars = Object.keys(process.env).filter((k) => k.startsWith('BENCH_') || k === 'NODE22').sort().map((k) => `${k}=${process.env[k]}`);
   const how = process.env.npm_lifecycle_event === 'bench' ? 'npm run bench' : 'node bench/run.mjs';
   return [...vars, how].join(' ');
-}
-
-// ---------------------------------------------------------------------------------------------
-// small network helpers (127.0.0.1 only)
-
-/** A port that was free a moment ago (the OS picks it; a tiny race we accept in a bench). */
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => { resolve(port); });
-    });
-  });
-}
-
-/** One HTTP request on a fresh connection (no agent pool to keep the harness alive). */
-function http(method, url, timeoutMs = 2000) {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method, agent: false, timeout: timeoutMs }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => { resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') }); });
-      res.on('error', reject);
-    });
-    req.on('timeout', () => { req.destroy(new Error(`timeout after ${timeoutMs} ms: ${method} ${url}`)); });
-    req.on('error', reject);
-    req.end();
-  });
-}
-
-/** Polls `check()` (truthy = done) every 50 ms until `timeoutMs`; throws naming `what`. */
-async function waitUntil(what, check, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  let last = 'no attempt';
-  while (Date.now() < deadline) {
-    try {
-      if (await check()) return;
-      last = 'not yet';
-    } catch (err) {
-      if (err.fatal) throw err;
-      last = err.message;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${last})`);
-}
-
-// ---------------------------------------------------------------------------------------------
-// backends
-
-async function startBackends(supervisor, slowMs) {
-  const backends = [];
-  for (let i = 0; i < BACKEND_COUNT; i++) {
-    const args = [join(BENCH, 'origin.mjs'), '--slow-ms', String(i === SLOW_BACKEND ? slowMs : 0)];
-    const proc = supervisor.spawnProcess(`backend-${i + 1}`, process.execPath, args, { pipeStdout: true });
-    const port = Number(await waitForLine(proc, /^listening (\d+)$/, 10_000));
-    backends.push({ proc, port, url: `http://127.0.0.1:${port}` });
-  }
-  return backends;
-}
-
-async function backendStats(backends) {
-  return Promise.all(backends.map(async (b) => JSON.parse((await http('GET', `${b.url}/__stats`)).body)));
-}
-
-/**
- * Waits until no backend is serving a bench request, then zeroes the counters: requests that a
- * warm-up left behind must not be counted in the measured run.
- */
-async function resetBackends(backends) {
-  await waitUntil('backends to finish in-flight requests', async () => (await backendStats(backends)).every((s) => s.inFlight === 0), 5000);
-  await Promise.all(backends.map((b) => http('POST', `${b.url}/__reset`)));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -303,7 +242,7 @@ function runProblems(r) {
 function printRun(r) {
   const cpu = r.cpuUsPerRequest === null ? '     —' : r.cpuUsPerRequest.toFixed(1).padStart(6);
   const share = r.slowShare === null ? '' : `  slow share ${(r.slowShare * 100).toFixed(1)} %`;
-  console.log(`  ${r.scenario.padEnd(5)} ${r.target.padEnd(9)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50Ms.toFixed(2).padStart(6)} ms`
+  console.log(`  ${r.scenario.padEnd(5)} ${r.target.padEnd(11)} ${r.rps.toFixed(0).padStart(7)} req/s  p50 ${r.p50Ms.toFixed(2).padStart(6)} ms`
     + `  p99 ${r.p99Ms.toFixed(2).padStart(7)} ms  CPU ${cpu} µs/req  errors ${r.errorCount}/${r.warmupErrorCount}${share}`);
 }
 
@@ -335,14 +274,15 @@ async function main() {
   }
 
   const total = settings.rounds * settings.scenarios.length * settings.targets.length;
-  const perRun = settings.warmup + settings.duration + 1;
+  // Warm-up and measured run, plus about 1.5 s to start, check and stop the target.
+  const perRun = settings.warmup + settings.duration + 1.5;
   console.log(`bench: ${total} runs of ${settings.warmup}+${settings.duration} s (about ${Math.ceil((total * perRun) / 60)} min); logs in ${workDir}`);
 
   const runs = [];
   let ok = false;
   try {
     const backends = await startBackends(supervisor, settings.slowMs);
-    const startTarget = createTargetStarter({ supervisor, workDir, backends, balancerMain: BALANCER_MAIN, freePort });
+    const startTarget = createTargetStarter({ supervisor, workDir, backends, balancerMain: BALANCER_MAIN, freePort, node22: versions.node22Path });
     for (let round = 1; round <= settings.rounds; round++) {
       console.log(`round ${round}/${settings.rounds}`);
       for (const scenario of settings.scenarios) {

@@ -150,7 +150,15 @@ export function createRegistry(options: RegistryOptions): Registry {
           continue;
         }
         if (existing) forget(existing); // came back while draining: start afresh
-        const u = new Upstream(address, source, options.initialState(source), options.pool, counters, counters.allocate());
+        let slot: number;
+        try {
+          slot = counters.allocate();
+        } catch (err) {
+          // More upstreams than counter slots (1024): the rest are left out, loudly, not crashed on.
+          logger.error({ upstream: id, err }, 'upstream not added: no free counter slot');
+          continue;
+        }
+        const u = new Upstream(address, source, options.initialState(source), options.pool, counters, slot);
         u.maxInFlight = options.maxInFlight;
         upstreams.set(id, u);
         logger.info({ upstream: id, source, weight: u.weight, state: u.state }, 'upstream added');

@@ -1,0 +1,88 @@
+// Helpers shared by bench/run.mjs (wrk) and bench/connections.mjs (10,000 idle clients): free
+// ports, one-off HTTP requests, polling with a deadline, and the 4 bench/origin.mjs backends.
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { waitForLine } from './processes.mjs';
+
+const BENCH = fileURLToPath(new URL('.', import.meta.url));
+export const BACKEND_COUNT = 4;
+/** Index of the backend that adds BENCH_SLOW_MS on /slow (the last one: "backend 4"). */
+export const SLOW_BACKEND = BACKEND_COUNT - 1;
+
+// ---------------------------------------------------------------------------------------------
+// small network helpers (127.0.0.1 only)
+
+/** A port that was free a moment ago (the OS picks it; a tiny race we accept in a bench). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => { resolve(port); });
+    });
+  });
+}
+
+/** One HTTP request on a fresh connection (no agent pool to keep the harness alive). */
+export function http(method, url, timeoutMs = 2000) {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, agent: false, timeout: timeoutMs }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => { resolve({ status: res.statusCode, body: Buffer.concat(chunks).toString('utf8') }); });
+      res.on('error', reject);
+    });
+    req.on('timeout', () => { req.destroy(new Error(`timeout after ${timeoutMs} ms: ${method} ${url}`)); });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Polls `check()` (truthy = done) every 50 ms until `timeoutMs`; throws naming `what`. */
+export async function waitUntil(what, check, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  let last = 'no attempt';
+  while (Date.now() < deadline) {
+    try {
+      if (await check()) return;
+      last = 'not yet';
+    } catch (err) {
+      if (err.fatal) throw err;
+      last = err.message;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${last})`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// backends
+
+/** Starts BACKEND_COUNT origins on free ports; the last one adds `slowMs` on /slow only. */
+export async function startBackends(supervisor, slowMs) {
+  const backends = [];
+  for (let i = 0; i < BACKEND_COUNT; i++) {
+    const args = [join(BENCH, 'origin.mjs'), '--slow-ms', String(i === SLOW_BACKEND ? slowMs : 0)];
+    const proc = supervisor.spawnProcess(`backend-${i + 1}`, process.execPath, args, { pipeStdout: true });
+    const port = Number(await waitForLine(proc, /^listening (\d+)$/, 10_000));
+    backends.push({ proc, port, url: `http://127.0.0.1:${port}` });
+  }
+  return backends;
+}
+
+/** Each backend's {"served", "inFlight"}, in backend order. */
+export async function backendStats(backends) {
+  return Promise.all(backends.map(async (b) => JSON.parse((await http('GET', `${b.url}/__stats`)).body)));
+}
+
+/**
+ * Waits until no backend is serving a bench request, then zeroes the counters: requests that a
+ * warm-up left behind must not be counted in the measured run.
+ */
+export async function resetBackends(backends) {
+  await waitUntil('backends to finish in-flight requests', async () => (await backendStats(backends)).every((s) => s.inFlight === 0), 5000);
+  await Promise.all(backends.map((b) => http('POST', `${b.url}/__reset`)));
+}
