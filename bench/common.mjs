@@ -86,3 +86,17 @@ export async function resetBackends(backends) {
   await waitUntil('backends to finish in-flight requests', async () => (await backendStats(backends)).every((s) => s.inFlight === 0), 5000);
   await Promise.all(backends.map((b) => http('POST', `${b.url}/__reset`)));
 }
+
+/**
+ * `int(name, fallback, min)` reading an integer setting from `env`: the fallback when unset or
+ * empty; anything else that is not an integer >= min is pushed onto `problems` (reported together).
+ */
+export function intSetting(env, problems) {
+  return (name, fallback, min) => {
+    const raw = env[name];
+    if (raw === undefined || raw === '') return fallback;
+    const n = Number(raw);
+    if (!Number.isInteger(n) || n < min) problems.push(`${name} must be an integer >= ${min}, got "${raw}"`);
+    return n;
+  };
+}

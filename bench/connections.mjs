@@ -32,7 +32,7 @@ import { availableParallelism, loadavg, release, tmpdir, totalmem } from 'node:o
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { backendStats, freePort, http, startBackends, waitUntil } from './common.mjs';
+import { backendStats, freePort, http, intSetting, startBackends, waitUntil } from './common.mjs';
 import { node22ForWorkerTargets } from './node-runtime.mjs';
 import { assertAlive, createSupervisor, processTreeMemory } from './processes.mjs';
 import { BALANCER_TARGETS, NODE22_TARGETS, TARGET_NAMES, TARGET_NOTES, createTargetStarter } from './targets.mjs';
@@ -53,13 +53,7 @@ const MIB = 2 ** 20;
 
 function readSettings(env) {
   const problems = [];
-  const int = (name, fallback, min) => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return fallback;
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < min) problems.push(`${name} must be an integer >= ${min}, got "${raw}"`);
-    return n;
-  };
+  const int = intSetting(env, problems);
   const targetsRaw = env.BENCH_CONNS_TARGETS;
   const wanted = targetsRaw ? targetsRaw.split(',').map((s) => s.trim()).filter(Boolean) : CONNS_TARGETS;
   for (const t of wanted) if (!CONNS_TARGETS.includes(t)) problems.push(`BENCH_CONNS_TARGETS: unknown "${t}" (known: ${CONNS_TARGETS.join(', ')})`);

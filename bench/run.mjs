@@ -27,7 +27,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { cpus, loadavg, release, tmpdir, totalmem, availableParallelism } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SLOW_BACKEND, backendStats, freePort, http, resetBackends, startBackends, waitUntil } from './common.mjs';
+import { SLOW_BACKEND, backendStats, freePort, http, intSetting, resetBackends, startBackends, waitUntil } from './common.mjs';
 import { node22ForWorkerTargets } from './node-runtime.mjs';
 import { CLOCK_TICKS, assertAlive, createSupervisor, processTreeCpuTicks, tail } from './processes.mjs';
 import { SCENARIOS, renderMarkdown, summarise } from './report.mjs';
@@ -47,13 +47,7 @@ const DEFAULTS = Object.freeze({ duration: 10, warmup: 3, rounds: 3, connections
 /** Reads BENCH_* from `env`; prints every problem and exits 2 if there is any. */
 function readSettings(env) {
   const problems = [];
-  const int = (name, fallback, min) => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return fallback;
-    const n = Number(raw);
-    if (!Number.isInteger(n) || n < min) problems.push(`${name} must be an integer >= ${min}, got "${raw}"`);
-    return n;
-  };
+  const int = intSetting(env, problems);
   const list = (name, allowed) => {
     const raw = env[name];
     if (raw === undefined || raw === '') return allowed;

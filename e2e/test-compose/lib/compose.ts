@@ -1,29 +1,7 @@
+import { parseInspect, type ContainerInfo } from './docker-inspect.js';
 import { run, type RunResult } from './exec.js';
 
-/** One container of the project, as `docker inspect` reports it. */
-export interface ContainerInfo {
-  id: string;
-  /** The container's hostname: the first 12 hex digits of its id; the backend's default id is `<hostname>:8002`. */
-  hostname: string;
-  /** Address on the project's `<project>_default` network, when attached. */
-  ip: string | undefined;
-  /** created | running | exited | ... */
-  status: string;
-  /** starting | healthy | unhealthy, or undefined without a healthcheck. */
-  health: string | undefined;
-  /** End time (ms since epoch) of the oldest passing health probe still in Docker's log of the last 5. */
-  firstPassingProbeAt: number | undefined;
-}
-
-interface InspectEntry {
-  Id: string;
-  Config: { Hostname: string };
-  State: {
-    Status: string;
-    Health?: { Status: string; Log: { End: string; ExitCode: number }[] | null };
-  };
-  NetworkSettings: { Networks: Record<string, { IPAddress: string } | undefined> | null };
-}
+export type { ContainerInfo } from './docker-inspect.js';
 
 /** A Docker Compose project driven through the CLI, with only flags that v1.29 and v2 share. */
 export interface Compose {
@@ -43,20 +21,6 @@ export interface ComposeOptions {
   project: string;
   /** Extra environment for every compose command (ports, knobs). */
   env: Record<string, string>;
-}
-
-function parseInspect(entry: InspectEntry, network: string): ContainerInfo {
-  const passing = (entry.State.Health?.Log ?? []).filter((l) => l.ExitCode === 0).map((l) => Date.parse(l.End));
-  // Docker reports "" for a network the container has left.
-  const ip = entry.NetworkSettings.Networks?.[network]?.IPAddress;
-  return {
-    id: entry.Id,
-    hostname: entry.Config.Hostname,
-    ip: ip === undefined || ip === '' ? undefined : ip,
-    status: entry.State.Status,
-    health: entry.State.Health?.Status,
-    firstPassingProbeAt: passing.length > 0 ? Math.min(...passing) : undefined,
-  };
 }
 
 /** Creates the driver; picks the CLI once (`docker compose` when it answers, else `docker-compose`). */
@@ -89,8 +53,7 @@ export async function createCompose(options: ComposeOptions): Promise<Compose> {
       if (ids.length === 0) return [];
       // A container removed between `ps` and `inspect` makes inspect exit 1 but still print the rest.
       const inspected = await run('docker', ['inspect', ...ids], { env, timeoutMs: 30_000, allowFailure: true });
-      const entries = JSON.parse(inspected.stdout.trim() || '[]') as InspectEntry[];
-      return entries.map((e) => parseInspect(e, network));
+      return parseInspect(inspected.stdout, network);
     },
   };
 }

@@ -1,7 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Snapshot } from '../../test-compose/lib/balancer-api.js';
-import { ARTIFACTS, BACKEND_PORT, REPO_ROOT } from '../../test-compose/lib/cluster.js';
+import { ARTIFACTS, REPO_ROOT, upstreamIdOf } from '../../test-compose/lib/cluster.js';
+import { parseInspect, type ContainerInfo } from '../../test-compose/lib/docker-inspect.js';
 import { run, type RunResult } from '../../test-compose/lib/exec.js';
 import { createHttpClient, type HttpClient } from '../../test-compose/lib/http.js';
 import { freePort } from '../../test-compose/lib/ports.js';
@@ -20,27 +21,9 @@ export const SWARM_NETWORKS = ['docker_gwbridge', 'ingress'] as const;
 /** Durations and counts for the report (`e2e/artifacts/swarm-timings.json`). */
 export type Figures = Record<string, number | string>;
 
-/** One container of a service's task, as `docker inspect` reports it. */
-export interface TaskContainer {
-  id: string;
-  /** The first 12 hex digits of the container id; the backend's default id is `<hostname>:8002`. */
-  hostname: string;
+/** One container of a service's task. */
+export interface TaskContainer extends ContainerInfo {
   taskId: string;
-  /** Address on the stack's overlay network `<stack>_default`. */
-  ip: string | undefined;
-  /** created | running | exited | ... */
-  status: string;
-  /** starting | healthy | unhealthy */
-  health: string | undefined;
-  /** End time (ms since epoch) of the oldest passing health probe still in Docker's log of the last 5. */
-  firstPassingProbeAt: number | undefined;
-}
-
-interface InspectEntry {
-  Id: string;
-  Config: { Hostname: string; Labels: Record<string, string> | null };
-  State: { Status: string; Health?: { Status: string; Log: { End: string; ExitCode: number }[] | null } };
-  NetworkSettings: { Networks: Record<string, { IPAddress: string } | undefined> | null };
 }
 
 /** What teardown left behind; every list is empty after a clean `down`. */
@@ -85,7 +68,7 @@ export interface SwarmCluster {
 }
 
 /** `<ip>:8002`: the balancer's upstream id and Prometheus' instance label of a task. */
-export const upstreamIdOf = (t: TaskContainer): string => `${t.ip ?? '?'}:${BACKEND_PORT}`;
+export { upstreamIdOf };
 
 const sameSet = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && [...a].sort().join(' ') === [...b].sort().join(' ');
 
@@ -94,20 +77,6 @@ const lines = (text: string): string[] => text.split('\n').map((s) => s.trim()).
 const log = (line: string): void => {
   console.log(`      [swarm] ${line}`);
 };
-
-function parseInspect(entry: InspectEntry, network: string): TaskContainer {
-  const passing = (entry.State.Health?.Log ?? []).filter((l) => l.ExitCode === 0).map((l) => Date.parse(l.End));
-  const ip = entry.NetworkSettings.Networks?.[network]?.IPAddress;
-  return {
-    id: entry.Id,
-    hostname: entry.Config.Hostname,
-    taskId: entry.Config.Labels?.['com.docker.swarm.task.id'] ?? '',
-    ip: ip === undefined || ip === '' ? undefined : ip,
-    status: entry.State.Status,
-    health: entry.State.Health?.Status,
-    firstPassingProbeAt: passing.length > 0 ? Math.min(...passing) : undefined,
-  };
-}
 
 /** Picks ports; starts nothing yet. */
 export async function createSwarmCluster(): Promise<SwarmCluster> {
@@ -152,7 +121,7 @@ export async function createSwarmCluster(): Promise<SwarmCluster> {
     if (ids.length === 0) return [];
     // A container removed between `ps` and `inspect` makes inspect exit 1 but still print the rest.
     const inspected = await run('docker', ['inspect', ...ids], { env, timeoutMs: 30_000, allowFailure: true });
-    return (JSON.parse(inspected.stdout.trim() || '[]') as InspectEntry[]).map((e) => parseInspect(e, network));
+    return parseInspect(inspected.stdout, network).map((c) => ({ ...c, taskId: c.labels['com.docker.swarm.task.id'] ?? '' }));
   }
 
   async function waitForBackends(replicas: number, timeoutMs = 90_000): Promise<TaskContainer[]> {

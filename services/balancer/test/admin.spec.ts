@@ -6,19 +6,9 @@ import { createAdminApp } from '../src/admin/app.js';
 import { createEventHub } from '../src/admin/event-hub.js';
 import { createMetrics } from '../src/metrics.js';
 import type { Snapshot } from '../src/snapshot.js';
-import { namedHandler, silentLogger, startBalancer, startOrigin, testConfig, testRegistry } from './helpers.js';
+import { namedHandler, parseMetrics, silentLogger, startBalancer, startOrigin, testConfig, testRegistry } from './helpers.js';
 import type { Origin, Running } from './helpers.js';
 
-/** Parses Prometheus text into `name{labels}` -> value. */
-function parseMetrics(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const at = line.lastIndexOf(' ');
-    out.set(line.slice(0, at), Number(line.slice(at + 1)));
-  }
-  return out;
-}
 
 function hasPromtool(): boolean {
   try {

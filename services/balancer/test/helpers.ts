@@ -124,3 +124,14 @@ export function testRegistry(): Registry {
     counters: CounterTable.create(64),
   });
 }
+
+/** Parses Prometheus text into `name{labels}` -> value. */
+export function parseMetrics(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue;
+    const at = line.lastIndexOf(' ');
+    out.set(line.slice(0, at), Number(line.slice(at + 1)));
+  }
+  return out;
+}

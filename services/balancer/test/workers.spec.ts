@@ -4,7 +4,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pino } from 'pino';
 import { node22Runtime } from '../../../scripts/node22.mjs';
 import { planWorkers, supportsReusePort } from '../src/cluster/workers.js';
-import { startBalancer, startOrigin, testConfig, waitFor } from './helpers.js';
+import { parseMetrics, startBalancer, startOrigin, testConfig, waitFor } from './helpers.js';
 import type { Origin } from './helpers.js';
 import { listeningPorts, runBalancer } from './process.js';
 import type { Child } from './process.js';
@@ -59,17 +59,6 @@ async function holdingOrigin(name: string): Promise<Origin & { held: () => numbe
       }
     },
   };
-}
-
-/** Prometheus text → `series → value`. */
-function parseMetrics(text: string): Map<string, number> {
-  const m = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '' || line.startsWith('#')) continue;
-    const at = line.lastIndexOf(' ');
-    m.set(line.slice(0, at), Number(line.slice(at + 1)));
-  }
-  return m;
 }
 
 describe('--workers: where the data path runs', () => {
