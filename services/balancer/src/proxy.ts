@@ -146,11 +146,21 @@ export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res:
         attempt++;
         lastUpstream = upstream.id;
         decisions.record(upstream.id, pick.reason);
+        // Exactly one release per acquire: as soon as the upstream is done (the attempt calls it
+        // before it forwards the last bytes, so a client's next request, which may reach another
+        // thread, never sees this one still counted), or in `finally` for any other ending.
+        let released = false;
+        const release = (): void => {
+          if (released) return;
+          released = true;
+          registry.release(upstream);
+          if (queue.length > 0) queue.wakeOne();
+        };
         try {
           const extras: ResponseExtras = { upstream: upstream.id, requestId, decision: explanation };
           const body = replayable ? null : lazyBody(req);
           await new Promise<void>((resolve, reject) => {
-            current = new UpstreamAttempt(res, extras, (err) => {
+            current = new UpstreamAttempt(res, extras, release, (err) => {
               if (err === undefined) resolve();
               else reject(err);
             });
@@ -196,8 +206,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res:
           logger.debug({ upstream: upstream.id, reason, requestId }, 'retrying on another upstream');
         } finally {
           current = undefined;
-          registry.release(upstream);
-          if (queue.length > 0) queue.wakeOne();
+          release();
         }
       }
       sendError(res, lastError ?? new LbError('LB_NO_UPSTREAM', 'no upstream is available'), requestId, lastUpstream);

@@ -16,12 +16,18 @@ export interface ResponseExtras {
  * onData returns false while `res` is full, and 'drain' resumes the upstream read.
  * `settle` is called exactly once: with nothing when the upstream response has fully arrived
  * (the upstream is done with this request, which is what least-connections counts), or with
- * the error that ended the attempt.
+ * the error that ended the attempt. `upstreamDone` is called once too, earlier: when the last
+ * bytes of the upstream's response are in hand and before they go to the client (with a
+ * Content-Length, before the chunk that completes it; else before the end), so that the
+ * in-flight count is down before the client can see the response end and send its next request.
  */
 export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   private readonly res: ServerResponse;
   private readonly extras: ResponseExtras;
   private readonly settle: (err?: Error) => void;
+  private readonly upstreamDone: () => void;
+  /** Body bytes still to come when the upstream sent a Content-Length; -1 when it did not. */
+  private remaining = -1;
   private abortUpstream: ((err?: Error) => void) | undefined;
   private pendingAbort: Error | undefined;
   private resumeUpstream: (() => void) | undefined;
@@ -30,9 +36,10 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     this.resumeUpstream?.();
   };
 
-  constructor(res: ServerResponse, extras: ResponseExtras, settle: (err?: Error) => void) {
+  constructor(res: ServerResponse, extras: ResponseExtras, upstreamDone: () => void, settle: (err?: Error) => void) {
     this.res = res;
     this.extras = extras;
+    this.upstreamDone = upstreamDone;
     this.settle = settle;
   }
 
@@ -52,6 +59,9 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     // 1xx informational responses (undici already handled 100-continue) are not forwarded.
     if (statusCode < 200) return true;
     const headers = clientResponseHeaders(rawHeaders);
+    const length = contentLengthOf(headers);
+    // A body-less answer (HEAD, 204, 304) ends in onComplete, which releases there.
+    if (length !== undefined && length > 0) this.remaining = length;
     headers.push('x-upstream', this.extras.upstream, 'x-request-id', this.extras.requestId);
     if (this.extras.decision !== undefined) headers.push('x-lb-decision', this.extras.decision);
     this.resumeUpstream = resume;
@@ -61,17 +71,23 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
+    if (this.remaining > 0) {
+      this.remaining -= chunk.length;
+      if (this.remaining <= 0) this.upstreamDone();
+    }
     if (this.res.write(chunk)) return true;
     this.res.once('drain', this.onDrain);
     return false;
   }
 
   onComplete(): void {
+    this.upstreamDone();
     this.res.end();
     this.finish(undefined);
   }
 
   onError(err: Error): void {
+    this.upstreamDone();
     this.finish(err);
   }
 
@@ -81,4 +97,14 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
     this.res.off('drain', this.onDrain);
     this.settle(err);
   }
+}
+
+/** The Content-Length of a flat [name, value, ...] header list with lower-case names, if valid. */
+function contentLengthOf(headers: readonly string[]): number | undefined {
+  for (let i = 0; i + 1 < headers.length; i += 2) {
+    if (headers[i] !== 'content-length') continue;
+    const n = Number(headers[i + 1]);
+    return Number.isSafeInteger(n) && n >= 0 ? n : undefined;
+  }
+  return undefined;
 }

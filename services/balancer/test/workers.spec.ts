@@ -136,15 +136,14 @@ describe('--workers 2: two data-path threads sharing exact counts (a Node 22 pro
   const metricsOf = async (admin: string): Promise<Map<string, number>> => parseMetrics((await fetchOnNewConnection(`${admin}/metrics`)).body);
 
   it('rotates sequential requests over every upstream exactly, whichever thread takes them; metrics and the live view sum both threads', async () => {
+    // Exact only because a thread releases its count before it forwards the last bytes: otherwise
+    // the next request could reach the other thread while this one is still counted.
     const { url, admin } = await start(4);
     const served = new Map<string, number>();
     for (let i = 0; i < 24; i++) {
       const reply = await fetchOnNewConnection(`${url}/`);
       assert.equal(reply.status, 200);
       served.set(reply.body, (served.get(reply.body) ?? 0) + 1);
-      // The thread that answered releases its count right after the last byte; on a busy machine
-      // the next request can reach the other thread first, see 1 in flight and (rightly) go elsewhere.
-      await waitFor(async () => JSON.parse((await fetchOnNewConnection(`${admin}/api/upstreams`)).body).totals.inFlight === 0, 2000, 'the release');
     }
     assert.deepEqual([...served.entries()].sort(), [['o1', 6], ['o2', 6], ['o3', 6], ['o4', 6]]);
 
