@@ -126,7 +126,7 @@ const OPTIONS = {
     env: 'LB_WORKERS',
     schema: z.union([z.literal('auto'), int(1, 256)]),
     fallback: 'auto',
-    help: 'threads on the data path, sharing exact in-flight counts; auto = CPUs available (more than 1 needs Node >= 22.12)',
+    help: 'threads on the data path, sharing exact in-flight counts; auto = CPUs available, a container CPU limit included (more than 1 needs Node >= 22.12)',
   },
   eventsIntervalMs: { flag: 'events-interval-ms', env: 'LB_EVENTS_INTERVAL_MS', schema: int(20, 60_000), fallback: '100', help: 'period of the /api/events snapshots (100 ms = 10 per second)' },
 } as const satisfies Record<string, OptionSpec>;

@@ -3,7 +3,7 @@ import { get, request as httpRequest } from 'node:http';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { pino } from 'pino';
 import { node22Runtime } from '../../../scripts/node22.mjs';
-import { planWorkers, supportsReusePort } from '../src/cluster/workers.js';
+import { cgroupCpuLimit, cpusAvailable, parseCfsQuota, parseCpuMax, planWorkers, supportsReusePort } from '../src/cluster/workers.js';
 import { parseMetrics, startBalancer, startOrigin, testConfig, waitFor } from './helpers.js';
 import type { Origin } from './helpers.js';
 import { listeningPorts, runBalancer } from './process.js';
@@ -79,6 +79,26 @@ describe('--workers: where the data path runs', () => {
     const fallback = planWorkers(0, '20.20.2', 2);
     assert.equal(fallback.count, 1);
     assert.match(fallback.note ?? '', /--workers auto \(2\) needs Node >= 22\.12 for reusePort; Node 20\.20\.2 runs the data path on 1 thread/);
+  });
+
+  it('reads a container\'s CPU limit from cgroup v2 cpu.max or v1 cfs quota; none means no limit', () => {
+    assert.equal(parseCpuMax('max 100000\n'), undefined);
+    assert.equal(parseCpuMax('150000 100000\n'), 1.5);
+    assert.equal(parseCfsQuota('-1\n', '100000\n'), undefined);
+    assert.equal(parseCfsQuota('50000\n', '100000\n'), 0.5);
+    const files = (entries: Record<string, string>) => (path: string): string | undefined => entries[path];
+    // cgroup v2, the process's own cgroup (a systemd service, a pod without cgroupns)
+    assert.equal(cgroupCpuLimit(files({ '/proc/self/cgroup': '0::/kubepods/pod1/c1\n', '/sys/fs/cgroup/kubepods/pod1/c1/cpu.max': '200000 100000' })), 2);
+    // cgroup v2 inside a container: its own cgroup is the mount root
+    assert.equal(cgroupCpuLimit(files({ '/proc/self/cgroup': '0::/\n', '/sys/fs/cgroup/cpu.max': '100000 100000' })), 1);
+    // cgroup v1 (Docker 20.10 here): the cpu controller's quota and period
+    const v1 = { '/proc/self/cgroup': '4:memory:/x\n1:cpu,cpuacct:/\n0::/\n', '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '100000', '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000' };
+    assert.equal(cgroupCpuLimit(files(v1)), 1);
+    assert.equal(cgroupCpuLimit(files({ ...v1, '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '-1' })), undefined);
+    assert.equal(cgroupCpuLimit(files({})), undefined);
+    // the limit caps the CPU count, rounded down, never below 1
+    assert.equal(cpusAvailable(files({ '/proc/self/cgroup': '0::/', '/sys/fs/cgroup/cpu.max': '50000 100000' })), 1);
+    assert.equal(cpusAvailable(files({ '/proc/self/cgroup': '0::/', '/sys/fs/cgroup/cpu.max': '100000000 100000' })), cpusAvailable(files({})));
   });
 
   it('a balancer on an older Node logs the fallback and serves on one thread', async () => {
