@@ -40,6 +40,12 @@ export interface DataPlane {
   /** Requests waiting for a place under an upstream's max in-flight. */
   readonly queueLength: number;
   /**
+   * Upstreams, states or caps changed (an operator raised a cap, one came up): lets as many
+   * queued requests try again as there are free places now, oldest first. Releases wake the
+   * queue by themselves; this is for places that appear without one.
+   */
+  capacityChanged(): void;
+  /**
    * Graceful: stops accepting, lets in-flight requests finish within the shutdown timeout, then
    * cuts what is left (connections, tunnels, queued requests). Idempotent.
    */
@@ -161,6 +167,17 @@ export function createDataPlane(deps: DataPlaneDeps): DataPlane {
     },
     get queueLength() {
       return queue.length;
+    },
+    capacityChanged() {
+      let free = 0;
+      for (const u of upstreams.available()) {
+        if (u.maxInFlight === 0) {
+          free = queue.length; // no cap: every waiter can go
+          break;
+        }
+        free += Math.max(0, u.maxInFlight - u.inFlight);
+      }
+      for (let i = Math.min(free, queue.length); i > 0; i--) queue.wakeOne();
     },
     stop() {
       stopped ??= stopNow();

@@ -102,12 +102,12 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
     undrainedState: healthActive ? 'unproven' : 'up',
     // Configured upstreams are trusted like nginx/HAProxy servers; discovered ones must pass a probe.
     initialState: (source) => (source === 'dns' && healthActive ? 'unproven' : 'up'),
-    ...(threaded
-      ? {
-          releaseSlot: (slot: number) => pool?.releaseSlot(slot),
-          onChange: () => pool?.broadcast(),
-        }
-      : {}),
+    ...(threaded ? { releaseSlot: (slot: number) => pool?.releaseSlot(slot) } : {}),
+    // Called only after start() (sync, drain, weights, caps), when `dataPlane` exists.
+    onChange: () => {
+      pool?.broadcast();
+      dataPlane.capacityChanged();
+    },
   });
   const decisions = createDecisionLog();
   const health = createHealthChecker(registry, config, logger.child({ component: 'health' }));

@@ -49,6 +49,26 @@ describe('resilience: capacity, queue, timeouts, outliers, slow start, retry bud
     assert.deepEqual(order, ['a/hold/1', 'a/hold/2', 'a/hold/3']);
   });
 
+  it('raising a cap lets queued requests through at once, without waiting for a release', async () => {
+    const { origin, held } = await holder('a');
+    origins = [origin];
+    lb = await startBalancer(testConfig([origin.port], { maxInFlight: 1, queueLength: 5, queueTimeoutMs: 5000 }));
+    const running = lb;
+    const jobs = [1, 2, 3].map((n) => call(`${running.url}/hold/${n}`));
+    await waitFor(() => held.length === 1, 2000, 'first request at the upstream');
+    await waitFor(async () => /^lb_queue_length 2$/m.test(await (await request(`${running.adminUrl}/metrics`)).body.text()), 2000, 'two queued');
+    const upstream = running.balancer.registry.list()[0];
+    assert.ok(upstream);
+    running.balancer.registry.setMaxInFlight(upstream, 2);
+    // One more place: the oldest waiter goes now (well before the 5 s queue timeout); the other still waits.
+    await waitFor(() => held.length === 2, 1000, 'the oldest queued request admitted by the raise');
+    assert.equal(upstream.inFlight, 2);
+    running.balancer.registry.setMaxInFlight(upstream, 0);
+    await waitFor(() => held.length === 3, 1000, 'the last one admitted when the cap is lifted');
+    for (const release of held) release();
+    assert.deepEqual((await Promise.all(jobs)).map((r) => r.text), ['a/hold/1', 'a/hold/2', 'a/hold/3']);
+  });
+
   it('503 LB_QUEUE_FULL when the queue is full, LB_QUEUE_TIMEOUT when the wait is too long', async () => {
     const { origin, held } = await holder('a');
     origins = [origin];

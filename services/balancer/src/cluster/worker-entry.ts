@@ -90,6 +90,7 @@ port.on('message', (message: ToWorker) => {
       upstreams.apply(message.upstreams);
       slotOf.clear();
       for (const u of upstreams.list()) slotOf.set(u.id, u.slot);
+      plane.capacityChanged();
       break;
     case 'listen':
       plane.listen(message.port, message.host, true).then(
