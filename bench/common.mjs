@@ -1,10 +1,10 @@
 // Helpers shared by bench/run.mjs (wrk) and bench/connections.mjs (10,000 idle clients): free
 // ports, one-off HTTP requests, polling with a deadline, and the 4 bench/origin.mjs backends.
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitForLine } from './processes.mjs';
+import { freePorts } from '../scripts/cluster-lib.mjs';
 
 const BENCH = fileURLToPath(new URL('.', import.meta.url));
 export const BACKEND_COUNT = 4;
@@ -14,16 +14,10 @@ export const SLOW_BACKEND = BACKEND_COUNT - 1;
 // ---------------------------------------------------------------------------------------------
 // small network helpers (127.0.0.1 only)
 
-/** A port that was free a moment ago (the OS picks it; a tiny race we accept in a bench). */
-export function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => { resolve(port); });
-    });
-  });
+/** A port that was free a moment ago, below the ephemeral range (see scripts/cluster-lib.mjs). */
+export async function freePort() {
+  const [port] = await freePorts(1);
+  return port;
 }
 
 /** One HTTP request on a fresh connection (no agent pool to keep the harness alive). */

@@ -3,7 +3,7 @@
 // as local processes running the built code (services/*/dist). `scripts/cluster.mjs` is the CLI;
 // the browser tests call startCluster() with free ports.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { dirname, join, resolve } from 'node:path';
@@ -87,31 +87,54 @@ export function missingBuild(root = REPO_ROOT) {
 }
 
 /**
- * Reserves `count` distinct free ports on `host` (all bound at once, so they differ, then released).
+ * The lowest port of the kernel's range for the local ports of outgoing connections (and of `listen(0)`).
+ * @returns {number}
+ */
+function ephemeralLow() {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    if (Number.isInteger(low) && low > 0) return low;
+  } catch {
+    // not Linux: the IANA range
+  }
+  return 49152;
+}
+
+/**
+ * Resolves true when `port` can be bound on `host` right now (it is released again at once).
+ * @param {number} port
+ * @param {string} host
+ * @returns {Promise<boolean>}
+ */
+function bindable(port, host) {
+  return new Promise((ok) => {
+    const s = net.createServer();
+    s.once('error', () => ok(false));
+    s.listen(port, host, () => s.close(() => ok(true)));
+  });
+}
+
+/**
+ * Finds `count` distinct free ports on `host` for processes that bind them a moment later.
+ * They come from below the kernel's ephemeral range: a port from that range (what `listen(0)`
+ * hands out) can be taken in between as the local end of any outgoing connection, even the
+ * cluster's own health checks, which once made a launcher test fail with "port in use".
  * @param {number} count
  * @param {string} [host]
  * @returns {Promise<number[]>}
  */
 export async function freePorts(count, host = '127.0.0.1') {
-  /** @type {net.Server[]} */
-  const servers = [];
-  try {
-    const ports = [];
-    for (let i = 0; i < count; i++) {
-      const s = net.createServer();
-      servers.push(s);
-      await new Promise((ok, ko) => {
-        s.once('error', ko);
-        s.listen(0, host, () => ok(undefined));
-      });
-      const addr = s.address();
-      if (!addr || typeof addr === 'string') throw new Error('no port');
-      ports.push(addr.port);
-    }
-    return ports;
-  } finally {
-    await Promise.all(servers.map((s) => new Promise((ok) => s.close(() => ok(undefined)))));
+  const low = ephemeralLow();
+  const min = 10_000;
+  const max = Math.min(low, 65_536) - 1;
+  if (max - min < 100 * count) throw new Error(`no room for ${count} ports below the ephemeral range (${low}+)`);
+  const ports = new Set();
+  for (let attempt = 0; ports.size < count; attempt++) {
+    if (attempt > 1000) throw new Error(`no ${count} free ports found in ${min}-${max}`);
+    const port = min + Math.floor(Math.random() * (max - min + 1));
+    if (!ports.has(port) && (await bindable(port, host))) ports.add(port);
   }
+  return [...ports];
 }
 
 /**
