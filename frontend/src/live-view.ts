@@ -60,6 +60,7 @@ export function createLiveView(colors: ColorMap): LiveView {
     available: byId('kpi-available'),
   };
   const tieBreakEl = byId('tie-break');
+  const instanceEl = byId('instance');
   const explainEl = byId('explain');
   const lastUpdateEl = byId('last-update');
   const decisionList = byId('decisions');
@@ -212,6 +213,7 @@ export function createLiveView(colors: ColorMap): LiveView {
       setText(kpi.available, `${available} / ${snap.upstreams.length}`);
       setAttr(kpi.available, 'data-degraded', String(available < snap.upstreams.length));
       setText(tieBreakEl, snap.tieBreak || '–');
+      setText(instanceEl, snap.instance || '–');
       setText(explainEl, snap.explain ? 'on' : 'off');
       setText(lastUpdateEl, formatClock(snap.time));
       setAttr(lastUpdateEl, 'datetime', new Date(snap.time).toISOString());

@@ -30,6 +30,8 @@ export interface DecisionSnapshot {
 /** What the balancer sends ten times a second. */
 export interface Snapshot {
   readonly time: number;
+  /** The balancer replica this view watches (each replica has its own counts). */
+  readonly instance: string;
   readonly tieBreak: string;
   readonly explain: boolean;
   readonly totals: { readonly requests: number; readonly inFlight: number; readonly errors: number };
@@ -99,6 +101,7 @@ export function parseSnapshot(v: unknown): Snapshot | undefined {
   const totals = isObj(v.totals) ? v.totals : {};
   return {
     time,
+    instance: str(v.instance) ?? '',
     tieBreak: str(v.tieBreak) ?? '',
     explain: v.explain === true,
     totals: {

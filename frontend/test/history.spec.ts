@@ -15,6 +15,7 @@ const up = (id: string, requests: number, inFlight = 0): UpstreamSnapshot => ({
 
 const snap = (time: number, upstreams: UpstreamSnapshot[]): Snapshot => ({
   time,
+  instance: 'test',
   tieBreak: 'rotation',
   explain: false,
   totals: {

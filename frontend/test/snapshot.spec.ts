@@ -3,6 +3,7 @@ import { parseSnapshot, parseSnapshotText } from '../src/snapshot.js';
 
 const example = {
   time: 1764081000000,
+  instance: '3f2a9c1b7d4e',
   tieBreak: 'rotation',
   explain: false,
   totals: { requests: 120, inFlight: 3, errors: 1 },

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 import type { TieBreak } from './picker/least-connections.js';
 import type { UpstreamAddress } from './upstreams/upstream.js';
@@ -108,6 +109,7 @@ const OPTIONS = {
   passiveDownMs: { flag: 'passive-down-ms', env: 'LB_PASSIVE_DOWN_MS', schema: int(1, 3_600_000), fallback: '10000', help: 'first ejection of a failing upstream (doubles while it keeps failing, up to 5 min)' },
   shutdownTimeoutMs: { flag: 'shutdown-timeout-ms', env: 'LB_SHUTDOWN_TIMEOUT_MS', schema: ms, fallback: '10000', help: 'on SIGTERM, how long in-flight requests may take to finish' },
   adminToken: { flag: 'admin-token', env: 'LB_ADMIN_TOKEN', schema: z.string(), fallback: '', help: 'bearer token required by the admin write API (drain, weight, max in-flight); unset = writes refused' },
+  adminTokenFile: { flag: 'admin-token-file', env: 'LB_ADMIN_TOKEN_FILE', schema: z.string(), fallback: '', help: 'read the admin token from this file (a Docker or Kubernetes secret); surrounding whitespace is dropped, an empty file = writes refused' },
   maxInFlight: { flag: 'max-in-flight', env: 'LB_MAX_IN_FLIGHT', schema: int(0, 1_000_000), fallback: '0', help: 'per-upstream cap on in-flight requests (like HAProxy maxconn); 0 = none' },
   queueLength: { flag: 'queue-length', env: 'LB_QUEUE_LENGTH', schema: int(0, 1_000_000), fallback: '1024', help: 'requests that may wait when every upstream is at its cap (503 LB_QUEUE_FULL beyond)' },
   queueTimeoutMs: { flag: 'queue-timeout-ms', env: 'LB_QUEUE_TIMEOUT_MS', schema: int(1, 3_600_000), fallback: '5000', help: 'longest wait in the queue (503 LB_QUEUE_TIMEOUT after)' },
@@ -168,8 +170,16 @@ export function helpText(): string {
   return lines.join('\n');
 }
 
-/** Parses argv (without node and script) and env into a Config; defaults < env < flags. Pure. */
-export function parseConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>): ParseResult {
+/** Reads a small text file (the admin token file); injectable so that parsing stays testable. */
+export type ReadText = (path: string) => string;
+
+const readTextFile: ReadText = (path) => readFileSync(path, 'utf8');
+
+/**
+ * Parses argv (without node and script) and env into a Config; defaults < env < flags. Pure but
+ * for reading --admin-token-file through `readText`.
+ */
+export function parseConfig(argv: readonly string[], env: Readonly<Record<string, string | undefined>>, readText: ReadText = readTextFile): ParseResult {
   const errors: string[] = [];
   const raw = new Map<Key, string>();
   const flagUpstreams: string[] = [];
@@ -239,10 +249,22 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
   if (upstreams.length === 0 && discoveryName === '' && errors.length === 0) {
     errors.push('no upstreams: give HOST:PORT arguments, --upstream, LB_UPSTREAMS or --discovery-dns');
   }
+  let adminToken = typeof values.adminToken === 'string' ? values.adminToken : '';
+  const tokenFile = typeof values.adminTokenFile === 'string' ? values.adminTokenFile : '';
+  if (tokenFile !== '') {
+    if (adminToken !== '') errors.push('--admin-token / LB_ADMIN_TOKEN and --admin-token-file / LB_ADMIN_TOKEN_FILE: give one, not both');
+    else {
+      try {
+        adminToken = readText(tokenFile).trim();
+      } catch (err) {
+        errors.push(`--admin-token-file / LB_ADMIN_TOKEN_FILE: cannot read ${tokenFile} (${(err as { code?: string }).code ?? String(err)})`);
+      }
+    }
+  }
   if (errors.length > 0) return { kind: 'error', errors };
 
   const v = values as {
-    [K in Key]: K extends 'explain' | 'passive5xx' ? boolean : K extends 'workers' ? number | 'auto' : K extends 'host' | 'adminHost' | 'discoveryDns' | 'healthPath' | 'tieBreak' | 'logLevel' | 'adminToken' ? string : number;
+    [K in Key]: K extends 'explain' | 'passive5xx' ? boolean : K extends 'workers' ? number | 'auto' : K extends 'host' | 'adminHost' | 'discoveryDns' | 'healthPath' | 'tieBreak' | 'logLevel' | 'adminToken' | 'adminTokenFile' ? string : number;
   };
   const config: Config = {
     host: v.host,
@@ -263,7 +285,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     passiveDownMs: v.passiveDownMs,
     shutdownTimeoutMs: v.shutdownTimeoutMs,
     eventsIntervalMs: v.eventsIntervalMs,
-    adminToken: v.adminToken,
+    adminToken,
     maxInFlight: v.maxInFlight,
     queueLength: v.queueLength,
     queueTimeoutMs: v.queueTimeoutMs,

@@ -2,6 +2,7 @@ import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { hostname } from 'node:os';
 import { AggregatorRegistry } from 'prom-client';
 import type { Logger } from 'pino';
 import { createAdminApp } from './admin/app.js';
@@ -35,6 +36,8 @@ export interface BalancerDeps {
   readonly nodeVersion?: string;
   /** A data-path thread died: counts can no longer be trusted (default: log; main.ts exits). */
   readonly onFatal?: (err: Error) => void;
+  /** Name of this balancer replica in snapshots (default: the host name). */
+  readonly instance?: string;
 }
 
 /** The ports actually bound (useful with port 0). */
@@ -115,7 +118,8 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
   // This thread proxies too (one isolate fewer than a dedicated control thread: ~35 MB less).
   // Gauges are read at scrape time only, after `dataPlane` exists.
   const metrics = createMetrics(registry, () => dataPlane.queueLength);
-  const snapshot = (): Snapshot => takeSnapshot(registry, decisions, config);
+  const settings = { tieBreak: config.tieBreak, explain: config.explain, instance: deps.instance ?? hostname() };
+  const snapshot = (): Snapshot => takeSnapshot(registry, decisions, settings);
   const events = createEventHub(snapshot, config.eventsIntervalMs);
   const dataPlane = createDataPlane({
     config,
@@ -210,7 +214,9 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
       started ??= (async () => {
         registry.sync('static', config.upstreams);
         await discovery?.start();
-        health.start();
+        // Listen only once every upstream had its first probe: a restarted balancer that nginx
+        // sends traffic to at once must not answer 503 LB_NO_UPSTREAM in the meantime.
+        await health.start();
         const [data, adminAddress] = await Promise.all([listenData(), listen(adminServer, config.adminPort, config.adminHost)]);
         ready = true;
         logger.info(

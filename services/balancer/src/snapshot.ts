@@ -27,6 +27,11 @@ export interface UpstreamView {
 /** The whole balancer at one instant (the contract in docs/contracts.md). */
 export interface Snapshot {
   readonly time: number;
+  /**
+   * Which balancer replica this is (its host name: the container id under Compose). Every replica
+   * keeps its own counts, so a view of one replica shows only the requests it routed.
+   */
+  readonly instance: string;
   readonly tieBreak: TieBreak;
   readonly explain: boolean;
   readonly totals: { readonly requests: number; readonly inFlight: number; readonly errors: number };
@@ -51,7 +56,7 @@ export function imbalanceOf(upstreams: readonly Pick<Upstream, 'inFlight'>[]): n
 export function takeSnapshot(
   registry: UpstreamTable,
   decisions: DecisionLog,
-  settings: { readonly tieBreak: TieBreak; readonly explain: boolean },
+  settings: { readonly tieBreak: TieBreak; readonly explain: boolean; readonly instance: string },
 ): Snapshot {
   const now = Date.now();
   const upstreams = registry.list().map(
@@ -75,6 +80,7 @@ export function takeSnapshot(
   const totals = registry.counters.totals();
   return {
     time: now,
+    instance: settings.instance,
     tieBreak: settings.tieBreak,
     explain: settings.explain,
     totals: { requests: totals.requests, inFlight: registry.inFlight(), errors: totals.errors },

@@ -35,7 +35,7 @@ function harness(token: string): Harness {
   ]);
   const metrics = createMetrics(registry);
   const decisions = createDecisionLog();
-  const snapshot = (): Snapshot => takeSnapshot(registry, decisions, { tieBreak: 'rotation', explain: false });
+  const snapshot = (): Snapshot => takeSnapshot(registry, decisions, { tieBreak: 'rotation', explain: false, instance: 'test' });
   const events = createEventHub(snapshot, 50);
   const logs: Record<string, unknown>[] = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) });

@@ -85,4 +85,22 @@ describe('config', () => {
     assert.match(help.text, /Usage: balancer/);
     assert.match(help.text, /--admin-port V .*\[LB_ADMIN_PORT\]/);
   });
+
+  it('reads the admin token from --admin-token-file (a Docker secret), trimmed; refuses both or an unreadable file', () => {
+    const files: Record<string, string> = { '/run/secrets/t': 's3cret\n', '/run/secrets/empty': '' };
+    const read = (path: string): string => {
+      const text = files[path];
+      if (text === undefined) throw Object.assign(new Error('no such file'), { code: 'ENOENT' });
+      return text;
+    };
+    const parsed = (argv: string[], env: Record<string, string> = {}) => parseConfig(argv, env, read);
+    const fromFile = parsed(['--admin-token-file', '/run/secrets/t', 'a:1']);
+    assert.equal(fromFile.kind === 'config' && fromFile.config.adminToken, 's3cret');
+    const fromEnv = parsed(['a:1'], { LB_ADMIN_TOKEN_FILE: '/run/secrets/empty' });
+    assert.equal(fromEnv.kind === 'config' && fromEnv.config.adminToken, '', 'an empty file: no token, writes refused');
+    const both = parsed(['--admin-token', 'x', '--admin-token-file', '/run/secrets/t', 'a:1']);
+    assert.match(both.kind === 'error' ? both.errors.join() : '', /give one, not both/);
+    const missing = parsed(['--admin-token-file', '/nope', 'a:1']);
+    assert.match(missing.kind === 'error' ? missing.errors.join() : '', /cannot read \/nope \(ENOENT\)/);
+  });
 });

@@ -9,7 +9,12 @@ import type { Upstream } from '../upstreams/upstream.js';
  * An upstream ejected by passive outlier detection stays down until its ejection ends.
  */
 export interface HealthChecker {
-  start(): void;
+  /**
+   * Starts probing. Resolves once the first probe of every upstream known now has ended (passed,
+   * failed or timed out, so within the probe timeout): a balancer that listens before that would
+   * answer 503 for upstreams it simply has not checked yet.
+   */
+  start(): Promise<void>;
   /** Probes every unproven upstream now instead of at the next tick (after discovery added some). */
   probeUnproven(): void;
   stop(): void;
@@ -60,15 +65,14 @@ export function createHealthChecker(registry: Registry, config: Config, logger: 
     }
   };
 
-  const tick = (): void => {
-    for (const u of registry.list()) void probe(u);
-  };
+  const tick = (): Promise<void> => Promise.all(registry.list().map(probe)).then(() => undefined);
 
   return {
     start() {
-      if (!active || ticker !== undefined || stopped) return;
-      tick();
-      ticker = setInterval(tick, intervalMs);
+      if (!active || ticker !== undefined || stopped) return Promise.resolve();
+      const firstRound = tick();
+      ticker = setInterval(() => void tick(), intervalMs);
+      return firstRound;
     },
     probeUnproven() {
       if (!active || stopped) return;

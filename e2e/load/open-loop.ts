@@ -1,0 +1,195 @@
+/**
+ * Open-loop load: requests leave at a constant arrival rate whatever the server does, and each
+ * request's latency counts from the moment it was *due*, not from when it was sent. A closed loop
+ * (send the next request when the last one returned) slows down exactly when the server stalls and
+ * so hides the stall ("coordinated omission"); this one does not, so a stall shows as queueing.
+ *
+ * Used by the Compose and Swarm end-to-end suites (which assert on the result) and by
+ * `make chaos` (which prints it for a person). Only for 127.0.0.0/8 or the project's own
+ * containers; every run is bounded by its duration plus the client timeout.
+ */
+import { Agent, request } from 'undici';
+
+/** What went wrong with a request that did not end in a 2xx. */
+export type FailureKind = 'status' | 'timeout' | 'connect-timeout' | 'refused' | 'reset' | 'truncated' | 'other';
+
+/** One request of a run. Times are milliseconds since the run started. */
+export interface RequestRecord {
+  readonly seq: number;
+  readonly path: string;
+  /** When the schedule said it should go. Latency counts from here. */
+  readonly dueAt: number;
+  /** When it actually left (later than dueAt only if this process was late). */
+  sentAt: number;
+  endAt: number;
+  latencyMs: number;
+  ok: boolean;
+  status?: number;
+  failure?: FailureKind;
+  /** Error code or the first bytes of a failed response, for the report. */
+  detail?: string;
+  /** X-Backend-Id of the replica that answered. */
+  replica?: string;
+}
+
+export interface OpenLoopOptions {
+  /** `http://127.0.0.1:PORT` (loopback or a project container only). */
+  readonly origin: string;
+  readonly ratePerSecond: number;
+  readonly durationMs: number;
+  /** Cycled in order. */
+  readonly paths: readonly string[];
+  /** Client timeout per request, from its due time (default 10 s). */
+  readonly timeoutMs?: number;
+  /** Safety cap on requests outstanding at once; beyond it a request fails as `other` (default 4096). */
+  readonly maxOutstanding?: number;
+}
+
+/** A run in progress. */
+export interface OpenLoop {
+  /** ms since the run started (same clock as the records). */
+  now(): number;
+  /** Notes a moment (an event started, ended) on the run's clock, for the report. */
+  mark(label: string): void;
+  /** Stops scheduling (if not done yet) and resolves once every outstanding request ended. Idempotent. */
+  stop(): Promise<LoadRun>;
+  /** Resolves when the scheduled duration is over and every request ended. */
+  readonly done: Promise<LoadRun>;
+}
+
+/** A finished run. */
+export interface LoadRun {
+  readonly options: OpenLoopOptions;
+  /** Wall-clock time (ms since epoch) of the run's t = 0. */
+  readonly startedAtEpoch: number;
+  readonly records: readonly RequestRecord[];
+  readonly marks: readonly { label: string; at: number }[];
+}
+
+/** Over this a request is "slow" (what a person notices on a page). */
+export const SLOW_MS = 500;
+
+const kindOf = (err: unknown): { failure: FailureKind; detail: string } => {
+  const code = (err as { code?: string }).code ?? '';
+  const name = err instanceof Error ? err.name : '';
+  const detail = code || name || String(err);
+  if (code === 'UND_ERR_CONNECT_TIMEOUT') return { failure: 'connect-timeout', detail };
+  if (code === 'ECONNREFUSED') return { failure: 'refused', detail };
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || name === 'TimeoutError' || code === 'ETIMEDOUT') return { failure: 'timeout', detail };
+  if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') return { failure: 'reset', detail };
+  if (code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') return { failure: 'truncated', detail };
+  return { failure: 'other', detail };
+};
+
+/**
+ * Starts a run at once. Requests go out on a schedule of `ratePerSecond`, each on any free
+ * keep-alive connection or a new one (no client-side queue: connections are not capped).
+ */
+export function startOpenLoop(options: OpenLoopOptions): OpenLoop {
+  const timeoutMs = options.timeoutMs ?? 10_000;
+  const maxOutstanding = options.maxOutstanding ?? 4096;
+  const intervalMs = 1000 / options.ratePerSecond;
+  const total = Math.max(0, Math.floor((options.durationMs * options.ratePerSecond) / 1000));
+  // Keep-alive shorter than the servers' (nginx 75 s, the balancer 5 s), so the client never
+  // reuses a connection that the server is closing at that moment.
+  const agent = new Agent({ connections: null, keepAliveTimeout: 2_000, keepAliveMaxTimeout: 2_000, connectTimeout: timeoutMs });
+  const t0 = performance.now();
+  const startedAtEpoch = Date.now();
+  const now = (): number => performance.now() - t0;
+  const records: RequestRecord[] = [];
+  const marks: { label: string; at: number }[] = [];
+  const outstanding = new Set<Promise<void>>();
+  let next = 0;
+  let stopped = false;
+  let timer: NodeJS.Timeout | undefined;
+
+  const send = (seq: number, dueAt: number): void => {
+    const path = options.paths[seq % options.paths.length] ?? '/';
+    const record: RequestRecord = { seq, path, dueAt, sentAt: now(), endAt: 0, latencyMs: 0, ok: false };
+    records.push(record);
+    const finish = (): void => {
+      record.endAt = now();
+      record.latencyMs = record.endAt - dueAt;
+    };
+    if (outstanding.size >= maxOutstanding) {
+      Object.assign(record, { failure: 'other', detail: 'client cap on outstanding requests' });
+      finish();
+      return;
+    }
+    // The timeout runs from the due time: a request the client sent late has less time left.
+    const budget = Math.max(1, Math.ceil(timeoutMs - (record.sentAt - dueAt)));
+    const p = (async () => {
+      try {
+        const res = await request(new URL(path, options.origin), {
+          method: 'GET',
+          dispatcher: agent,
+          headersTimeout: budget,
+          bodyTimeout: budget,
+          signal: AbortSignal.timeout(budget),
+        });
+        // Read to the end: a body cut short is a failure, not a success.
+        await res.body.dump({ limit: Number.MAX_SAFE_INTEGER });
+        record.status = res.statusCode;
+        const replica = res.headers['x-backend-id'];
+        if (typeof replica === 'string') record.replica = replica;
+        record.ok = res.statusCode >= 200 && res.statusCode < 300;
+        if (!record.ok) {
+          record.failure = 'status';
+          record.detail = String(res.statusCode);
+        }
+      } catch (err) {
+        Object.assign(record, kindOf(err));
+      } finally {
+        finish();
+      }
+    })();
+    outstanding.add(p);
+    void p.finally(() => outstanding.delete(p));
+  };
+
+  let resolveScheduled: () => void = () => undefined;
+  const scheduled = new Promise<void>((resolve) => {
+    resolveScheduled = resolve;
+  });
+  // A short timer that sends everything due so far: if this process is late (GC, a busy core), the
+  // late requests still carry their original due time.
+  const tick = (): void => {
+    timer = undefined;
+    if (stopped) return;
+    const t = now();
+    while (next < total && next * intervalMs <= t) {
+      send(next, next * intervalMs);
+      next++;
+    }
+    if (next >= total) {
+      resolveScheduled();
+      return;
+    }
+    timer = setTimeout(tick, Math.max(1, Math.min(5, next * intervalMs - now())));
+  };
+  tick();
+
+  const finishRun = async (): Promise<LoadRun> => {
+    await scheduled;
+    while (outstanding.size > 0) await Promise.all([...outstanding]);
+    await agent.close();
+    return { options, startedAtEpoch, records: records.slice().sort((a, b) => a.seq - b.seq), marks };
+  };
+  const done = finishRun();
+
+  return {
+    now,
+    mark(label) {
+      marks.push({ label, at: now() });
+    },
+    stop() {
+      if (!stopped) {
+        stopped = true;
+        if (timer !== undefined) clearTimeout(timer);
+        resolveScheduled();
+      }
+      return done;
+    },
+    done,
+  };
+}

@@ -1,0 +1,103 @@
+/**
+ * What a load run looked like to its users: per-second and per-window latency percentiles, slow
+ * and failed requests by kind, and which replica answered. Pure functions of the records.
+ */
+import { SLOW_MS, type FailureKind, type LoadRun, type RequestRecord } from './open-loop.js';
+
+/** Latency and outcome figures of a set of requests. */
+export interface Summary {
+  requests: number;
+  ok: number;
+  failed: number;
+  /** Requests (ok or not) whose latency from their due time exceeded SLOW_MS. */
+  slow: number;
+  p50: number;
+  p99: number;
+  max: number;
+  failedByKind: Partial<Record<FailureKind, number>>;
+  /** X-Backend-Id -> requests it answered. */
+  byReplica: Record<string, number>;
+}
+
+/** One second of a run, by due time. */
+export interface SecondSummary extends Summary {
+  /** Seconds since the run started. */
+  second: number;
+}
+
+/** Nearest-rank percentile of an ascending array (0 when empty). */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank] ?? 0;
+}
+
+/** Summarises the records whose due time is in [fromMs, toMs). */
+export function summarize(records: readonly RequestRecord[], fromMs = 0, toMs = Infinity): Summary {
+  const chosen = records.filter((r) => r.dueAt >= fromMs && r.dueAt < toMs);
+  const latencies = chosen.map((r) => r.latencyMs).sort((a, b) => a - b);
+  const failedByKind: Partial<Record<FailureKind, number>> = {};
+  const byReplica: Record<string, number> = {};
+  let ok = 0;
+  for (const r of chosen) {
+    if (r.ok) ok++;
+    else if (r.failure !== undefined) failedByKind[r.failure] = (failedByKind[r.failure] ?? 0) + 1;
+    if (r.replica !== undefined) byReplica[r.replica] = (byReplica[r.replica] ?? 0) + 1;
+  }
+  return {
+    requests: chosen.length,
+    ok,
+    failed: chosen.length - ok,
+    slow: latencies.filter((l) => l > SLOW_MS).length,
+    p50: percentile(latencies, 50),
+    p99: percentile(latencies, 99),
+    max: latencies.at(-1) ?? 0,
+    failedByKind,
+    byReplica,
+  };
+}
+
+/** One summary per second of due time, from the first to the last second that has requests. */
+export function perSecond(records: readonly RequestRecord[]): SecondSummary[] {
+  const last = records.reduce((m, r) => Math.max(m, r.dueAt), -1);
+  const seconds: SecondSummary[] = [];
+  for (let s = 0; s <= Math.floor(last / 1000); s++) seconds.push({ second: s, ...summarize(records, s * 1000, (s + 1) * 1000) });
+  return seconds;
+}
+
+/** The time of the first mark with this label (throws if the run has none: a test bug). */
+export function markAt(run: LoadRun, label: string): number {
+  const mark = run.marks.find((m) => m.label === label);
+  if (mark === undefined) throw new Error(`the run has no mark "${label}" (marks: ${run.marks.map((m) => m.label).join(', ')})`);
+  return mark.at;
+}
+
+const ms = (n: number): string => (n >= 1000 ? `${(n / 1000).toFixed(2)} s` : `${Math.round(n)} ms`);
+
+/** `12 failed (refused 3, status 9)`-style text for a person. */
+export function describeFailures(s: Summary): string {
+  const kinds = Object.entries(s.failedByKind).map(([k, n]) => `${k} ${n}`).join(', ');
+  return `${s.failed} failed${kinds ? ` (${kinds})` : ''}`;
+}
+
+/** One line: requests, failed, slow, p50/p99/max. */
+export function describeSummary(s: Summary): string {
+  return `${s.requests} requests, ${describeFailures(s)}, ${s.slow} over ${SLOW_MS} ms, p50 ${ms(s.p50)}, p99 ${ms(s.p99)}, max ${ms(s.max)}`;
+}
+
+/** A per-second table for a person (and for the artifacts of a failed test). */
+export function perSecondTable(run: LoadRun): string {
+  const marksBySecond = new Map<number, string[]>();
+  for (const m of run.marks) {
+    const s = Math.floor(m.at / 1000);
+    marksBySecond.set(s, [...(marksBySecond.get(s) ?? []), m.label]);
+  }
+  const lines = ['  s   req   ok fail slow    p50     p99     max  replicas  marks'];
+  for (const s of perSecond(run.records)) {
+    const replicas = Object.keys(s.byReplica).length;
+    lines.push(
+      `${String(s.second).padStart(3)} ${String(s.requests).padStart(5)} ${String(s.ok).padStart(4)} ${String(s.failed).padStart(4)} ${String(s.slow).padStart(4)} ${ms(s.p50).padStart(7)} ${ms(s.p99).padStart(7)} ${ms(s.max).padStart(7)}  ${String(replicas).padStart(8)}  ${(marksBySecond.get(s.second) ?? []).join(', ')}`,
+    );
+  }
+  return lines.join('\n');
+}
