@@ -11,6 +11,8 @@ export interface Summary {
   failed: number;
   /** Requests (ok or not) whose latency from their due time exceeded SLOW_MS. */
   slow: number;
+  /** Requests sent twice after a keep-alive connection closed under them (see RequestRecord.resent). */
+  resent: number;
   p50: number;
   p99: number;
   max: number;
@@ -49,6 +51,7 @@ export function summarize(records: readonly RequestRecord[], fromMs = 0, toMs = 
     ok,
     failed: chosen.length - ok,
     slow: latencies.filter((l) => l > SLOW_MS).length,
+    resent: chosen.filter((r) => r.resent === true).length,
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
     max: latencies.at(-1) ?? 0,
@@ -82,7 +85,7 @@ export function describeFailures(s: Summary): string {
 
 /** One line: requests, failed, slow, p50/p99/max. */
 export function describeSummary(s: Summary): string {
-  return `${s.requests} requests, ${describeFailures(s)}, ${s.slow} over ${SLOW_MS} ms, p50 ${ms(s.p50)}, p99 ${ms(s.p99)}, max ${ms(s.max)}`;
+  return `${s.requests} requests, ${describeFailures(s)}, ${s.slow} over ${SLOW_MS} ms, ${s.resent} resent, p50 ${ms(s.p50)}, p99 ${ms(s.p99)}, max ${ms(s.max)}`;
 }
 
 /** A per-second table for a person (and for the artifacts of a failed test). */

@@ -41,6 +41,24 @@ describe('DNS discovery and health checks', () => {
     await waitFor(() => stateOf(running, b) === undefined, 3000, 'vanished address removed');
   });
 
+  it('listens only once its first probes ended: the first request after a (re)start is served, not 503', async () => {
+    // A slow /healthz stretches the window in which a balancer that listened at once would have
+    // had only unproven upstreams (what nginx saw right after `docker compose restart balancer`).
+    const a = await startOrigin((req, res) => {
+      if (req.url === '/healthz') setTimeout(() => res.writeHead(200).end('ok'), 150);
+      else res.writeHead(200).end('a');
+    });
+    origins = [a];
+    lb = await startBalancer(
+      testConfig([], { discovery: { name: 'backend', port: a.port, intervalMs: 1000 }, health: { path: '/healthz', intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 2 } }),
+      { resolve: () => Promise.resolve(['127.0.0.1']) },
+    );
+    assert.equal(stateOf(lb, a.id), 'up', 'proven before start() resolved');
+    const res = await request(`${lb.url}/first`);
+    assert.equal(res.statusCode, 200);
+    assert.equal(await res.body.text(), 'a');
+  });
+
   it('lets a vanished upstream finish its in-flight requests', async () => {
     const held: (() => void)[] = [];
     const a = await startOrigin((req, res) => {

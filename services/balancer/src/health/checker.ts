@@ -24,7 +24,8 @@ export interface HealthChecker {
 export function createHealthChecker(registry: Registry, config: Config, logger: Logger): HealthChecker {
   const { path, intervalMs, timeoutMs, rise, fall } = config.health;
   const active = intervalMs > 0;
-  const probing = new Set<Upstream>();
+  /** The probe in progress per upstream: a second caller waits for it instead of sending another. */
+  const probing = new Map<Upstream, Promise<void>>();
   let ticker: NodeJS.Timeout | undefined;
   let stopped = false;
 
@@ -41,9 +42,18 @@ export function createHealthChecker(registry: Registry, config: Config, logger: 
     if (u.state === 'up' && u.probeFailures >= fall) registry.setState(u, 'down', `${fall} health probes failed: ${why}`);
   };
 
-  const probe = async (u: Upstream): Promise<void> => {
-    if (probing.has(u) || u.state === 'draining') return;
-    probing.add(u);
+  const probe = (u: Upstream): Promise<void> => {
+    if (u.state === 'draining') return Promise.resolve();
+    const running = probing.get(u);
+    if (running !== undefined) return running;
+    const started = probeOnce(u).finally(() => {
+      probing.delete(u);
+    });
+    probing.set(u, started);
+    return started;
+  };
+
+  const probeOnce = async (u: Upstream): Promise<void> => {
     try {
       const res = await u.pool.request({
         path,
@@ -60,8 +70,6 @@ export function createHealthChecker(registry: Registry, config: Config, logger: 
     } catch (err) {
       if (stopped || u.removed) return;
       failed(u, err instanceof Error ? ((err as { code?: string }).code ?? err.message) : String(err));
-    } finally {
-      probing.delete(u);
     }
   };
 
