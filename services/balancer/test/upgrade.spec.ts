@@ -122,7 +122,7 @@ describe('Upgrade (WebSocket) pass-through', () => {
     it('keeps Upgrade and Connection: Upgrade, strips other hop-by-hop headers, adds X-Forwarded-*', () => {
       const out = upgradeRequestHeaders(
         ['Host', 'ws.test', 'Connection', 'keep-alive, Upgrade, X-Hop', 'Upgrade', 'websocket', 'X-Hop', '1', 'Sec-WebSocket-Key', 'k', 'Keep-Alive', 'timeout=5'],
-        { remoteAddress: '10.1.2.3', proto: 'http', requestId: 'id-1' },
+        { remoteAddress: '10.1.2.3', proto: 'http', requestId: 'id-1', trusted: false },
       );
       const pairs = new Map<string, string>();
       for (let i = 0; i < out.length; i += 2) pairs.set((out[i] ?? '').toLowerCase(), out[i + 1] ?? '');
