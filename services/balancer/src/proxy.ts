@@ -187,7 +187,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
         let tryTimer: NodeJS.Timeout | undefined;
         try {
           const extras: ResponseExtras = {
-            upstream: upstream.id,
+            upstream: config.exposeUpstream ? upstream.id : undefined,
             requestId,
             decision: explanation,
             retryOnStatus: replaySafe && retryStatuses.size > 0 ? (status) => retryOnStatus(status, upstream, tried, attempt) : undefined,
