@@ -95,7 +95,7 @@ export function admitRequest(req: IncomingMessage): Rejection | undefined {
  */
 export function isH2cUpgrade(req: IncomingMessage): boolean {
   const upgrade = req.headers.upgrade;
-  if (upgrade !== undefined && upgrade.split(',').some((t) => /^h2c?$/i.test(t.trim()))) return true;
+  if (upgrade?.split(',').some((t) => /^h2c?$/i.test(t.trim())) === true) return true;
   return req.headers['http2-settings'] !== undefined;
 }
 

@@ -66,7 +66,7 @@ function get(url: string, headers: Record<string, string> = {}): Promise<{ statu
 describe('faults where we beat HAProxy and Envoy (issue #13)', function () {
   this.timeout(20_000);
   let lb: Running | undefined;
-  let cleanups: (() => Promise<void>)[] = [];
+  const cleanups: (() => Promise<void>)[] = [];
   afterEach(async () => {
     await lb?.balancer.stop();
     lb = undefined;
