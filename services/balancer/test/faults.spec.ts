@@ -168,13 +168,16 @@ describe('faults where we beat HAProxy and Envoy (issue #13)', function () {
   describe('hung upstreams cost nothing', () => {
     it('requests waiting on an upstream that probes then take down are re-sent elsewhere at once (default timeouts)', async () => {
       let hungSaw = 0;
-      const hung = await origin((req) => {
-        if (req.url !== '/healthz') hungSaw++;
-        // never answers anything, probes included
+      let hanging = false;
+      const hung = await origin((req, res) => {
+        // Healthy until the balancer is up, then never answers anything, probes included.
+        if (!hanging) ok(req, res);
+        else if (req.url !== '/healthz') hungSaw++;
       });
       const fine = await origin(ok);
       // Default header timeout (60 s): without the rescue these requests would wait a minute.
       lb = await startBalancer(testConfig([hung.port, fine.port], {}, ['--health-interval-ms', '100', '--health-timeout-ms', '200', '--health-fall', '1']));
+      hanging = true;
       const url = lb.url;
       const started = Date.now();
       const replies = await Promise.all(Array.from({ length: 6 }, () => request(`${url}/x`, { headersTimeout: 5000 }).then(async (r) => [r.statusCode, await r.body.text()])));
