@@ -231,9 +231,9 @@ export function helpText(): string {
   ];
   for (const spec of Object.values(OPTIONS) as OptionSpec[]) {
     const left = `  --${spec.flag}${spec.boolean ? '' : ' V'} `.padEnd(36);
-    // Booleans also take --no-<flag>.
     lines.push(`${left}${spec.help} (default ${spec.fallback || 'none'})  [${spec.env}]`);
   }
+  lines.push('  --no-FLAG                          turns an on/off option off (--no-panic, --no-passive-5xx)');
   lines.push('  --check                           validate the configuration and exit (like nginx -t)');
   lines.push('  --help                            this text');
   return lines.join('\n');
