@@ -11,9 +11,9 @@ import { once } from 'node:events';
 import { createServer, request as httpRequest } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
-import { Agent } from 'undici';
+import { Agent, request } from 'undici';
 import type { Config } from '../src/config.js';
-import { startBalancer, testConfig, waitFor } from './helpers.js';
+import { parseMetrics, startBalancer, testConfig, waitFor } from './helpers.js';
 import type { Running } from './helpers.js';
 
 const SECONDS = Number(process.env.FAULT_TABLE_SECONDS ?? 4);
@@ -227,7 +227,9 @@ describe('fault table (issue #13): 300 GET/s over 4 upstreams, one turns bad', f
     const faultAt = performance.now();
     const ejected = await timeUntil(() => stateOf(bad) === 'down', faultAt, SECONDS * 1000);
     const t = await load;
-    results.push(`hang         | ejected after ${ms(ejected)} | ${describeTally(t)}`);
+    const metrics = parseMetrics(await (await request(`${running.adminUrl}/metrics`)).body.text());
+    const moved = metrics.get(`lb_upstream_failures_total{upstream="${bad.id}",reason="ejected"}`) ?? 0;
+    results.push(`hang         | ejected after ${ms(ejected)}, ${moved} request(s) moved off it then | ${describeTally(t)}`);
     if (!ASSERT) return;
     assert.equal(t.timeouts, 0, describeTally(t));
     assert.equal(t.ok, t.sent, describeTally(t));
