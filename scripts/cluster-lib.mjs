@@ -25,7 +25,8 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
  * @property {string} [uiHost] address the page server binds to (default 127.0.0.1; 0.0.0.0 to open it to phones on the LAN)
  * @property {number[]} [weights] weight per backend, in order (default 1 each)
  * @property {number} [delayScale] BACKEND_DELAY_SCALE for every backend (default: inherited from env, else 1)
- * @property {boolean} [explain] balancer --explain (X-Lb-Decision headers; default true)
+ * @property {boolean} [explain] balancer --explain and --expose-upstream (X-Lb-Decision and X-Upstream headers, which the
+ *   page shows; both off by default in the balancer since they name internal addresses; default true here)
  * @property {string[]} [balancerArgs] more balancer flags, e.g. ['--tie-break', 'random']
  * @property {Record<string, string | undefined>} [env] environment of the children (default process.env)
  * @property {string} [root] repository root (default: the one this file is in)
@@ -372,7 +373,7 @@ export async function startCluster(options = {}) {
         '--port', String(balancerPort),
         '--admin-host', host,
         '--admin-port', String(adminPort),
-        ...((options.explain ?? true) ? ['--explain'] : []),
+        ...((options.explain ?? true) ? ['--explain', '--expose-upstream'] : []),
         ...(options.balancerArgs ?? []),
         ...upstreams.map((u, i) => (weights[i] === undefined ? u : `${u}=${weights[i]}`)),
       ],

@@ -210,8 +210,10 @@ export function createLiveView(colors: ColorMap): LiveView {
       setAttr(kpi.errors, 'data-nonzero', String(snap.totals.errors > 0));
       setText(kpi.imbalance, formatRatio(snap.imbalance));
       const available = snap.upstreams.filter((u) => u.available).length;
-      setText(kpi.available, `${available} / ${snap.upstreams.length}`);
+      // Panic: none passes its checks, yet every one takes requests; say so where health is shown.
+      setText(kpi.available, snap.panic ? `${available} / ${snap.upstreams.length} · panic` : `${available} / ${snap.upstreams.length}`);
       setAttr(kpi.available, 'data-degraded', String(available < snap.upstreams.length));
+      setAttr(kpi.available, 'data-panic', String(snap.panic));
       setText(tieBreakEl, snap.tieBreak || '–');
       setText(instanceEl, snap.instance || '–');
       setText(explainEl, snap.explain ? 'on' : 'off');

@@ -34,6 +34,8 @@ export interface Snapshot {
   readonly instance: string;
   readonly tieBreak: string;
   readonly explain: boolean;
+  /** No upstream passes its checks and the balancer spreads requests over all of them (panic mode). */
+  readonly panic: boolean;
   readonly totals: { readonly requests: number; readonly inFlight: number; readonly errors: number };
   readonly imbalance: number;
   readonly upstreams: readonly UpstreamSnapshot[];
@@ -104,6 +106,7 @@ export function parseSnapshot(v: unknown): Snapshot | undefined {
     instance: str(v.instance) ?? '',
     tieBreak: str(v.tieBreak) ?? '',
     explain: v.explain === true,
+    panic: v.panic === true,
     totals: {
       requests: num(totals.requests) ?? upstreams.reduce((s, u) => s + u.requests, 0),
       inFlight: num(totals.inFlight) ?? upstreams.reduce((s, u) => s + u.inFlight, 0),

@@ -18,6 +18,7 @@ const snap = (time: number, upstreams: UpstreamSnapshot[]): Snapshot => ({
   instance: 'test',
   tieBreak: 'rotation',
   explain: false,
+  panic: false,
   totals: {
     requests: upstreams.reduce((s, u) => s + u.requests, 0),
     inFlight: upstreams.reduce((s, u) => s + u.inFlight, 0),

@@ -6,6 +6,7 @@ const example = {
   instance: '3f2a9c1b7d4e',
   tieBreak: 'rotation',
   explain: false,
+  panic: false,
   totals: { requests: 120, inFlight: 3, errors: 1 },
   imbalance: 1.33,
   upstreams: [

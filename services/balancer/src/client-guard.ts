@@ -29,7 +29,7 @@ const LINGER_MS = 1000;
 export type ClientErrorCode = 'LB_BAD_REQUEST' | 'LB_CLIENT_TIMEOUT' | 'LB_HEADERS_TOO_LARGE' | 'LB_METHOD_NOT_ALLOWED';
 
 /** Why a request was refused: the `reason` label of `lb_client_errors_total`. */
-export type RejectReason = 'malformed' | 'header_timeout' | 'headers_too_large' | 'too_many_headers' | 'bad_host' | 'bad_target' | 'connect_method';
+export type RejectReason = 'malformed' | 'header_timeout' | 'headers_too_large' | 'too_many_headers' | 'bad_host' | 'bad_target' | 'connect_method' | 'h2c_upgrade';
 
 /** A refused request: what the client is told and what the metric counts. */
 export interface Rejection {
@@ -86,6 +86,17 @@ export function admitRequest(req: IncomingMessage): Rejection | undefined {
   else raw[hostAt] = authority;
   req.headers.host = authority;
   return undefined;
+}
+
+/**
+ * An upgrade to cleartext HTTP/2 (`Upgrade: h2c`, or its `HTTP2-Settings`). Tunnelled, it would
+ * hand the client a raw HTTP/2 connection to the upstream, past every rule this proxy applies
+ * per request (h2c smuggling); it is refused. WebSocket and other upgrades are not affected.
+ */
+export function isH2cUpgrade(req: IncomingMessage): boolean {
+  const upgrade = req.headers.upgrade;
+  if (upgrade?.split(',').some((t) => /^h2c?$/i.test(t.trim())) === true) return true;
+  return req.headers['http2-settings'] !== undefined;
 }
 
 /** Maps an error Node reports through 'clientError' (parser errors, header timeout) to our answer. */
@@ -237,7 +248,10 @@ export function createClientGuard(deps: ClientGuardDeps): ClientGuard {
       };
     },
     admitUpgrade(req, socket) {
-      const rejection = admitRequest(req) ?? (req.url === '*' ? bad('bad_target', 'an upgrade needs a path') : undefined);
+      const rejection =
+        admitRequest(req) ??
+        (req.url === '*' ? bad('bad_target', 'an upgrade needs a path') : undefined) ??
+        (isH2cUpgrade(req) ? bad('h2c_upgrade', 'h2c upgrades are not proxied; send the request without Upgrade: h2c') : undefined);
       if (rejection === undefined) return true;
       count(rejection, req.socket.remoteAddress);
       answerAndClose(socket, rawErrorResponse(rejection.status, rejection.code, rejection.message));

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { z } from 'zod';
 import type { TieBreak } from './picker/least-connections.js';
 import type { UpstreamAddress } from './upstreams/upstream.js';
@@ -13,6 +14,13 @@ export interface Config {
   readonly discovery: { readonly name: string; readonly port: number; readonly intervalMs: number } | undefined;
   readonly tieBreak: TieBreak;
   readonly explain: boolean;
+  /** Whether responses name the upstream that served them (`X-Upstream`): internal addresses, off by default. */
+  readonly exposeUpstream: boolean;
+  /**
+   * Peers (CIDRs) whose X-Forwarded-* and Forwarded headers are believed and extended; from any
+   * other peer they are replaced. Empty = trust nobody.
+   */
+  readonly trustedProxies: readonly string[];
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   readonly connectTimeoutMs: number;
   readonly headersTimeoutMs: number;
@@ -20,11 +28,21 @@ export interface Config {
   readonly keepAliveTimeoutMs: number;
   /** Extra attempts on other upstreams for a request that never reached one, or an idempotent one. */
   readonly retries: number;
+  /** Upstream statuses that send a body-less idempotent request to another upstream (before any byte reaches the client). */
+  readonly retryOnStatus: readonly number[];
+  /** Per-attempt deadline for the response headers; past it a replayable request goes elsewhere. 0 = none. */
+  readonly tryTimeoutMs: number;
+  /** When no upstream passes its checks, spread requests over all of them instead of refusing (Envoy's panic threshold). */
+  readonly panic: boolean;
   readonly health: {
     readonly path: string;
     /** 0 disables active checks: then every upstream counts as up until it fails a connect. */
     readonly intervalMs: number;
+    /** Interval while an upstream is down or unproven, or after a failed probe (HAProxy's downinter/fastinter). */
+    readonly downIntervalMs: number;
     readonly timeoutMs: number;
+    /** Largest probe body read; a longer one fails the probe (it could not be read to its end). */
+    readonly maxBodyBytes: number;
     readonly rise: number;
     readonly fall: number;
   };
@@ -73,6 +91,31 @@ const port = int(1, 65535);
 /** A port to listen on: 0 lets the OS choose (tests, side-by-side runs). */
 const listenPort = int(0, 65535);
 const ms = int(0, 3_600_000);
+/** Comma-separated list; empty (or "none") is the empty list. */
+const list = (text: string): string[] => (text.trim() === '' || text.trim() === 'none' ? [] : text.split(',').map((t) => t.trim()));
+const statusList = z.string().transform((text, ctx) => {
+  const out: number[] = [];
+  for (const item of list(text)) {
+    const n = Number(item);
+    if (!/^\d{3}$/.test(item) || n < 400 || n > 599) ctx.addIssue({ code: 'custom', message: `"${item}" is not an HTTP status between 400 and 599` });
+    else out.push(n);
+  }
+  return [...new Set(out)];
+});
+/** CIDRs or single addresses (IPv4 or IPv6); normalised to `address/prefix`. */
+const cidrList = z.string().transform((text, ctx) => {
+  const out: string[] = [];
+  for (const item of list(text)) {
+    const [address = '', prefix, extra] = item.split('/');
+    const family = isIP(address);
+    const max = family === 6 ? 128 : 32;
+    const bits = prefix === undefined ? max : Number(prefix);
+    if (family === 0 || extra !== undefined || !Number.isInteger(bits) || bits < 0 || bits > max || (prefix !== undefined && !/^\d+$/.test(prefix))) {
+      ctx.addIssue({ code: 'custom', message: `"${item}" is not an IP address or CIDR (e.g. 10.0.0.0/8, 172.16.0.5, fd00::/8)` });
+    } else out.push(`${address}/${bits}`);
+  }
+  return out;
+});
 const bool = z.enum(['1', '0', 'true', 'false', 'yes', 'no', 'on', 'off']).transform((v) => ['1', 'true', 'yes', 'on'].includes(v));
 
 interface OptionSpec {
@@ -94,15 +137,40 @@ const OPTIONS = {
   discoveryPort: { flag: 'discovery-port', env: 'LB_DISCOVERY_PORT', schema: port, fallback: '8002', help: 'port of DNS-discovered upstreams' },
   discoveryIntervalMs: { flag: 'discovery-interval-ms', env: 'LB_DISCOVERY_INTERVAL_MS', schema: int(100, 3_600_000), fallback: '1000', help: 'how often to re-resolve the DNS name' },
   tieBreak: { flag: 'tie-break', env: 'LB_TIE_BREAK', schema: z.enum(['rotation', 'random']), fallback: 'rotation', help: 'how ties between equally loaded upstreams are broken: rotation | random' },
-  explain: { flag: 'explain', env: 'LB_EXPLAIN', schema: bool, fallback: 'false', help: 'add X-Lb-Decision to responses: the candidates and why one won', boolean: true },
+  explain: { flag: 'explain', env: 'LB_EXPLAIN', schema: bool, fallback: 'false', help: 'add X-Lb-Decision to responses: the candidates and why one won (internal addresses)', boolean: true },
+  exposeUpstream: { flag: 'expose-upstream', env: 'LB_EXPOSE_UPSTREAM', schema: bool, fallback: 'false', help: 'add X-Upstream to responses: the address of the upstream that served it', boolean: true },
+  trustedProxies: {
+    flag: 'trusted-proxies',
+    env: 'LB_TRUSTED_PROXIES',
+    schema: cidrList,
+    fallback: '',
+    help: 'comma-separated CIDRs of proxies in front whose X-Forwarded-*/Forwarded headers are kept and extended; from other peers they are replaced',
+  },
   logLevel: { flag: 'log-level', env: 'LB_LOG_LEVEL', schema: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']), fallback: 'info', help: 'fatal | error | warn | info | debug (access log) | trace | silent' },
   connectTimeoutMs: { flag: 'connect-timeout-ms', env: 'LB_CONNECT_TIMEOUT_MS', schema: int(1, 600_000), fallback: '500', help: 'give up connecting to an upstream after this long (then retry elsewhere)' },
   headersTimeoutMs: { flag: 'headers-timeout-ms', env: 'LB_HEADERS_TIMEOUT_MS', schema: int(1, 3_600_000), fallback: '60000', help: 'wait this long for an upstream\'s response headers (504 after)' },
   bodyTimeoutMs: { flag: 'body-timeout-ms', env: 'LB_BODY_TIMEOUT_MS', schema: int(1, 3_600_000), fallback: '60000', help: 'max silence between two chunks of an upstream\'s body' },
   keepAliveTimeoutMs: { flag: 'keep-alive-timeout-ms', env: 'LB_KEEP_ALIVE_TIMEOUT_MS', schema: int(1, 600_000), fallback: '4000', help: 'how long an idle upstream socket is kept' },
   retries: { flag: 'retries', env: 'LB_RETRIES', schema: int(0, 10), fallback: '2', help: 'extra attempts on other upstreams: any request whose connection failed, body-less idempotent ones after a reset or header timeout' },
+  retryOnStatus: {
+    flag: 'retry-on-status',
+    env: 'LB_RETRY_ON_STATUS',
+    schema: statusList,
+    fallback: '502,503,504',
+    help: 'upstream statuses after which a body-less idempotent request is sent to another upstream (none = off); the client gets the last answer if all fail',
+  },
+  tryTimeoutMs: { flag: 'try-timeout-ms', env: 'LB_TRY_TIMEOUT_MS', schema: ms, fallback: '0', help: 'per-attempt deadline for response headers, then a replayable request goes to another upstream (Envoy per_try_timeout); 0 = none' },
+  panic: { flag: 'panic', env: 'LB_PANIC', schema: bool, fallback: 'true', help: 'when every upstream fails its checks, use all of them rather than answer 503 (--no-panic: off)', boolean: true },
   healthPath: { flag: 'health-path', env: 'LB_HEALTH_PATH', schema: z.string().startsWith('/'), fallback: '/healthz', help: 'path of the active health probe' },
   healthIntervalMs: { flag: 'health-interval-ms', env: 'LB_HEALTH_INTERVAL_MS', schema: ms, fallback: '1000', help: 'active probe interval; 0 disables active checks' },
+  healthDownIntervalMs: {
+    flag: 'health-down-interval-ms',
+    env: 'LB_HEALTH_DOWN_INTERVAL_MS',
+    schema: int(10, 3_600_000),
+    fallback: '250',
+    help: 'probe interval while an upstream is down or unproven, or after a failed probe (a restarted upstream is back within rise x this)',
+  },
+  healthMaxBodyBytes: { flag: 'health-max-body-bytes', env: 'LB_HEALTH_MAX_BODY_BYTES', schema: int(0, 16_777_216), fallback: '65536', help: 'a probe reads the whole body; a longer one fails the probe' },
   healthTimeoutMs: { flag: 'health-timeout-ms', env: 'LB_HEALTH_TIMEOUT_MS', schema: int(1, 600_000), fallback: '1000', help: 'a probe slower than this fails' },
   healthRise: { flag: 'health-rise', env: 'LB_HEALTH_RISE', schema: int(1, 100), fallback: '2', help: 'consecutive passing probes before a down upstream is up again' },
   healthFall: { flag: 'health-fall', env: 'LB_HEALTH_FALL', schema: int(1, 100), fallback: '2', help: 'consecutive failing probes before an up upstream is down' },
@@ -165,6 +233,7 @@ export function helpText(): string {
     const left = `  --${spec.flag}${spec.boolean ? '' : ' V'} `.padEnd(36);
     lines.push(`${left}${spec.help} (default ${spec.fallback || 'none'})  [${spec.env}]`);
   }
+  lines.push('  --no-FLAG                          turns an on/off option off (--no-panic, --no-passive-5xx)');
   lines.push('  --check                           validate the configuration and exit (like nginx -t)');
   lines.push('  --help                            this text');
   return lines.join('\n');
@@ -202,6 +271,12 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     if (name === 'help') return { kind: 'help', text: helpText() };
     if (name === 'check') {
       check = true;
+      continue;
+    }
+    // `--no-panic`, `--no-passive-5xx`: the off switch of a boolean option.
+    const negated = name.startsWith('no-') && inline === undefined ? BY_FLAG.get(name.slice(3)) : undefined;
+    if (negated !== undefined && 'boolean' in OPTIONS[negated]) {
+      raw.set(negated, 'false');
       continue;
     }
     const key = name === 'upstream' ? 'upstream' : BY_FLAG.get(name);
@@ -264,7 +339,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
   if (errors.length > 0) return { kind: 'error', errors };
 
   const v = values as {
-    [K in Key]: K extends 'explain' | 'passive5xx' ? boolean : K extends 'workers' ? number | 'auto' : K extends 'host' | 'adminHost' | 'discoveryDns' | 'healthPath' | 'tieBreak' | 'logLevel' | 'adminToken' | 'adminTokenFile' ? string : number;
+    [K in Key]: K extends 'explain' | 'passive5xx' | 'panic' | 'exposeUpstream' ? boolean : K extends 'retryOnStatus' ? number[] : K extends 'trustedProxies' ? string[] : K extends 'workers' ? number | 'auto' : K extends 'host' | 'adminHost' | 'discoveryDns' | 'healthPath' | 'tieBreak' | 'logLevel' | 'adminToken' | 'adminTokenFile' ? string : number;
   };
   const config: Config = {
     host: v.host,
@@ -275,13 +350,26 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     discovery: discoveryName === '' ? undefined : Object.freeze({ name: discoveryName, port: v.discoveryPort, intervalMs: v.discoveryIntervalMs }),
     tieBreak: v.tieBreak as TieBreak,
     explain: v.explain,
+    exposeUpstream: v.exposeUpstream,
+    trustedProxies: Object.freeze(v.trustedProxies),
     logLevel: v.logLevel as Config['logLevel'],
     connectTimeoutMs: v.connectTimeoutMs,
     headersTimeoutMs: v.headersTimeoutMs,
     bodyTimeoutMs: v.bodyTimeoutMs,
     keepAliveTimeoutMs: v.keepAliveTimeoutMs,
     retries: v.retries,
-    health: Object.freeze({ path: v.healthPath, intervalMs: v.healthIntervalMs, timeoutMs: v.healthTimeoutMs, rise: v.healthRise, fall: v.healthFall }),
+    retryOnStatus: Object.freeze(v.retryOnStatus),
+    tryTimeoutMs: v.tryTimeoutMs,
+    panic: v.panic,
+    health: Object.freeze({
+      path: v.healthPath,
+      intervalMs: v.healthIntervalMs,
+      downIntervalMs: v.healthDownIntervalMs,
+      timeoutMs: v.healthTimeoutMs,
+      maxBodyBytes: v.healthMaxBodyBytes,
+      rise: v.healthRise,
+      fall: v.healthFall,
+    }),
     passiveDownMs: v.passiveDownMs,
     shutdownTimeoutMs: v.shutdownTimeoutMs,
     eventsIntervalMs: v.eventsIntervalMs,

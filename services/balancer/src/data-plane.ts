@@ -40,11 +40,12 @@ export interface DataPlane {
   /** Requests waiting for a place under an upstream's max in-flight. */
   readonly queueLength: number;
   /**
-   * Upstreams, states or caps changed (an operator raised a cap, one came up): lets as many
-   * queued requests try again as there are free places now, oldest first. Releases wake the
-   * queue by themselves; this is for places that appear without one.
+   * Upstreams, states or caps changed (an operator raised a cap, one came up, one went down):
+   * lets as many queued requests try again as there are free places now, oldest first (releases
+   * wake the queue by themselves; this is for places that appear without one), and moves
+   * replayable requests still waiting for headers off upstreams that went down.
    */
-  capacityChanged(): void;
+  upstreamsChanged(): void;
   /**
    * Graceful: stops accepting, lets in-flight requests finish within the shutdown timeout, then
    * cuts what is left (connections, tunnels, queued requests). Idempotent.
@@ -93,22 +94,18 @@ export function createDataPlane(deps: DataPlaneDeps): DataPlane {
 
   const guard = createClientGuard({ config, promRegistry: deps.metrics.registry, logger: logger.child({ component: 'client' }) });
   const retryBudget = createRetryBudget(config.retryBudgetPercent, config.retryBudgetMin);
-  const server = createServer(
-    guard.serverOptions,
-    guard.wrap(
-      createProxyHandler({
-        config,
-        registry: upstreams,
-        outliers: deps.outliers,
-        retryBudget,
-        queue,
-        metrics: deps.metrics,
-        decisions: deps.decisions,
-        logger: logger.child({ component: 'proxy' }),
-        random: deps.random,
-      }),
-    ),
-  );
+  const proxy = createProxyHandler({
+    config,
+    registry: upstreams,
+    outliers: deps.outliers,
+    retryBudget,
+    queue,
+    metrics: deps.metrics,
+    decisions: deps.decisions,
+    logger: logger.child({ component: 'proxy' }),
+    random: deps.random,
+  });
+  const server = createServer(guard.serverOptions, guard.wrap(proxy.handle));
   guard.attach(server);
   const upgrades = createUpgradeHandler({
     config,
@@ -168,7 +165,8 @@ export function createDataPlane(deps: DataPlaneDeps): DataPlane {
     get queueLength() {
       return queue.length;
     },
-    capacityChanged() {
+    upstreamsChanged() {
+      proxy.rescueFromDown();
       let free = 0;
       for (const u of upstreams.available()) {
         if (u.maxInFlight === 0) {

@@ -7,6 +7,7 @@ export type LbErrorCode =
   | 'LB_UPSTREAM_CONNECT'
   | 'LB_UPSTREAM_TIMEOUT'
   | 'LB_UPSTREAM_RESET'
+  | 'LB_UPSTREAM_STATUS'
   | 'LB_BAD_REQUEST'
   | 'LB_QUEUE_FULL'
   | 'LB_QUEUE_TIMEOUT'
@@ -18,6 +19,8 @@ export const statusOf: Readonly<Record<LbErrorCode, number>> = Object.freeze({
   LB_UPSTREAM_CONNECT: 502,
   LB_UPSTREAM_TIMEOUT: 504,
   LB_UPSTREAM_RESET: 502,
+  /** Default only: carries the status the upstream answered (a retry that found no other upstream). */
+  LB_UPSTREAM_STATUS: 502,
   LB_BAD_REQUEST: 400,
   LB_QUEUE_FULL: 503,
   LB_QUEUE_TIMEOUT: 503,
@@ -28,16 +31,20 @@ export const statusOf: Readonly<Record<LbErrorCode, number>> = Object.freeze({
 export class LbError extends Error {
   readonly code: LbErrorCode;
   readonly status: number;
-  constructor(code: LbErrorCode, message: string, options?: { cause?: unknown }) {
+  constructor(code: LbErrorCode, message: string, options?: { cause?: unknown; status?: number }) {
     super(message, options);
     this.name = 'LbError';
     this.code = code;
-    this.status = statusOf[code];
+    this.status = options?.status ?? statusOf[code];
   }
 }
 
-/** Why an attempt on an upstream failed, as counted in metrics and used for the retry decision. */
-export type FailureReason = 'connect' | 'timeout' | 'reset' | 'aborted';
+/**
+ * Why an attempt on an upstream failed, as counted in metrics and used for the retry decision.
+ * `ejected`: the upstream was taken out (failed probes, outlier ejection) while this attempt
+ * still waited for its response headers, and the request was moved.
+ */
+export type FailureReason = 'connect' | 'timeout' | 'reset' | 'aborted' | 'ejected';
 
 /** Codes undici and node:net use for a connection that never reached the upstream. */
 const CONNECT_CODES = new Set([
@@ -75,6 +82,8 @@ export function toLbError(reason: FailureReason, upstreamId: string, err: unknow
   switch (reason) {
     case 'connect':
       return new LbError('LB_UPSTREAM_CONNECT', `cannot connect to upstream ${upstreamId} (${detail})`, { cause: err });
+    case 'ejected':
+      return new LbError('LB_UPSTREAM_TIMEOUT', `upstream ${upstreamId} was taken out of rotation before it answered`, { cause: err });
     case 'timeout':
       return new LbError('LB_UPSTREAM_TIMEOUT', `upstream ${upstreamId} did not answer in time (${detail})`, { cause: err });
     case 'reset':

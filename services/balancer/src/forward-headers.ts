@@ -1,7 +1,9 @@
 /**
  * Header rewriting between client and upstream (RFC 9110 §7.6.1): hop-by-hop headers belong to
- * one connection and are never forwarded; X-Forwarded-* tell the upstream who asked. Pure.
+ * one connection and are never forwarded; X-Forwarded-* and Forwarded tell the upstream who asked,
+ * believed only from a trusted proxy (the trust boundary). Pure, apart from the BlockList lookup.
  */
+import { BlockList, isIP, isIPv4, isIPv6 } from 'node:net';
 
 /** Headers that describe a single connection, plus the ones Node/undici set themselves. */
 const HOP_BY_HOP = new Set([
@@ -14,6 +16,8 @@ const HOP_BY_HOP = new Set([
   'trailer',
   'transfer-encoding',
   'upgrade',
+  // RFC 7540 §3.2.1: the settings of an h2c upgrade belong to this connection only.
+  'http2-settings',
   // undici refuses `expect`; Node's server already answered any 100-continue.
   'expect',
 ]);
@@ -34,12 +38,45 @@ export interface ClientInfo {
   readonly remoteAddress: string | undefined;
   readonly proto: 'http' | 'https';
   readonly requestId: string;
+  /**
+   * The peer is a trusted proxy: its X-Forwarded-* and Forwarded are kept and extended. Otherwise
+   * they are the client's own claims and are replaced (nginx set_real_ip_from, Envoy xff_num_trusted_hops).
+   */
+  readonly trusted: boolean;
+}
+
+/** Whether a peer address is one of the trusted proxies; built once from `--trusted-proxies`. */
+export type TrustCheck = (remoteAddress: string | undefined) => boolean;
+
+/** A TrustCheck over CIDRs in `address/prefix` form (as config.ts normalises them). */
+export function createTrustCheck(cidrs: readonly string[]): TrustCheck {
+  if (cidrs.length === 0) return () => false;
+  const list = new BlockList();
+  for (const cidr of cidrs) {
+    const [address = '', prefix = ''] = cidr.split('/');
+    list.addSubnet(address, Number(prefix), isIPv4(address) ? 'ipv4' : 'ipv6');
+  }
+  // BlockList matches an IPv4 rule against the IPv4-mapped IPv6 form (::ffff:a.b.c.d) that a
+  // dual-stack listener reports, and the other way round.
+  return (remote) => {
+    const family = isIP(remote ?? '');
+    return family !== 0 && list.check(remote ?? '', family === 4 ? 'ipv4' : 'ipv6');
+  };
+}
+
+/** A `for=` / `host=` value of a Forwarded element (RFC 7239 §6): IPv6 and ports quoted. */
+function forwardedValue(value: string): string {
+  // A token (IPv4, a plain host name) goes bare; anything else is quoted, IPv6 in brackets.
+  if (/^[A-Za-z0-9.\-_]+$/.test(value)) return value;
+  return `"${(isIPv6(value) ? `[${value}]` : value).replace(/["\\]/g, '')}"`;
 }
 
 /**
  * Builds the upstream request headers from Node's `rawHeaders` (name/value pairs, duplicates
- * kept): strips hop-by-hop, appends the client to X-Forwarded-For, keeps an incoming
- * X-Forwarded-Proto/Host (a proxy in front of us knows better) or sets ours, sets X-Request-Id.
+ * kept): strips hop-by-hop, sets X-Request-Id, and tells the upstream who asked. From a trusted
+ * proxy, X-Forwarded-For is extended with the peer, X-Forwarded-Proto/Host are kept (that proxy
+ * saw the client) and Forwarded gets our element appended. From anyone else those headers are
+ * claims a client can forge: they are dropped and replaced by what this hop saw.
  * Returns a flat [name, value, ...] array, which undici takes as is.
  */
 export function upstreamRequestHeaders(rawHeaders: readonly string[], client: ClientInfo): string[] {
@@ -48,8 +85,10 @@ export function upstreamRequestHeaders(rawHeaders: readonly string[], client: Cl
     if ((rawHeaders[i] ?? '').toLowerCase() === 'connection') connection = connection === undefined ? rawHeaders[i + 1] : `${connection},${rawHeaders[i + 1] ?? ''}`;
   }
   const extra = connectionTokens(connection);
+  const { trusted } = client;
   const out: string[] = [];
   let forwardedFor: string | undefined;
+  let forwarded: string | undefined;
   let host: string | undefined;
   let hasProto = false;
   let hasForwardedHost = false;
@@ -60,7 +99,11 @@ export function upstreamRequestHeaders(rawHeaders: readonly string[], client: Cl
     if (HOP_BY_HOP.has(lower) || extra?.has(lower)) continue;
     switch (lower) {
       case 'x-forwarded-for':
-        forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
+        if (trusted) forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`;
+        continue;
+      case 'forwarded':
+        if (trusted) forwarded = forwarded === undefined ? value : `${forwarded}, ${value}`;
+        else forwarded ??= '';
         continue;
       case 'x-request-id':
         continue;
@@ -68,9 +111,11 @@ export function upstreamRequestHeaders(rawHeaders: readonly string[], client: Cl
         host = value;
         break;
       case 'x-forwarded-proto':
+        if (!trusted) continue;
         hasProto = true;
         break;
       case 'x-forwarded-host':
+        if (!trusted) continue;
         hasForwardedHost = true;
         break;
     }
@@ -80,6 +125,11 @@ export function upstreamRequestHeaders(rawHeaders: readonly string[], client: Cl
   out.push('x-forwarded-for', forwardedFor === undefined ? clientAddress : `${forwardedFor}, ${clientAddress}`);
   if (!hasProto) out.push('x-forwarded-proto', client.proto);
   if (!hasForwardedHost && host !== undefined) out.push('x-forwarded-host', host);
+  if (forwarded !== undefined) {
+    // Only when the request had one: X-Forwarded-* already carry the same facts for everyone else.
+    const element = `for=${forwardedValue(clientAddress)};proto=${client.proto}${host === undefined ? '' : `;host=${forwardedValue(host)}`}`;
+    out.push('forwarded', forwarded === '' ? element : `${forwarded}, ${element}`);
+  }
   out.push('x-request-id', client.requestId);
   return out;
 }

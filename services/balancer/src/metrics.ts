@@ -12,8 +12,11 @@ export interface Metrics {
   readonly registry: PromRegistry;
   /** Counts one finished client request (once, whatever the number of attempts). */
   recordRequest(upstream: string, status: number, seconds: number): void;
-  recordFailure(upstream: string, reason: FailureReason): void;
+  /** A failed attempt; `status`: an answer with a --retry-on-status code that was retried. */
+  recordFailure(upstream: string, reason: FailureReason | 'status'): void;
   recordRetry(): void;
+  /** A request served while no upstream passed its checks (panic mode). */
+  recordPanicRequest(): void;
   /** A retry the budget refused. */
   recordRetryRefused(): void;
 }
@@ -55,7 +58,7 @@ export function createMetrics(
   });
   const failures = new Counter({
     name: 'lb_upstream_failures_total',
-    help: 'Failed attempts on an upstream, by reason (connect, timeout, reset).',
+    help: 'Failed attempts on an upstream, by reason (connect, timeout, reset, aborted, ejected, status: a retried 5xx).',
     labelNames: ['upstream', 'reason'] as const,
     registers: [registry],
   });
@@ -67,6 +70,11 @@ export function createMetrics(
   const retriesRefused = new Counter({
     name: 'lb_retry_budget_exhausted_total',
     help: 'Retries not attempted because the retry budget was spent.',
+    registers: [registry],
+  });
+  const panicRequests = new Counter({
+    name: 'lb_panic_requests_total',
+    help: 'Requests sent to upstreams that fail their checks because none passes them (panic mode).',
     registers: [registry],
   });
   new Gauge({
@@ -125,6 +133,9 @@ export function createMetrics(
     recordRetryRefused() {
       retriesRefused.inc();
     },
+    recordPanicRequest() {
+      panicRequests.inc();
+    },
   };
 }
 
@@ -160,6 +171,14 @@ function registerUpstreamGauges(registry: PromRegistry, upstreams: UpstreamTable
       const counts = { up: 0, down: 0, unproven: 0, draining: 0 };
       for (const u of upstreams.list()) counts[u.state]++;
       for (const [state, n] of Object.entries(counts)) this.set({ state }, n);
+    },
+  });
+  new Gauge({
+    name: 'lb_panic_mode',
+    help: '1 while no upstream passes its checks and requests are spread over all of them (panic mode), else 0.',
+    registers: [registry],
+    collect() {
+      this.set(upstreams.panicking() ? 1 : 0);
     },
   });
   new Gauge({

@@ -5,7 +5,7 @@ import type { Config } from './config.js';
 import type { DecisionLog } from './decision-log.js';
 import { Cancellation } from './cancellation.js';
 import { LbError, failureReasonOf, toLbError } from './errors.js';
-import { hasRequestBody, upstreamRequestHeaders } from './forward-headers.js';
+import { createTrustCheck, hasRequestBody, upstreamRequestHeaders } from './forward-headers.js';
 import type { OutcomeSink } from './health/outlier-detector.js';
 import type { Metrics } from './metrics.js';
 import { NO_UPSTREAM } from './metrics.js';
@@ -15,7 +15,7 @@ import { lazyBody } from './request-body.js';
 import type { RetryBudget } from './retry-budget.js';
 import type { UpstreamTable } from './upstreams/registry.js';
 import type { Upstream } from './upstreams/upstream.js';
-import { UpstreamAttempt } from './upstream-attempt.js';
+import { RetryableStatus, UpstreamAttempt } from './upstream-attempt.js';
 import type { ResponseExtras } from './upstream-attempt.js';
 import type { WaitQueue } from './wait-queue.js';
 
@@ -28,6 +28,19 @@ const CLIENT_CLOSED = 499;
 // Abort reasons handed to undici; built once (an Error per request would capture a stack each time).
 const CLIENT_GONE_ERROR = Object.assign(new Error('the client went away'), { code: 'UND_ERR_ABORTED' });
 const DEADLINE_ERROR = Object.assign(new Error('the request deadline passed'), { code: 'UND_ERR_ABORTED' });
+const TRY_TIMEOUT_ERROR = Object.assign(new Error('no response headers within the per-try timeout'), { code: 'UND_ERR_ABORTED' });
+const EJECTED_ERROR = Object.assign(new Error('the upstream was taken out of rotation'), { code: 'UND_ERR_ABORTED' });
+
+/** The data path's request handler, and what the rest of the data plane may ask of it. */
+export interface ProxyHandler {
+  readonly handle: (req: IncomingMessage, res: ServerResponse) => void;
+  /**
+   * Upstreams changed state: requests still waiting for response headers from one that is now
+   * down (failed probes, outlier ejection) and that may be replayed are cancelled there and sent
+   * to another upstream at once, rather than wait out a hung upstream's header timeout.
+   */
+  rescueFromDown(): void;
+}
 
 export interface ProxyDeps {
   readonly config: Config;
@@ -52,8 +65,12 @@ export function explainDecision(pick: Pick<Upstream>, candidates: readonly Upstr
  * The data path: pick → acquire → dispatch on the upstream's undici pool → release.
  * Bodies stream both ways with backpressure (see UpstreamAttempt and lazyBody).
  */
-export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res: ServerResponse) => void {
+export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
   const { config, registry, outliers, retryBudget, queue, metrics, decisions, logger, random } = deps;
+  const trusted = createTrustCheck(config.trustedProxies);
+  const retryStatuses = new Set(config.retryOnStatus);
+  /** Attempts that may still be moved if their upstream goes down: those without response headers yet. */
+  const rescuable = new Map<Upstream, Set<() => void>>();
 
   const sendError = (res: ServerResponse, err: LbError, requestId: string, upstream: string | undefined): void => {
     if (res.headersSent) {
@@ -67,7 +84,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res:
       'content-length': Buffer.byteLength(body),
       'x-request-id': requestId,
     };
-    if (upstream !== undefined) headers['x-upstream'] = upstream;
+    if (upstream !== undefined && config.exposeUpstream) headers['x-upstream'] = upstream;
     res.writeHead(err.status, headers);
     res.end(body);
   };
@@ -97,6 +114,7 @@ export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res:
       remoteAddress: req.socket.remoteAddress,
       proto: 'http',
       requestId,
+      trusted: trusted(req.socket.remoteAddress),
     });
     // One signal records who pulled the plug (and wakes a queued wait); `current` is the attempt
     // to cancel, if one is running.
@@ -118,8 +136,11 @@ export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res:
           }, config.requestTimeoutMs)
         : undefined;
     retryBudget.recordRequest();
+    // Safe to send again elsewhere: nothing of the request is lost and repeating it changes nothing.
+    const replaySafe = replayable && IDEMPOTENT.has(method);
 
     let tried: Set<Upstream> | undefined;
+    let panicCounted = false;
     let lastUpstream: string | undefined;
     let lastError: LbError | undefined;
     try {
@@ -139,6 +160,10 @@ export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res:
           continue;
         }
         const upstream = pick.chosen;
+        if (!panicCounted && registry.panicking()) {
+          panicCounted = true;
+          metrics.recordPanicRequest();
+        }
         // The counts as the picker saw them, before this request adds to one.
         const explanation = config.explain ? explainDecision(pick, candidates) : undefined;
         // Another thread may have taken its last place since the pick: pick again (it is full now).
@@ -156,16 +181,47 @@ export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res:
           registry.release(upstream);
           if (queue.length > 0) queue.wakeOne();
         };
+        // Why this attempt was cut short by us, if it was: moved off a down upstream, or out of time.
+        let cutShort: 'ejected' | 'timeout' | undefined;
+        let rescue: (() => void) | undefined;
+        let tryTimer: NodeJS.Timeout | undefined;
         try {
-          const extras: ResponseExtras = { upstream: upstream.id, requestId, decision: explanation };
+          const extras: ResponseExtras = {
+            upstream: config.exposeUpstream ? upstream.id : undefined,
+            requestId,
+            decision: explanation,
+            retryOnStatus: replaySafe && retryStatuses.size > 0 ? (status) => retryOnStatus(status, upstream, tried, attempt) : undefined,
+          };
           const body = replayable ? null : lazyBody(req);
-          await new Promise<void>((resolve, reject) => {
-            current = new UpstreamAttempt(res, extras, release, (err) => {
+          let settle: (err?: Error) => void = () => undefined;
+          const attemptDone = new Promise<void>((resolve, reject) => {
+            settle = (err) => {
               if (err === undefined) resolve();
               else reject(err);
-            });
-            upstream.pool.dispatch({ path: req.url ?? '/', method, headers, body }, current);
+            };
           });
+          const running = new UpstreamAttempt(res, extras, release, settle);
+          current = running;
+          const cut = (why: 'ejected' | 'timeout', err: Error): void => {
+            if (running.answered || cutShort !== undefined) return;
+            cutShort = why;
+            running.abort(err);
+          };
+          if (replaySafe && config.retries > 0) {
+            rescue = () => {
+              cut('ejected', EJECTED_ERROR);
+            };
+            let set = rescuable.get(upstream);
+            if (set === undefined) rescuable.set(upstream, (set = new Set()));
+            set.add(rescue);
+          }
+          if (config.tryTimeoutMs > 0) {
+            tryTimer = setTimeout(() => {
+              cut('timeout', TRY_TIMEOUT_ERROR);
+            }, config.tryTimeoutMs);
+          }
+          upstream.pool.dispatch({ path: req.url ?? '/', method, headers, body }, running);
+          await attemptDone;
           if (res.statusCode >= 500) {
             upstream.countError();
             if (config.passive5xx) outliers.recordFailure(upstream, 'status');
@@ -175,10 +231,23 @@ export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res:
           return;
         } catch (err) {
           if (clientGone()) return; // undici already cancelled the upstream request
-          const reason = timedOut() ? 'timeout' : failureReasonOf(err);
+          if (err instanceof RetryableStatus) {
+            // A --retry-on-status answer, dropped before any byte of it reached the client; the
+            // decision (another upstream exists, attempts and budget left) was made in retryOnStatus.
+            upstream.countError();
+            metrics.recordFailure(upstream.id, 'status');
+            if (config.passive5xx) outliers.recordFailure(upstream, 'status');
+            lastError = new LbError('LB_UPSTREAM_STATUS', `upstream ${upstream.id} answered ${err.status}`, { status: err.status });
+            (tried ??= new Set()).add(upstream);
+            metrics.recordRetry();
+            logger.debug({ upstream: upstream.id, status: err.status, requestId }, 'retrying on another upstream');
+            continue;
+          }
+          const reason = timedOut() ? 'timeout' : (cutShort ?? failureReasonOf(err));
           upstream.countError();
           metrics.recordFailure(upstream.id, reason);
-          outliers.recordFailure(upstream, reason);
+          // An ejected upstream is out already; a failure would only count against its return.
+          if (reason !== 'ejected') outliers.recordFailure(upstream, reason);
           lastError = timedOut()
             ? new LbError('LB_UPSTREAM_TIMEOUT', `upstream ${upstream.id} did not finish within ${config.requestTimeoutMs} ms`)
             : toLbError(reason, upstream.id, err);
@@ -192,12 +261,12 @@ export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res:
             metrics.recordRetry();
             continue;
           }
-          // Otherwise only a body-less idempotent request is replayed (after a reset or a header
-          // timeout, like HAProxy's retry-on), never after the whole-request deadline, within
-          // `retries` and the retry budget.
-          const replaySafe = replayable && IDEMPOTENT.has(method) && !timedOut();
-          if (!replaySafe || attempt > config.retries) break;
-          if (!retryBudget.tryAcquire()) {
+          // Otherwise only a body-less idempotent request is replayed (after a reset, a header or
+          // per-try timeout, like HAProxy's retry-on, or off an upstream ejected under it), never
+          // after the whole-request deadline, within `retries`. The budget applies except to a
+          // rescue off a down upstream: those are bounded by what was in flight there.
+          if (!replaySafe || timedOut() || attempt > config.retries) break;
+          if (reason !== 'ejected' && !retryBudget.tryAcquire()) {
             metrics.recordRetryRefused();
             break;
           }
@@ -205,6 +274,12 @@ export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res:
           metrics.recordRetry();
           logger.debug({ upstream: upstream.id, reason, requestId }, 'retrying on another upstream');
         } finally {
+          if (tryTimer !== undefined) clearTimeout(tryTimer);
+          if (rescue !== undefined) {
+            const set = rescuable.get(upstream);
+            set?.delete(rescue);
+            if (set?.size === 0) rescuable.delete(upstream);
+          }
           current = undefined;
           release();
         }
@@ -222,12 +297,37 @@ export function createProxyHandler(deps: ProxyDeps): (req: IncomingMessage, res:
     }
   };
 
-  return (req, res) => {
-    handle(req, res).catch((err: unknown) => {
-      // Unreachable by design (every failure is mapped above); never let it take the process down.
-      logger.error({ err }, 'proxy handler failed');
-      if (!res.headersSent) sendError(res, new LbError('LB_UPSTREAM_RESET', 'internal proxy error'), '', undefined);
-      else res.destroy();
-    });
+  /**
+   * Whether an answer with `status` from `upstream` goes to another upstream instead of the
+   * client: a --retry-on-status code, an attempt left, another upstream that can take it now,
+   * and the retry budget. Otherwise the client gets this answer as it is.
+   */
+  const retryOnStatus = (status: number, upstream: Upstream, tried: Set<Upstream> | undefined, attempt: number): boolean => {
+    if (!retryStatuses.has(status) || attempt > config.retries) return false;
+    if (!candidatesFor(tried).some((u) => u !== upstream)) return false;
+    if (!retryBudget.tryAcquire()) {
+      metrics.recordRetryRefused();
+      return false;
+    }
+    return true;
+  };
+
+  return {
+    handle: (req, res) => {
+      handle(req, res).catch((err: unknown) => {
+        // Unreachable by design (every failure is mapped above); never let it take the process down.
+        logger.error({ err }, 'proxy handler failed');
+        if (!res.headersSent) sendError(res, new LbError('LB_UPSTREAM_RESET', 'internal proxy error'), '', undefined);
+        else res.destroy();
+      });
+    },
+    rescueFromDown() {
+      // In panic mode down upstreams are all there is: moving requests between them helps nobody.
+      if (rescuable.size === 0 || registry.panicking()) return;
+      for (const [upstream, set] of rescuable) {
+        if (upstream.state !== 'down') continue;
+        for (const rescue of [...set]) rescue();
+      }
+    },
   };
 }

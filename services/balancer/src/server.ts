@@ -102,6 +102,7 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
     counters,
     maxInFlight: config.maxInFlight,
     slowStartMs: config.slowStartMs,
+    panic: config.panic,
     undrainedState: healthActive ? 'unproven' : 'up',
     // Configured upstreams are trusted like nginx/HAProxy servers; discovered ones must pass a probe.
     initialState: (source) => (source === 'dns' && healthActive ? 'unproven' : 'up'),
@@ -109,7 +110,7 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
     // Called only after start() (sync, drain, weights, caps), when `dataPlane` exists.
     onChange: () => {
       pool?.broadcast();
-      dataPlane.capacityChanged();
+      dataPlane.upstreamsChanged();
     },
   });
   const decisions = createDecisionLog();

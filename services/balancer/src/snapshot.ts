@@ -34,6 +34,8 @@ export interface Snapshot {
   readonly instance: string;
   readonly tieBreak: TieBreak;
   readonly explain: boolean;
+  /** No upstream passes its checks and requests are spread over all of them (panic mode). */
+  readonly panic: boolean;
   readonly totals: { readonly requests: number; readonly inFlight: number; readonly errors: number };
   readonly imbalance: number;
   readonly upstreams: readonly UpstreamView[];
@@ -83,6 +85,7 @@ export function takeSnapshot(
     instance: settings.instance,
     tieBreak: settings.tieBreak,
     explain: settings.explain,
+    panic: registry.panicking(),
     totals: { requests: totals.requests, inFlight: registry.inFlight(), errors: totals.errors },
     imbalance: Math.round(imbalanceOf(registry.available()) * 100) / 100,
     upstreams,

@@ -21,7 +21,7 @@ import type { Config } from './config.js';
 import type { DecisionLog } from './decision-log.js';
 import type { OutlierDetector } from './health/outlier-detector.js';
 import { LbError } from './errors.js';
-import { upstreamRequestHeaders } from './forward-headers.js';
+import { createTrustCheck, upstreamRequestHeaders } from './forward-headers.js';
 import type { ClientInfo } from './forward-headers.js';
 import { pickLeastConnections } from './picker/least-connections.js';
 import type { UpstreamTable } from './upstreams/registry.js';
@@ -92,6 +92,7 @@ export interface UpgradeHandler {
 export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
   const { config, registry, decisions, guard, outliers, queue, logger, random } = deps;
   const tunnels = new Set<() => void>();
+  const trusted = createTrustCheck(config.trustedProxies);
   let closed = false;
 
   const outcomes = new Counter({
@@ -200,7 +201,12 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
 
     const incomingId = req.headers['x-request-id'];
     const requestId = typeof incomingId === 'string' && incomingId !== '' ? incomingId : randomUUID();
-    const headers = upgradeRequestHeaders(req.rawHeaders, { remoteAddress: req.socket.remoteAddress, proto: 'http', requestId });
+    const headers = upgradeRequestHeaders(req.rawHeaders, {
+      remoteAddress: req.socket.remoteAddress,
+      proto: 'http',
+      requestId,
+      trusted: trusted(req.socket.remoteAddress),
+    });
     const requestHead = serializeHead(req.method ?? 'GET', req.url ?? '/', headers);
     if (requestHead === undefined) {
       const rejection = { status: 400, code: 'LB_BAD_REQUEST', reason: 'malformed', message: 'request head cannot be forwarded safely' } as const;

@@ -4,9 +4,28 @@ import { clientResponseHeaders } from './forward-headers.js';
 
 /** What an attempt adds to the client response besides the upstream's own headers. */
 export interface ResponseExtras {
-  readonly upstream: string;
+  /** X-Upstream, only with --expose-upstream (it names an internal address). */
+  readonly upstream: string | undefined;
   readonly requestId: string;
   readonly decision: string | undefined;
+  /**
+   * Asked once, with the status, before anything is written to the client: true means "this
+   * answer is not for the client, another upstream will be tried" (--retry-on-status).
+   */
+  readonly retryOnStatus: ((status: number) => boolean) | undefined;
+}
+
+/** Longest body of an answer that is being retried elsewhere that is read (to keep the connection) rather than cut. */
+const DISCARD_LIMIT_BYTES = 64 * 1024;
+
+/** How an attempt ends when its answer had a --retry-on-status code and the proxy chose to retry. */
+export class RetryableStatus extends Error {
+  readonly status: number;
+  constructor(status: number) {
+    super(`upstream answered ${status}`);
+    this.name = 'RetryableStatus';
+    this.status = status;
+  }
 }
 
 /**
@@ -32,6 +51,11 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   private pendingAbort: Error | undefined;
   private resumeUpstream: (() => void) | undefined;
   private settled = false;
+  /** Set when the answer is being retried elsewhere: its body is read and dropped, never forwarded. */
+  private discarding: RetryableStatus | undefined;
+  private discarded = 0;
+  /** Response headers arrived (from then on the client has, or is about to have, bytes). */
+  answered = false;
   private readonly onDrain = (): void => {
     this.resumeUpstream?.();
   };
@@ -58,11 +82,18 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   onHeaders(statusCode: number, rawHeaders: Buffer[], resume: () => void, statusText: string): boolean {
     // 1xx informational responses (undici already handled 100-continue) are not forwarded.
     if (statusCode < 200) return true;
+    this.answered = true;
+    if (this.extras.retryOnStatus?.(statusCode) === true) {
+      // Read the (usually tiny) error body to keep the keep-alive connection; none of it reaches the client.
+      this.discarding = new RetryableStatus(statusCode);
+      return true;
+    }
     const headers = clientResponseHeaders(rawHeaders);
     const length = contentLengthOf(headers);
     // A body-less answer (HEAD, 204, 304) ends in onComplete, which releases there.
     if (length !== undefined && length > 0) this.remaining = length;
-    headers.push('x-upstream', this.extras.upstream, 'x-request-id', this.extras.requestId);
+    if (this.extras.upstream !== undefined) headers.push('x-upstream', this.extras.upstream);
+    headers.push('x-request-id', this.extras.requestId);
     if (this.extras.decision !== undefined) headers.push('x-lb-decision', this.extras.decision);
     this.resumeUpstream = resume;
     if (statusText === '') this.res.writeHead(statusCode, headers);
@@ -71,6 +102,11 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   }
 
   onData(chunk: Buffer): boolean {
+    if (this.discarding !== undefined) {
+      this.discarded += chunk.length;
+      if (this.discarded > DISCARD_LIMIT_BYTES) this.abortUpstream?.(this.discarding);
+      return true;
+    }
     if (this.remaining > 0) {
       this.remaining -= chunk.length;
       if (this.remaining <= 0) this.upstreamDone();
@@ -82,13 +118,18 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
 
   onComplete(): void {
     this.upstreamDone();
+    if (this.discarding !== undefined) {
+      this.finish(this.discarding);
+      return;
+    }
     this.res.end();
     this.finish(undefined);
   }
 
   onError(err: Error): void {
     this.upstreamDone();
-    this.finish(err);
+    // An answer already judged retryable stays that, however its discarded body ended.
+    this.finish(this.discarding ?? err);
   }
 
   private finish(err: Error | undefined): void {

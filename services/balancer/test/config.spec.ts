@@ -73,6 +73,32 @@ describe('config', () => {
     assert.ok(errors.length >= 6, text);
   });
 
+  it('fault options (#13): defaults, lists, --no-<flag> for booleans, and clear messages for bad values', () => {
+    const { config } = ok(['a:1']);
+    assert.deepEqual(config.retryOnStatus, [502, 503, 504]);
+    assert.equal(config.panic, true);
+    assert.equal(config.exposeUpstream, false);
+    assert.deepEqual(config.trustedProxies, []);
+    assert.equal(config.tryTimeoutMs, 0);
+    assert.equal(config.health.downIntervalMs, 250);
+    assert.equal(config.health.maxBodyBytes, 65536);
+    const set = ok(['a:1', '--no-panic', '--expose-upstream', '--retry-on-status', 'none', '--trusted-proxies', '10.0.0.0/8, 172.20.0.5,fd00::/8'], {}).config;
+    assert.equal(set.panic, false);
+    assert.equal(set.exposeUpstream, true);
+    assert.deepEqual(set.retryOnStatus, []);
+    assert.deepEqual(set.trustedProxies, ['10.0.0.0/8', '172.20.0.5/32', 'fd00::/8']);
+    const env = ok(['a:1'], { LB_PANIC: 'off', LB_RETRY_ON_STATUS: '503,429', LB_TRUSTED_PROXIES: '::1' }).config;
+    assert.equal(env.panic, false);
+    assert.deepEqual(env.retryOnStatus, [503, 429]);
+    assert.deepEqual(env.trustedProxies, ['::1/128']);
+    const text = errorsOf(['a:1', '--retry-on-status', '503,200,abc', '--trusted-proxies', '10.0.0.0/33,backend', '--health-down-interval-ms', '0']).join('\n');
+    assert.match(text, /--retry-on-status \/ LB_RETRY_ON_STATUS: "200" is not an HTTP status between 400 and 599/);
+    assert.match(text, /"abc" is not an HTTP status/);
+    assert.match(text, /--trusted-proxies \/ LB_TRUSTED_PROXIES: "10.0.0.0\/33" is not an IP address or CIDR/);
+    assert.match(text, /"backend" is not an IP address or CIDR/);
+    assert.match(text, /--health-down-interval-ms \/ LB_HEALTH_DOWN_INTERVAL_MS/);
+  });
+
   it('refuses to run without upstreams, and duplicate upstreams', () => {
     assert.match(errorsOf([]).join(), /no upstreams/);
     assert.match(errorsOf(['a:1', 'a:1=2']).join(), /listed twice/);

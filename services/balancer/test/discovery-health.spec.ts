@@ -21,7 +21,7 @@ describe('DNS discovery and health checks', () => {
     origins = [a];
     let addresses = ['127.0.0.1'];
     lb = await startBalancer(
-      testConfig([], { discovery: { name: 'backend', port: a.port, intervalMs: 100 }, health: { path: '/healthz', intervalMs: 100, timeoutMs: 500, rise: 2, fall: 2 } }),
+      testConfig([], { discovery: { name: 'backend', port: a.port, intervalMs: 100 }, health: { path: '/healthz', intervalMs: 100, downIntervalMs: 100, timeoutMs: 500, maxBodyBytes: 65536, rise: 2, fall: 2 } }),
       { resolve: (name) => (name === 'backend' ? Promise.resolve(addresses) : Promise.reject(new Error('unexpected name'))) },
     );
     const running = lb;
@@ -50,7 +50,7 @@ describe('DNS discovery and health checks', () => {
     });
     origins = [a];
     lb = await startBalancer(
-      testConfig([], { discovery: { name: 'backend', port: a.port, intervalMs: 1000 }, health: { path: '/healthz', intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 2 } }),
+      testConfig([], { discovery: { name: 'backend', port: a.port, intervalMs: 1000 }, health: { path: '/healthz', intervalMs: 1000, downIntervalMs: 250, timeoutMs: 500, maxBodyBytes: 65536, rise: 2, fall: 2 } }),
       { resolve: () => Promise.resolve(['127.0.0.1']) },
     );
     assert.equal(stateOf(lb, a.id), 'up', 'proven before start() resolved');
@@ -107,7 +107,7 @@ describe('DNS discovery and health checks', () => {
     });
     const b = await startOrigin(namedHandler('b'));
     origins = [a, b];
-    lb = await startBalancer(testConfig([a.port, b.port], { health: { path: '/healthz', intervalMs: 50, timeoutMs: 500, rise: 2, fall: 2 } }));
+    lb = await startBalancer(testConfig([a.port, b.port], { health: { path: '/healthz', intervalMs: 50, downIntervalMs: 50, timeoutMs: 500, maxBodyBytes: 65536, rise: 2, fall: 2 } }));
     const running = lb;
     assert.equal(stateOf(running, a.id), 'up');
     healthy = false;

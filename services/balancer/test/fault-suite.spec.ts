@@ -49,7 +49,7 @@ describe('fault suite: upstreams killed, hung, reset, closing keep-alives and an
         retries: 3,
         // Short ejections so that the recovered upstreams are seen back within the test.
         passiveDownMs: 300,
-        health: { path: '/healthz', intervalMs: 100, timeoutMs: 200, rise: 2, fall: 1 },
+        health: { path: '/healthz', intervalMs: 100, downIntervalMs: 100, timeoutMs: 200, maxBodyBytes: 65536, rise: 2, fall: 1 },
       }),
     );
     const running = lb;

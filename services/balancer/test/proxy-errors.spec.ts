@@ -24,7 +24,8 @@ describe('proxy: failures, error codes and the acquire/release pair', () => {
 
   it('503 LB_NO_UPSTREAM when no upstream is available, at once', async () => {
     const port = await deadPort();
-    lb = await startBalancer(testConfig([port]));
+    // Without panic mode: with it (the default) a down upstream is still tried when it is the only one.
+    lb = await startBalancer(testConfig([port], { panic: false }));
     const running = lb;
     const up = running.balancer.registry.list()[0];
     assert.ok(up);
@@ -54,7 +55,7 @@ describe('proxy: failures, error codes and the acquire/release pair', () => {
       req.on('end', () => res.writeHead(201).end(`got ${body}`));
     });
     origins = [live];
-    lb = await startBalancer(testConfig([dead, live.port]));
+    lb = await startBalancer(testConfig([dead, live.port], { exposeUpstream: true }));
     const r = await call(`${lb.url}/orders`, { method: 'POST', body: 'hello', headers: { 'content-type': 'text/plain' } });
     assert.equal(r.status, 201);
     assert.equal(r.text, 'got hello');
@@ -198,7 +199,8 @@ describe('proxy: failures, error codes and the acquire/release pair', () => {
       res.writeHead(200, { connection: 'keep-alive, x-secret-hop', 'x-secret-hop': '1', 'keep-alive': 'timeout=5', 'x-kept': 'yes' }).end('ok');
     });
     origins = [echo];
-    lb = await startBalancer(testConfig([echo.port]));
+    // The test client is a trusted proxy here: its X-Forwarded-For is extended (faults.spec.ts covers untrusted peers).
+    lb = await startBalancer(testConfig([echo.port], { exposeUpstream: true }, ['--trusted-proxies', '127.0.0.1']));
     // A raw request: HTTP clients refuse to send a Connection header naming other headers.
     const raw = connect(lb.addresses.data.port, '127.0.0.1');
     raw.write('GET /h HTTP/1.1\r\nHost: site.test\r\nConnection: x-drop-me\r\nX-Drop-Me: 1\r\nX-Forwarded-For: 10.0.0.1\r\nX-Request-Id: abc-123\r\nProxy-Authorization: secret\r\n\r\n');

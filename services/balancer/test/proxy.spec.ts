@@ -35,7 +35,7 @@ describe('proxy: least connections over real sockets', () => {
     });
     const fast = await startOrigin(namedHandler('fast'));
     origins = [slow, fast];
-    lb = await startBalancer(testConfig([slow.port, fast.port]));
+    lb = await startBalancer(testConfig([slow.port, fast.port], { exposeUpstream: true }));
     const first = get(`${lb.url}/img`); // tie at 0/0: rotation picks the first, which hangs
     await waitFor(() => held.length === 1);
     for (let i = 0; i < 5; i++) {

@@ -32,7 +32,7 @@ describe('resilience: capacity, queue, timeouts, outliers, slow start, retry bud
   it('caps in-flight per upstream and serves queued requests in arrival order', async () => {
     const { origin, held } = await holder('a');
     origins = [origin];
-    lb = await startBalancer(testConfig([origin.port], { maxInFlight: 1, queueLength: 5, queueTimeoutMs: 5000 }));
+    lb = await startBalancer(testConfig([origin.port], { exposeUpstream: true, maxInFlight: 1, queueLength: 5, queueTimeoutMs: 5000 }));
     const running = lb;
     const order: string[] = [];
     const jobs = [1, 2, 3].map((n) => call(`${running.url}/hold/${n}`).then((r) => order.push(r.text)));
@@ -52,7 +52,7 @@ describe('resilience: capacity, queue, timeouts, outliers, slow start, retry bud
   it('raising a cap lets queued requests through at once, without waiting for a release', async () => {
     const { origin, held } = await holder('a');
     origins = [origin];
-    lb = await startBalancer(testConfig([origin.port], { maxInFlight: 1, queueLength: 5, queueTimeoutMs: 5000 }));
+    lb = await startBalancer(testConfig([origin.port], { exposeUpstream: true, maxInFlight: 1, queueLength: 5, queueTimeoutMs: 5000 }));
     const running = lb;
     const jobs = [1, 2, 3].map((n) => call(`${running.url}/hold/${n}`));
     await waitFor(() => held.length === 1, 2000, 'first request at the upstream');
@@ -72,7 +72,7 @@ describe('resilience: capacity, queue, timeouts, outliers, slow start, retry bud
   it('503 LB_QUEUE_FULL when the queue is full, LB_QUEUE_TIMEOUT when the wait is too long', async () => {
     const { origin, held } = await holder('a');
     origins = [origin];
-    lb = await startBalancer(testConfig([origin.port], { maxInFlight: 1, queueLength: 1, queueTimeoutMs: 150 }));
+    lb = await startBalancer(testConfig([origin.port], { exposeUpstream: true, maxInFlight: 1, queueLength: 1, queueTimeoutMs: 150 }));
     const running = lb;
     const first = call(`${running.url}/hold/1`);
     await waitFor(() => held.length === 1);
@@ -97,7 +97,7 @@ describe('resilience: capacity, queue, timeouts, outliers, slow start, retry bud
       });
     });
     origins = [dribble];
-    lb = await startBalancer(testConfig([dribble.port], { requestTimeoutMs: 300 }));
+    lb = await startBalancer(testConfig([dribble.port], { exposeUpstream: true, requestTimeoutMs: 300 }));
     // Headers were sent: the client sees a cut connection, and the failure is counted.
     await assert.rejects(request(`${lb.url}/`).then((r) => r.body.text()));
     const metrics = await (await request(`${lb.adminUrl}/metrics`)).body.text();
@@ -109,7 +109,7 @@ describe('resilience: capacity, queue, timeouts, outliers, slow start, retry bud
   it('504 with LB_UPSTREAM_TIMEOUT before headers when the request timeout passes first', async () => {
     const hang = await startOrigin(() => undefined);
     origins = [hang];
-    lb = await startBalancer(testConfig([hang.port], { requestTimeoutMs: 200 }));
+    lb = await startBalancer(testConfig([hang.port], { exposeUpstream: true, requestTimeoutMs: 200 }));
     const r = await call(`${lb.url}/`);
     assert.equal(r.status, 504);
     assert.equal(JSON.parse(r.text).error, 'LB_UPSTREAM_TIMEOUT');
@@ -122,7 +122,7 @@ describe('resilience: capacity, queue, timeouts, outliers, slow start, retry bud
     });
     const good = await startOrigin(namedHandler('good'));
     origins = [flaky, good];
-    lb = await startBalancer(testConfig([flaky.port, good.port], { passiveFailures: 3, passiveWindowMs: 10_000, passiveDownMs: 150 }));
+    lb = await startBalancer(testConfig([flaky.port, good.port], { exposeUpstream: true, passiveFailures: 3, passiveWindowMs: 10_000, passiveDownMs: 150 }));
     const running = lb;
     const up = running.balancer.registry.get(flaky.id);
     assert.ok(up);
@@ -145,7 +145,7 @@ describe('resilience: capacity, queue, timeouts, outliers, slow start, retry bud
     const a = await startOrigin(namedHandler('a'));
     const b = await startOrigin(namedHandler('b'));
     origins = [a, b];
-    lb = await startBalancer(testConfig([a.port, b.port], { slowStartMs: 400 }));
+    lb = await startBalancer(testConfig([a.port, b.port], { exposeUpstream: true, slowStartMs: 400 }));
     const running = lb;
     const upB = running.balancer.registry.get(b.id);
     assert.ok(upB);
@@ -186,7 +186,7 @@ describe('resilience: capacity, queue, timeouts, outliers, slow start, retry bud
       req.socket.destroy();
     });
     origins = [reset, reset2];
-    lb = await startBalancer(testConfig([reset.port, reset2.port], { retries: 1, retryBudgetPercent: 10, retryBudgetMin: 1, passiveFailures: 1000 }));
+    lb = await startBalancer(testConfig([reset.port, reset2.port], { exposeUpstream: true, retries: 1, retryBudgetPercent: 10, retryBudgetMin: 1, passiveFailures: 1000 }));
     for (let i = 0; i < 20; i++) assert.equal((await call(`${lb.url}/`)).status, 502);
     const metrics = await (await request(`${lb.adminUrl}/metrics`)).body.text();
     const retries = Number(/^lb_retries_total (\d+)/m.exec(metrics)?.[1]);

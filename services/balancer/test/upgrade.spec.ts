@@ -122,7 +122,7 @@ describe('Upgrade (WebSocket) pass-through', () => {
     it('keeps Upgrade and Connection: Upgrade, strips other hop-by-hop headers, adds X-Forwarded-*', () => {
       const out = upgradeRequestHeaders(
         ['Host', 'ws.test', 'Connection', 'keep-alive, Upgrade, X-Hop', 'Upgrade', 'websocket', 'X-Hop', '1', 'Sec-WebSocket-Key', 'k', 'Keep-Alive', 'timeout=5'],
-        { remoteAddress: '10.1.2.3', proto: 'http', requestId: 'id-1' },
+        { remoteAddress: '10.1.2.3', proto: 'http', requestId: 'id-1', trusted: false },
       );
       const pairs = new Map<string, string>();
       for (let i = 0; i < out.length; i += 2) pairs.set((out[i] ?? '').toLowerCase(), out[i + 1] ?? '');
@@ -302,7 +302,8 @@ describe('Upgrade (WebSocket) pass-through', () => {
     it('503 LB_NO_UPSTREAM when none is available, and when every one is at its cap', async () => {
       const w = await startWsOrigin('ws');
       ws = [w];
-      lb = await startBalancer(testConfig([w.origin.port], { maxInFlight: 1 }));
+      // Without panic mode, which would still try the one upstream once it is down.
+      lb = await startBalancer(testConfig([w.origin.port], { maxInFlight: 1, panic: false }));
       const running = lb;
       const first = client(upgradeRequest(newKey()));
       await switched(first);
@@ -326,7 +327,7 @@ describe('Upgrade (WebSocket) pass-through', () => {
       const plain = await startOrigin(namedHandler('plain'));
       ws = [w];
       others = [plain];
-      lb = await startBalancer(testConfig([w.origin.port, plain.port]));
+      lb = await startBalancer(testConfig([w.origin.port, plain.port], { exposeUpstream: true }));
       const running = lb;
       // Only the WebSocket upstream is up while the tunnel is opened.
       const p = running.balancer.registry.get(plain.id);

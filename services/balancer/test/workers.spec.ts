@@ -210,6 +210,38 @@ describe('--workers 2: two data-path threads sharing exact counts (a Node 22 pro
     await Promise.all(replies);
   });
 
+  it('faults (#13) on both threads: requests held on an upstream that goes down move at once, and panic mode serves', async () => {
+    const { url, admin } = await start(2, ['--health-interval-ms', '100', '--health-down-interval-ms', '100', '--health-fall', '1']);
+    const [sick, healthy] = origins;
+    assert.ok(sick && healthy);
+    // /healthz of `sick` fails from now on while both hold what they have (a hung upstream, as probes see it).
+    let failing = new Set<number>();
+    for (const [i, o] of origins.entries()) {
+      const [handler] = o.server.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[];
+      o.server.removeAllListeners('request');
+      o.server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+        if (req.url === '/healthz' && failing.has(i)) res.writeHead(500).end();
+        else handler?.(req, res);
+      });
+    }
+    const held = Array.from({ length: 8 }, () => fetchOnNewConnection(`${url}/hold`));
+    await waitFor(() => sick.held() === 4 && healthy.held() === 4, 5000, 'four held on each');
+    failing = new Set([0]);
+    // Every thread moves its own requests off the upstream that went down: all 8 end up on the other.
+    await waitFor(() => healthy.held() === 8, 5000, 'the held requests moved');
+    healthy.release();
+    assert.deepEqual((await Promise.all(held)).map((r) => [r.status, r.body]), Array.from({ length: 8 }, () => [200, 'o2']));
+    let m = await metricsOf(admin);
+    assert.equal(m.get(`lb_upstream_failures_total{upstream="${sick.id}",reason="ejected"}`), 4);
+    assert.ok([0, 1].every((t) => (m.get(`lb_thread_requests_total{thread="${t}"}`) ?? 0) > 0), 'both threads took requests');
+
+    failing = new Set([0, 1]);
+    await waitFor(async () => (await metricsOf(admin)).get('lb_panic_mode') === 1, 5000, 'panic mode');
+    for (let i = 0; i < 10; i++) assert.equal((await fetchOnNewConnection(`${url}/`)).status, 200);
+    m = await metricsOf(admin);
+    assert.equal(m.get('lb_panic_requests_total'), 10, 'counted on both threads, summed');
+  });
+
   it('an operator drain reaches every thread; SIGTERM lets held requests finish on them, then exits 0', async () => {
     const { url, admin } = await start(3);
     const [drained, ...rest] = origins;

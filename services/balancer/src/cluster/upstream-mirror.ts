@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { CounterTable } from '../upstreams/counters.js';
+import { availableOf } from '../upstreams/registry.js';
 import type { UpstreamTable } from '../upstreams/registry.js';
 import { Upstream } from '../upstreams/upstream.js';
 import type { PoolSettings } from '../upstreams/upstream.js';
@@ -19,6 +20,8 @@ export interface MirrorOptions {
   readonly logger: Logger;
   /** Called once per slot that left the list, when this thread no longer has a request on it. */
   readonly onDropped: (slot: number) => void;
+  /** Panic mode, decided the same way as the registry's (see availableOf). */
+  readonly panic: boolean;
 }
 
 interface Entry {
@@ -38,6 +41,7 @@ export function createUpstreamMirror(options: MirrorOptions): UpstreamMirror {
   const byUpstream = new Map<Upstream, Entry>();
   let list: readonly Upstream[] = [];
   let available: readonly Upstream[] = [];
+  let panicking = false;
   let stopped: Promise<void> | undefined;
 
   const drop = (entry: Entry): void => {
@@ -51,13 +55,14 @@ export function createUpstreamMirror(options: MirrorOptions): UpstreamMirror {
 
   const refresh = (): void => {
     list = [...bySlot.values()].filter((e) => !e.gone).map((e) => e.upstream);
-    available = list.filter((u) => u.state === 'up');
+    ({ available, panic: panicking } = availableOf(list, options.panic));
   };
 
   return {
     counters,
     list: () => list,
     available: () => available,
+    panicking: () => panicking,
     acquire(u) {
       const entry = byUpstream.get(u);
       if (entry === undefined || entry.gone || !counters.tryAcquire(u.slot, u.maxInFlight)) return false;

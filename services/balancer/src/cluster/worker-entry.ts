@@ -37,6 +37,7 @@ const upstreams = createUpstreamMirror({
   counters,
   pool: poolSettingsOf(config),
   logger: logger.child({ component: 'upstreams' }),
+  panic: config.panic,
   onDropped: (slot) => {
     post({ type: 'dropped', slot });
   },
@@ -90,7 +91,7 @@ port.on('message', (message: ToWorker) => {
       upstreams.apply(message.upstreams);
       slotOf.clear();
       for (const u of upstreams.list()) slotOf.set(u.id, u.slot);
-      plane.capacityChanged();
+      plane.upstreamsChanged();
       break;
     case 'listen':
       plane.listen(message.port, message.host, true).then(

@@ -7,6 +7,15 @@ import type { Upstream } from '../upstreams/upstream.js';
  * Active health checks: a probe of `path` every interval; `fall` failures in a row take an up
  * upstream down, `rise` successes bring a down one back (one success for a new, unproven one).
  * An upstream ejected by passive outlier detection stays down until its ejection ends.
+ *
+ * A probe passes only when the whole response arrived: status 2xx/3xx and the body read to its
+ * end (up to `maxBodyBytes`) within the timeout. A reset, a truncated body or a stall fails it;
+ * an upstream that sends headers and then breaks every body is broken for clients too.
+ *
+ * Each upstream has its own schedule: `intervalMs` while it is up and passing, `downIntervalMs`
+ * while it is down or unproven and right after a failed probe (HAProxy's downinter/fastinter),
+ * so a restarted upstream is back within about rise × downIntervalMs and a failing one is
+ * confirmed quickly.
  */
 export interface HealthChecker {
   /**
@@ -15,18 +24,21 @@ export interface HealthChecker {
    * answer 503 for upstreams it simply has not checked yet.
    */
   start(): Promise<void>;
-  /** Probes every unproven upstream now instead of at the next tick (after discovery added some). */
+  /** Probes every unproven upstream now instead of at its next turn (after discovery added some). */
   probeUnproven(): void;
   stop(): void;
 }
 
+/** Why a probe failed, in the words of the log line (an error code, a status, a size). */
+type ProbeResult = { readonly ok: true } | { readonly ok: false; readonly why: string };
+
 /** Creates the checker; nothing runs until start(). */
 export function createHealthChecker(registry: Registry, config: Config, logger: Logger): HealthChecker {
-  const { path, intervalMs, timeoutMs, rise, fall } = config.health;
+  const { path, intervalMs, downIntervalMs, timeoutMs, maxBodyBytes, rise, fall } = config.health;
   const active = intervalMs > 0;
-  /** The probe in progress per upstream: a second caller waits for it instead of sending another. */
-  const probing = new Map<Upstream, Promise<void>>();
-  let ticker: NodeJS.Timeout | undefined;
+  const probing = new Set<Upstream>();
+  const timers = new Map<Upstream, NodeJS.Timeout>();
+  let sweeper: NodeJS.Timeout | undefined;
   let stopped = false;
 
   const passed = (u: Upstream): void => {
@@ -42,19 +54,10 @@ export function createHealthChecker(registry: Registry, config: Config, logger: 
     if (u.state === 'up' && u.probeFailures >= fall) registry.setState(u, 'down', `${fall} health probes failed: ${why}`);
   };
 
-  const probe = (u: Upstream): Promise<void> => {
-    if (u.state === 'draining') return Promise.resolve();
-    const running = probing.get(u);
-    if (running !== undefined) return running;
-    const started = probeOnce(u).finally(() => {
-      probing.delete(u);
-    });
-    probing.set(u, started);
-    return started;
-  };
-
-  const probeOnce = async (u: Upstream): Promise<void> => {
+  /** One GET of `path`, read to the end of its body; never throws. */
+  const check = async (u: Upstream): Promise<ProbeResult> => {
     try {
+      // The signal bounds the whole exchange, body included: a body that stalls fails in time.
       const res = await u.pool.request({
         path,
         method: 'GET',
@@ -63,33 +66,83 @@ export function createHealthChecker(registry: Registry, config: Config, logger: 
         bodyTimeout: timeoutMs,
         signal: AbortSignal.timeout(timeoutMs),
       });
-      await res.body.dump();
-      if (stopped || u.removed) return;
-      if (res.statusCode >= 200 && res.statusCode < 400) passed(u);
-      else failed(u, `status ${res.statusCode}`);
+      let bytes = 0;
+      // undici's body ends only when the response is complete (Content-Length reached, last chunk
+      // seen); a reset or a short body makes it throw here. dump() would swallow exactly that.
+      for await (const chunk of res.body) {
+        bytes += (chunk as Buffer).length;
+        if (bytes > maxBodyBytes) {
+          res.body.destroy();
+          return { ok: false, why: `body longer than ${maxBodyBytes} bytes` };
+        }
+      }
+      if (res.statusCode >= 200 && res.statusCode < 400) return { ok: true };
+      return { ok: false, why: `status ${res.statusCode}` };
     } catch (err) {
-      if (stopped || u.removed) return;
-      failed(u, err instanceof Error ? ((err as { code?: string }).code ?? err.message) : String(err));
+      return { ok: false, why: err instanceof Error ? ((err as { code?: string }).code ?? err.message) : String(err) };
     }
   };
 
-  const tick = (): Promise<void> => Promise.all(registry.list().map(probe)).then(() => undefined);
+  const probe = async (u: Upstream): Promise<void> => {
+    if (probing.has(u) || u.state === 'draining') return;
+    probing.add(u);
+    try {
+      const result = await check(u);
+      if (stopped || u.removed) return;
+      if (result.ok) passed(u);
+      else failed(u, result.why);
+    } finally {
+      probing.delete(u);
+    }
+  };
+
+  const nextDelay = (u: Upstream): number => (u.state === 'up' && u.probeFailures === 0 ? intervalMs : downIntervalMs);
+
+  const schedule = (u: Upstream, delayMs: number): void => {
+    if (stopped || u.removed) return;
+    clearTimeout(timers.get(u));
+    const timer = setTimeout(() => {
+      void probe(u).then(() => {
+        if (timers.get(u) === timer) timers.delete(u);
+        schedule(u, nextDelay(u));
+      });
+    }, delayMs);
+    timers.set(u, timer);
+  };
+
+  /** Starts the schedule of upstreams that have none yet (new ones) and forgets removed ones. */
+  const sweep = (): void => {
+    for (const u of registry.list()) if (!timers.has(u) && !probing.has(u)) schedule(u, 0);
+    for (const [u, timer] of timers) {
+      if (!u.removed) continue;
+      clearTimeout(timer);
+      timers.delete(u);
+    }
+  };
 
   return {
     start() {
-      if (!active || ticker !== undefined || stopped) return Promise.resolve();
-      const firstRound = tick();
-      ticker = setInterval(() => void tick(), intervalMs);
+      if (!active || sweeper !== undefined || stopped) return Promise.resolve();
+      const firstRound = Promise.all(
+        registry.list().map(async (u) => {
+          await probe(u);
+          schedule(u, nextDelay(u));
+        }),
+      ).then(() => undefined);
+      // Picks up upstreams added later (discovery); the ones above are probing, so it leaves them be.
+      sweeper = setInterval(sweep, Math.min(intervalMs, downIntervalMs));
       return firstRound;
     },
     probeUnproven() {
-      if (!active || stopped) return;
-      for (const u of registry.list()) if (u.state === 'unproven') void probe(u);
+      if (!active || stopped || sweeper === undefined) return;
+      for (const u of registry.list()) if (u.state === 'unproven' && !probing.has(u)) schedule(u, 0);
     },
     stop() {
       stopped = true;
-      if (ticker !== undefined) clearInterval(ticker);
-      ticker = undefined;
+      if (sweeper !== undefined) clearInterval(sweeper);
+      sweeper = undefined;
+      for (const timer of timers.values()) clearTimeout(timer);
+      timers.clear();
       logger.debug('health checker stopped');
     },
   };

@@ -7,8 +7,13 @@ import type { PoolSettings, UpstreamAddress, UpstreamSource, UpstreamState } fro
 export interface UpstreamTable {
   /** Every upstream still known, draining ones included. */
   list(): readonly Upstream[];
-  /** Upstreams that may take a new request now (state `up`); the same array until something changes. */
+  /**
+   * Upstreams that may take a new request now (state `up`); the same array until something
+   * changes. In panic mode (no upstream up, panic on) every down or unproven one instead.
+   */
   available(): readonly Upstream[];
+  /** Whether available() is the panic set: no upstream passes its checks and panic mode is on. */
+  panicking(): boolean;
   /**
    * Counts a request on the upstream, unless it is at its max in-flight (another thread may have
    * taken the last place since the pick). Exactly one release() must follow a true.
@@ -58,6 +63,27 @@ export interface RegistryOptions {
   readonly releaseSlot?: (slot: number) => void;
   /** Called after anything the data path sees has changed: upstreams, states, weights, caps. */
   readonly onChange?: () => void;
+  /** Panic mode: with no upstream up, pick among all of them (see availableOf). */
+  readonly panic?: boolean;
+}
+
+/**
+ * What the data path may pick from: the upstreams that are up; when none is and `panic` is on,
+ * every upstream that is down or unproven (not draining: those are leaving on purpose), as
+ * Envoy's healthy-panic threshold and nginx do. Checks that fail everywhere at once are more
+ * often wrong (a bad --health-path, a broken dependency of /healthz) than every upstream is,
+ * and a refused connection still fails over at once.
+ */
+export function availableOf(upstreams: Iterable<Upstream>, panic: boolean): { readonly available: readonly Upstream[]; readonly panic: boolean } {
+  const up: Upstream[] = [];
+  const rest: Upstream[] = [];
+  for (const u of upstreams) {
+    if (u.removed) continue;
+    if (u.state === 'up') up.push(u);
+    else if (u.state === 'down' || u.state === 'unproven') rest.push(u);
+  }
+  if (up.length > 0 || !panic || rest.length === 0) return { available: up, panic: false };
+  return { available: rest, panic: true };
 }
 
 /** Creates an empty registry. */
@@ -69,10 +95,16 @@ export function createRegistry(options: RegistryOptions): Registry {
   const changed = options.onChange ?? (() => undefined);
   const upstreams = new Map<string, Upstream>();
   let availableCache: readonly Upstream[] = [];
+  let panicking = false;
   let stopped: Promise<void> | undefined;
 
   const refresh = (): void => {
-    availableCache = [...upstreams.values()].filter((u) => u.state === 'up');
+    const wasPanicking = panicking;
+    ({ available: availableCache, panic: panicking } = availableOf(upstreams.values(), options.panic ?? false));
+    if (panicking !== wasPanicking) {
+      if (panicking) logger.warn({ upstreams: availableCache.map((u) => u.id) }, 'panic mode: no upstream passes its checks; spreading requests over all of them');
+      else logger.info('panic mode over');
+    }
     changed();
   };
 
@@ -134,6 +166,7 @@ export function createRegistry(options: RegistryOptions): Registry {
   return {
     list: () => [...upstreams.values()],
     available: () => availableCache,
+    panicking: () => panicking,
     get: (id) => upstreams.get(id),
     sync(source, addresses) {
       const wanted = new Map(addresses.map((a) => [upstreamId(a.host, a.port), a]));
