@@ -8,7 +8,7 @@ DOCKER_ENV := docker_env="$$(bash ../shared/tools/docker-offline.sh all)" && eva
 # `docker compose` (v2, or the v1 shim) when it answers, else docker-compose v1.
 COMPOSE := $$(docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: help deps build start test lint typecheck check up down logs ps scale e2e bench
+.PHONY: help deps build start test lint typecheck check up down logs ps scale e2e bench chaos
 
 help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -55,6 +55,9 @@ scale: ## change the number of backends live: make scale N=6
 
 e2e: deps ## Compose end-to-end tests (builds, starts and removes its own cluster)
 	@$(DOCKER_ENV) npm run test:compose -w @lcb/e2e
+
+chaos: deps ## events under 200 GET/s open-loop through :8080 on the running cluster (changes it!), as a table
+	@$(DOCKER_ENV) npx tsx e2e/load/chaos.ts $(if $(RATE),--rate $(RATE)) $(if $(EVENTS),--events $(EVENTS))
 
 bench: deps build ## wrk against the balancer, nginx least_conn and HAProxy leastconn
 	npm run bench

@@ -7,8 +7,8 @@ import { createCluster, type Cluster } from './lib/cluster.js';
 import { browserSuite } from './suites/browser.js';
 import { leastConnectionsSuite } from './suites/least-connections.js';
 import { prometheusSuite } from './suites/prometheus.js';
-import { scalingSuite } from './suites/scaling.js';
 import { trafficSuite } from './suites/traffic.js';
+import { underChangeSuite } from './suites/under-change.js';
 
 describe('Compose cluster (nginx, balancer, backends, Prometheus)', function () {
   let cluster: Cluster | undefined;
@@ -47,5 +47,5 @@ describe('Compose cluster (nginx, balancer, backends, Prometheus)', function () 
   leastConnectionsSuite(current);
   prometheusSuite(current);
   browserSuite(current);
-  scalingSuite(current);
+  underChangeSuite(current);
 });

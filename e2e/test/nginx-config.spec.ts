@@ -1,11 +1,12 @@
 /**
- * nginx/default.conf.template: rendered the way the nginx image's entrypoint renders it (envsubst
- * of the four variables), checked with Debian's `nginx -t`, then run for real in front of a real
- * balancer to prove what the config is for: cache headers, gzip, GET-only /api/, unbuffered SSE,
- * JSON errors while the balancer is away and no stale address after it comes back.
+ * nginx/default.conf.template and nginx/entrypoint/30-balancer-upstreams.sh: the server block plus
+ * the balancer upstream lists the script writes from DNS, checked with Debian's `nginx -t`, then
+ * run for real in front of real balancers to prove what the config is for: cache headers, gzip,
+ * GET-only /api/, unbuffered SSE, JSON errors while no balancer answers, recovery without a
+ * reload, and no lost request while the active balancer restarts (the standby takes over).
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -14,15 +15,41 @@ import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT, freePorts, missingBuild, startCluster, type Cluster } from '../../scripts/cluster-lib.mjs';
+import { startOpenLoop } from '../load/open-loop.js';
+import { summarize } from '../load/report.js';
 
 const TEMPLATE = join(REPO_ROOT, 'nginx', 'default.conf.template');
-const VARIABLES = ['BALANCER_HOST', 'BALANCER_PORT', 'BALANCER_ADMIN_PORT', 'NGINX_LOCAL_RESOLVERS'] as const;
+const UPSTREAMS_SCRIPT = join(REPO_ROOT, 'nginx', 'entrypoint', '30-balancer-upstreams.sh');
+/** Where the template includes the upstream lists from, in the image. */
+const IMAGE_UPSTREAMS_DIR = '/etc/nginx/conf.d/upstreams';
 
-/** envsubst as the image runs it: `${NAME}` of the given names only; nginx's own `$vars` stay. */
-function render(template: string, values: Record<(typeof VARIABLES)[number], string>): string {
-  return template.replace(/\$\{([A-Z_][A-Z0-9_]*)\}/g, (whole, name: string) =>
-    name in values ? values[name as keyof typeof values] : whole,
-  );
+/** Where the balancers are: names (or addresses) as in BALANCER_HOST, the active one first. */
+interface Balancers {
+  hosts: string;
+  port: number;
+  adminPort: number;
+}
+
+/**
+ * The server block as the image uses it (the template has no environment variables of its own),
+ * reading the upstream lists from `dir`, after running the image's own script to write them.
+ */
+async function render(dir: string, balancers: Balancers): Promise<string> {
+  const upstreams = join(dir, 'conf.d', 'upstreams');
+  await mkdir(upstreams, { recursive: true });
+  const r = spawnSync('bash', [UPSTREAMS_SCRIPT], {
+    encoding: 'utf8',
+    env: {
+      PATH: process.env.PATH,
+      BALANCER_HOST: balancers.hosts,
+      BALANCER_PORT: String(balancers.port),
+      BALANCER_ADMIN_PORT: String(balancers.adminPort),
+      BALANCER_WATCH_INTERVAL: '0',
+      BALANCER_UPSTREAMS_DIR: upstreams,
+    },
+  });
+  assert.equal(r.status, 0, `30-balancer-upstreams.sh failed:\n${r.stderr}`);
+  return (await readFile(TEMPLATE, 'utf8')).replaceAll(`${IMAGE_UPSTREAMS_DIR}/`, `${upstreams}/`);
 }
 
 /** The image's /etc/nginx/nginx.conf, with every writable path moved into `dir`. */
@@ -62,7 +89,6 @@ function requireNginx(ctx: Mocha.Context): string {
 }
 
 async function writeConfig(dir: string, serverConf: string): Promise<string> {
-  await rm(join(dir, 'conf.d'), { recursive: true, force: true });
   await mkdir(join(dir, 'conf.d'), { recursive: true });
   await writeFile(join(dir, 'conf.d', 'default.conf'), serverConf);
   const conf = join(dir, 'nginx.conf');
@@ -71,13 +97,13 @@ async function writeConfig(dir: string, serverConf: string): Promise<string> {
 }
 
 /** Runs nginx in the foreground with the template rendered for `values`, on a free loopback port. */
-async function startNginx(values: Record<(typeof VARIABLES)[number], string>): Promise<{ base: string; stop(): Promise<void> }> {
+async function startNginx(balancers: Balancers): Promise<{ base: string; stop(): Promise<void> }> {
   const dir = await mkdtemp(join(tmpdir(), 'lcb-nginx-run-'));
   // Workers run as nobody when the master is root: they must reach the temp dirs.
   await chmod(dir, 0o755);
   const [port] = await freePorts(1);
   assert.ok(port);
-  const rendered = render(await readFile(TEMPLATE, 'utf8'), values)
+  const rendered = (await render(dir, balancers))
     // The only two edits: a free loopback port instead of 8080, the fresh build instead of the image's copy.
     .replace('listen 8080;', `listen 127.0.0.1:${port};`)
     .replace('root /usr/share/nginx/html;', `root ${join(REPO_ROOT, 'frontend', 'dist')};`);
@@ -175,23 +201,24 @@ describe('nginx/default.conf.template', function () {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('uses only the four documented environment variables', async () => {
+  it('has no environment variables for envsubst, and no resolver on the request path', async () => {
     const template = await readFile(TEMPLATE, 'utf8');
-    const used = new Set([...template.matchAll(/\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g)].map((m) => m[1]));
-    assert.deepEqual([...used].sort(), [...VARIABLES].sort());
-    const rendered = render(template, { BALANCER_HOST: 'balancer', BALANCER_PORT: '8001', BALANCER_ADMIN_PORT: '9001', NGINX_LOCAL_RESOLVERS: '127.0.0.11' });
-    assert.doesNotMatch(rendered, /\$\{/);
-    assert.match(rendered, /set \$balancer_data http:\/\/balancer:8001;/);
-    assert.match(rendered, /resolver 127\.0\.0\.11 valid=2s ipv6=off;/);
+    assert.doesNotMatch(template, /\$\{[A-Za-z_]/, 'the balancer addresses come from the upstream lists, not from envsubst');
+    assert.doesNotMatch(template, /^\s*resolver\s/m, 'no request waits for DNS');
+    assert.match(template, /upstream balancer_data \{[^}]*keepalive \d+;/, 'keep-alive to the balancers');
+  });
+
+  it('writes the active balancer first and the others as `backup` (one balancer sees every request)', async () => {
+    const text = (await render(dir, { hosts: '127.0.0.1, 127.0.0.2 nope.invalid', port: 8001, adminPort: 9001 }), await readFile(join(dir, 'conf.d', 'upstreams', 'data.inc'), 'utf8'));
+    const servers = text.split('\n').filter((l) => l.startsWith('server '));
+    assert.deepEqual(servers, ['server 127.0.0.1:8001 max_fails=1 fail_timeout=2s;', 'server 127.0.0.2:8001 max_fails=1 fail_timeout=2s backup;']);
+    const admin = await readFile(join(dir, 'conf.d', 'upstreams', 'admin.inc'), 'utf8');
+    assert.match(admin, /server 127\.0\.0\.1:9001 /);
   });
 
   it('passes `nginx -t` once rendered', async function () {
     const bin = requireNginx(this);
-    const template = await readFile(TEMPLATE, 'utf8');
-    const conf = await writeConfig(
-      dir,
-      render(template, { BALANCER_HOST: 'balancer', BALANCER_PORT: '8001', BALANCER_ADMIN_PORT: '9001', NGINX_LOCAL_RESOLVERS: '127.0.0.1' }),
-    );
+    const conf = await writeConfig(dir, await render(dir, { hosts: '127.0.0.1', port: 8001, adminPort: 9001 }));
     const r = spawnSync(bin, ['-t', '-p', dir, '-c', conf, '-e', join(dir, 'error.log')], { encoding: 'utf8' });
     assert.equal(r.status, 0, `nginx -t failed:\n${r.stderr}`);
     assert.match(r.stderr, /syntax is ok/);
@@ -200,12 +227,9 @@ describe('nginx/default.conf.template', function () {
 
   it('`nginx -t` rejects a broken render (the check can fail)', async function () {
     const bin = requireNginx(this);
-    const template = await readFile(TEMPLATE, 'utf8');
-    // What happens when NGINX_ENTRYPOINT_LOCAL_RESOLVERS is not set: the variable stays empty.
-    const conf = await writeConfig(
-      dir,
-      render(template, { BALANCER_HOST: 'balancer', BALANCER_PORT: '8001', BALANCER_ADMIN_PORT: '9001', NGINX_LOCAL_RESOLVERS: '' }),
-    );
+    const conf = await writeConfig(dir, await render(dir, { hosts: '127.0.0.1', port: 8001, adminPort: 9001 }));
+    // What nginx would see had the script not run: no upstream list to include.
+    await rm(join(dir, 'conf.d', 'upstreams'), { recursive: true, force: true });
     const r = spawnSync(bin, ['-t', '-p', dir, '-c', conf, '-e', join(dir, 'error.log')], { encoding: 'utf8' });
     assert.notEqual(r.status, 0);
   });
@@ -249,12 +273,7 @@ describe('nginx/default.conf.template', function () {
       server.listen(0, '127.0.0.1');
       await once(server, 'listening');
       const addr = server.address() as AddressInfo;
-      nginx = await startNginx({
-        BALANCER_HOST: '127.0.0.1',
-        BALANCER_PORT: String(addr.port),
-        BALANCER_ADMIN_PORT: String(addr.port),
-        NGINX_LOCAL_RESOLVERS: '127.0.0.1',
-      });
+      nginx = await startNginx({ hosts: '127.0.0.1', port: addr.port, adminPort: addr.port });
     });
 
     after(async () => {
@@ -315,12 +334,7 @@ describe('nginx/default.conf.template', function () {
       requireNginx(this);
       if (missingBuild().length) throw new Error(`run \`npm run build\` first (missing ${missingBuild().join(', ')})`);
       cluster = await startCluster({ backends: 2, basePort: 0, balancerPort: 0, adminPort: 0, ui: false, delayScale: 0.02 });
-      nginx = await startNginx({
-        BALANCER_HOST: '127.0.0.1',
-        BALANCER_PORT: String(cluster.balancer.port),
-        BALANCER_ADMIN_PORT: new URL(cluster.urls.admin).port,
-        NGINX_LOCAL_RESOLVERS: '127.0.0.1',
-      });
+      nginx = await startNginx({ hosts: '127.0.0.1', port: cluster.balancer.port, adminPort: Number(new URL(cluster.urls.admin).port) });
       base = nginx.base;
     });
 
@@ -402,6 +416,69 @@ describe('nginx/default.conf.template', function () {
         return r.status === 200 ? r : undefined;
       });
       assert.ok(Array.isArray(((await back.json()) as { upstreams: unknown }).upstreams));
+    });
+  });
+
+  describe('in front of an active balancer and a hot standby', function () {
+    this.timeout(60_000);
+    let cluster: Cluster | undefined;
+    let standby: ChildProcess | undefined;
+    let nginx: { base: string; stop(): Promise<void> } | undefined;
+    let adminPort = 0;
+    // The standby listens on another loopback address with the same ports, as a second container
+    // of the same image does on the Compose network.
+    const totalsOf = async (host: string): Promise<number> =>
+      ((await (await fetch(`http://${host}:${adminPort}/api/upstreams`)).json()) as { totals: { requests: number } }).totals.requests;
+
+    before(async function () {
+      requireNginx(this);
+      if (missingBuild().length) throw new Error(`run \`npm run build\` first (missing ${missingBuild().join(', ')})`);
+      cluster = await startCluster({ backends: 2, basePort: 0, balancerPort: 0, adminPort: 0, ui: false, delayScale: 0.001 });
+      adminPort = Number(new URL(cluster.urls.admin).port);
+      const port = cluster.balancer.port;
+      standby = spawn(
+        process.execPath,
+        [join(REPO_ROOT, 'services', 'balancer', 'dist', 'main.js'), '--host', '127.0.0.2', '--port', String(port), '--admin-host', '127.0.0.2', '--admin-port', String(adminPort), '--log-level', 'warn', ...cluster.upstreams],
+        { stdio: ['ignore', 'inherit', 'inherit'] },
+      );
+      await until('the standby balancer', async () => ((await fetch(`http://127.0.0.2:${adminPort}/readyz`)).ok ? true : undefined));
+      nginx = await startNginx({ hosts: '127.0.0.1 127.0.0.2', port, adminPort });
+    });
+
+    after(async () => {
+      await nginx?.stop();
+      if (standby?.exitCode === null) {
+        const exited = once(standby, 'exit');
+        standby.kill('SIGTERM');
+        await exited;
+      }
+      await cluster?.stop();
+    });
+
+    it('sends every request to the active balancer while it answers', async () => {
+      assert.ok(nginx);
+      const [activeBefore, standbyBefore] = [await totalsOf('127.0.0.1'), await totalsOf('127.0.0.2')];
+      for (let i = 0; i < 20; i++) {
+        const res: Response = await fetch(`${nginx.base}/images/1?n=${i}`);
+        assert.equal(res.status, 200);
+        await res.arrayBuffer();
+      }
+      assert.equal((await totalsOf('127.0.0.1')) - activeBefore, 20);
+      assert.equal((await totalsOf('127.0.0.2')) - standbyBefore, 0);
+    });
+
+    it('loses no request while the active balancer stops and starts again: the standby takes over', async () => {
+      assert.ok(nginx && cluster);
+      const standbyBefore = await totalsOf('127.0.0.2');
+      const load = startOpenLoop({ origin: nginx.base, ratePerSecond: 100, durationMs: 4_000, paths: ['/images/1'] });
+      await sleep(1_000);
+      await cluster.balancer.stop();
+      await sleep(500);
+      await cluster.balancer.restart();
+      const result = summarize((await load.done).records);
+      assert.equal(result.failed, 0, JSON.stringify(result.failedByKind));
+      assert.ok(result.requests >= 390, `${result.requests} requests`);
+      assert.ok((await totalsOf('127.0.0.2')) - standbyBefore > 0, 'the standby served while the active balancer was away');
     });
   });
 });

@@ -12,6 +12,8 @@ export interface UpstreamView {
 
 export interface Snapshot {
   time: number;
+  /** The balancer replica (its host name). */
+  instance: string;
   tieBreak: string;
   explain: boolean;
   totals: { requests: number; inFlight: number; errors: number };

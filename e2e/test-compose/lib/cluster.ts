@@ -16,6 +16,10 @@ export const ARTIFACTS = resolve(here, '../../artifacts');
 
 /** The port every backend replica listens on inside the Compose network. */
 export const BACKEND_PORT = 8002;
+/** The balancer services: the active one (nginx sends it everything) and the hot standby. */
+export const BALANCER_SERVICES = ['balancer', 'balancer-b'] as const;
+/** The balancers' admin port inside the Compose network. */
+export const ADMIN_PORT = 9001;
 
 /** Durations of the Compose steps, for the report (`e2e/artifacts/compose-timings.json`). */
 export type Timings = Record<string, number>;
@@ -31,14 +35,17 @@ export interface Cluster {
   readonly timings: Timings;
   /** build + `up -d --scale backend=N`, then wait until the balancer routes to all N. */
   start(replicas: number): Promise<void>;
-  /** The balancer's Snapshot through nginx (`/api/upstreams`). */
+  /** The active balancer's Snapshot through nginx (`/api/upstreams`). */
   snapshot(): Promise<Snapshot>;
+  /** Every balancer replica's own Snapshot, read from its container address (admin port). */
+  balancerSnapshots(): Promise<Snapshot[]>;
   backends(): Promise<ContainerInfo[]>;
   /** `up -d --no-recreate --scale backend=N backend`; resolves with the command's duration (ms). */
   scale(replicas: number): Promise<number>;
   /**
-   * Waits until exactly N backend containers run and are healthy and the balancer's available
-   * upstreams are exactly their addresses; returns them.
+   * Waits until exactly N backend containers run and every balancer replica's available upstreams
+   * are exactly their addresses; returns them. The balancers' own probes are the readiness that
+   * counts (Docker's health checks are rare by design: they cost a `runc exec` each).
    */
   waitForBackends(replicas: number, timeoutMs?: number): Promise<ContainerInfo[]>;
   /** Saves the logs, then `down -v --remove-orphans --rmi local`. Idempotent. */
@@ -58,7 +65,7 @@ const log = (line: string): void => {
 /** Picks ports and a project name and finds the Compose CLI; starts nothing yet. */
 export async function createCluster(): Promise<Cluster> {
   const project = `lbe2e${randomBytes(4).toString('hex')}`;
-  const [frontendPort, lbPort, prometheusPort] = [await freePort(), await freePort(), await freePort()];
+  const [frontendPort, lbPort, adminPort, prometheusPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const compose = await createCompose({
     root: REPO_ROOT,
     project,
@@ -67,13 +74,16 @@ export async function createCluster(): Promise<Cluster> {
       FRONTEND_PORT: String(frontendPort),
       LB_ADDR: '127.0.0.1',
       LB_PORT_PUBLISHED: String(lbPort),
+      LB_ADMIN_ADDR: '127.0.0.1',
+      LB_ADMIN_PORT_PUBLISHED: String(adminPort),
       PROMETHEUS_ADDR: '127.0.0.1',
       PROMETHEUS_PORT: String(prometheusPort),
-      // Fast images for a fast suite, except id 4 which stays slow (3 s) so that requests to it
-      // are reliably still in flight while others are routed.
-      BACKEND_DELAY_SCALE: '0.05',
-      BACKEND_DELAYS_MS: '1000,3000,5000,60000',
-      HEALTHCHECK_INTERVAL: '1s',
+      // As in the issue's measurements: /images/1 takes 1 ms (BACKEND_DELAY_SCALE=0.001), so
+      // latency under change is the cluster's own. Ids 2 and 3 (150, 250 ms) overlap for the
+      // least-connections checks, and id 4 stays slow (3 s) so that requests to it are reliably
+      // still in flight while others are routed.
+      BACKEND_DELAY_SCALE: '0.001',
+      BACKEND_DELAYS_MS: '1000,150000,250000,3000000',
     },
   });
   const web = createHttpClient(`http://127.0.0.1:${frontendPort}`);
@@ -85,16 +95,32 @@ export async function createCluster(): Promise<Cluster> {
 
   const snapshot = (): Promise<Snapshot> => web.json<Snapshot>('/api/upstreams', 5_000);
   const backends = (): Promise<ContainerInfo[]> => compose.containers('backend');
+  // The host reaches containers on the project's bridge network directly (never anything else).
+  const balancerClients = new Map<string, HttpClient>();
+  const balancerSnapshots = async (): Promise<Snapshot[]> => {
+    const containers = (await Promise.all(BALANCER_SERVICES.map((s) => compose.containers(s)))).flat().filter((b) => b.status === 'running');
+    return Promise.all(
+      containers.map((b) => {
+        if (!b.ip) throw new Error(`balancer ${b.hostname} has no address yet`);
+        const origin = `http://${b.ip}:${ADMIN_PORT}`;
+        let client = balancerClients.get(origin);
+        if (!client) balancerClients.set(origin, (client = createHttpClient(origin)));
+        return client.json<Snapshot>('/api/upstreams', 5_000);
+      }),
+    );
+  };
 
   async function waitForBackends(replicas: number, timeoutMs = 60_000): Promise<ContainerInfo[]> {
     return waitFor(
       async () => {
         const running = (await backends()).filter((c) => c.status === 'running');
-        if (running.length !== replicas || running.some((c) => c.health !== 'healthy' || !c.ip)) return undefined;
-        const available = (await snapshot()).upstreams.filter((u) => u.available).map((u) => u.id);
-        return sameSet(available, running.map(upstreamIdOf)) ? running : undefined;
+        if (running.length !== replicas || running.some((c) => !c.ip)) return undefined;
+        const views = await balancerSnapshots();
+        if (views.length !== BALANCER_SERVICES.length) return undefined;
+        const everywhere = views.every((v) => sameSet(v.upstreams.filter((u) => u.available).map((u) => u.id), running.map(upstreamIdOf)));
+        return everywhere ? running : undefined;
       },
-      { what: `${replicas} healthy backends, all available in the balancer`, timeoutMs, intervalMs: 300 },
+      { what: `${replicas} running backends, all available in every balancer`, timeoutMs, intervalMs: 300 },
     );
   }
 
@@ -113,7 +139,7 @@ export async function createCluster(): Promise<Cluster> {
       await mkdir(ARTIFACTS, { recursive: true });
       await writeFile(join(ARTIFACTS, 'compose-timings.json'), `${JSON.stringify({ project, cli: compose.cli, ...timings }, null, 2)}\n`);
     }
-    await Promise.all([web.close(), balancer.close(), prometheus.close()]);
+    await Promise.all([web.close(), balancer.close(), prometheus.close(), ...[...balancerClients.values()].map((b) => b.close())]);
   }
 
   return {
@@ -123,6 +149,7 @@ export async function createCluster(): Promise<Cluster> {
     prometheus,
     timings,
     snapshot,
+    balancerSnapshots,
     backends,
     waitForBackends,
     async start(replicas) {

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { upstreamIdOf, type Cluster } from '../lib/cluster.js';
+import { BALANCER_SERVICES, upstreamIdOf, type Cluster } from '../lib/cluster.js';
 import { activeTargets, queryValue } from '../lib/prometheus.js';
 import { waitFor } from '../lib/wait.js';
 
@@ -7,28 +7,28 @@ const sorted = (xs: readonly string[]): string[] => [...xs].sort();
 
 /**
  * Waits until Prometheus scrapes the balancer and exactly the given backend replicas, all up.
- * Exported for the scaling suite (targets follow `--scale`).
+ * Exported for the suite of the cluster under change (targets follow `--scale`).
  */
 export async function expectBackendTargets(c: Cluster, expected: readonly string[]): Promise<void> {
   await waitFor(
     async () => {
       const [balancer, backends] = await Promise.all([activeTargets(c.prometheus, 'balancer'), activeTargets(c.prometheus, 'backend')]);
       const ok =
-        balancer.length === 1 &&
+        balancer.length === BALANCER_SERVICES.length &&
         balancer.every((t) => t.health === 'up') &&
         sorted(backends.map((t) => t.labels.instance ?? '')).join() === sorted(expected).join() &&
         backends.every((t) => t.health === 'up');
       if (ok) return true;
       throw new Error(`balancer ${JSON.stringify(balancer.map((t) => t.health))}, backends ${JSON.stringify(backends.map((t) => `${t.labels.instance ?? '?'}=${t.health}`))}`);
     },
-    { what: `Prometheus targets: balancer + ${expected.join(', ')} up`, timeoutMs: 45_000, intervalMs: 500 },
+    { what: `Prometheus targets: both balancers + ${expected.join(', ')} up`, timeoutMs: 45_000, intervalMs: 500 },
   );
 }
 
 /** Prometheus scrapes the balancer and every replica; its counters match the traffic sent. */
 export function prometheusSuite(cluster: () => Cluster): void {
   describe('Prometheus', () => {
-    it('scrapes the balancer and every backend replica (dns_sd_configs), all up', async () => {
+    it('scrapes both balancers and every backend replica (dns_sd_configs), all up', async () => {
       const c = cluster();
       const replicas = await c.waitForBackends(4);
       await expectBackendTargets(c, replicas.map(upstreamIdOf));
@@ -37,14 +37,13 @@ export function prometheusSuite(cluster: () => Cluster): void {
     it('sum(lb_requests_total) grows by exactly the requests sent', async () => {
       const c = cluster();
       await c.waitForBackends(4);
-      // A quiet balancer: its own count is then final, and Prometheus must catch up to it.
-      const before = await waitFor(
-        async () => {
-          const s = await c.snapshot();
-          return s.totals.inFlight === 0 ? s.totals.requests : undefined;
-        },
-        { what: 'an idle balancer', timeoutMs: 30_000 },
-      );
+      // Quiet balancers: their own counts are then final, and Prometheus must catch up to them.
+      // The sum covers both replicas (the standby routes only while the active one is away).
+      const totalOf = async (): Promise<number | undefined> => {
+        const views = await c.balancerSnapshots();
+        return views.every((s) => s.totals.inFlight === 0) ? views.reduce((n, s) => n + s.totals.requests, 0) : undefined;
+      };
+      const before = await waitFor(totalOf, { what: 'idle balancers', timeoutMs: 30_000 });
       const query = 'sum(lb_requests_total)';
       await waitFor(async () => ((await queryValue(c.prometheus, query)) === before ? true : undefined), {
         what: `${query} = ${before} (the balancer's own count)`,
@@ -58,8 +57,8 @@ export function prometheusSuite(cluster: () => Cluster): void {
         assert.equal(res.status, 200);
       }
       const expected = before + sent;
-      await waitFor(async () => ((await c.snapshot()).totals.requests === expected ? true : undefined), {
-        what: `the balancer to count ${expected} requests`,
+      await waitFor(async () => ((await totalOf()) === expected ? true : undefined), {
+        what: `the balancers to count ${expected} requests`,
         timeoutMs: 10_000,
       });
       let last: number | undefined;

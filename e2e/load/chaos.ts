@@ -1,0 +1,114 @@
+/**
+ * `make chaos`: the events of the Compose end-to-end suite, run against the cluster you started
+ * with `make up` (it changes it: scales the backends, restarts and recreates the active balancer,
+ * stalls and kills a replica, then scales back), and the table of what users saw. Traffic goes to
+ * 127.0.0.1 (nginx) and to the project's own containers only.
+ *
+ *   npx tsx e2e/load/chaos.ts [--rate N] [--events scale-up,scale-down,restart,upgrade,stall,kill]
+ */
+import { basename } from 'node:path';
+import { parseArgs } from 'node:util';
+import { REPO_ROOT, BALANCER_SERVICES, upstreamIdOf } from '../test-compose/lib/cluster.js';
+import { createCompose } from '../test-compose/lib/compose.js';
+import { createHttpClient } from '../test-compose/lib/http.js';
+import { waitFor } from '../test-compose/lib/wait.js';
+import type { Snapshot } from '../test-compose/lib/balancer-api.js';
+import {
+  eventTable,
+  killReplicaEvent,
+  restartBalancerEvent,
+  scaleEvent,
+  stallReplicaEvent,
+  upgradeBalancerEvent,
+  type ChaosCluster,
+  type EventOutcome,
+} from './events.js';
+import { describeSummary } from './report.js';
+
+const EVENTS = ['scale-up', 'scale-down', 'restart', 'upgrade', 'stall', 'kill'] as const;
+type EventName = (typeof EVENTS)[number];
+
+const usage = `usage: chaos [--rate N] [--events ${EVENTS.join(',')}]`;
+let options;
+try {
+  options = parseArgs({ options: { rate: { type: 'string', default: '200' }, events: { type: 'string', default: EVENTS.join(',') }, help: { type: 'boolean' } } }).values;
+} catch (err) {
+  console.error(`chaos: ${err instanceof Error ? err.message : String(err)}\n${usage}`);
+  process.exit(2);
+}
+if (options.help) {
+  console.log(usage);
+  process.exit(0);
+}
+const rate = Number(options.rate);
+const chosen = options.events.split(',').map((e) => e.trim()) as EventName[];
+const unknown = chosen.filter((e) => !EVENTS.includes(e));
+if (!Number.isInteger(rate) || rate < 1 || rate > 2000 || unknown.length > 0) {
+  console.error(`chaos: ${unknown.length > 0 ? `unknown event ${unknown.join(', ')}` : `--rate must be a whole number 1-2000, got ${options.rate}`}\n${usage}`);
+  process.exit(2);
+}
+
+// Compose's own default project name: the directory's name, lower case, letters and digits only.
+const project = process.env.COMPOSE_PROJECT_NAME ?? basename(REPO_ROOT).toLowerCase().replace(/[^a-z0-9]/g, '');
+const compose = await createCompose({ root: REPO_ROOT, project, env: {} });
+const web = `http://127.0.0.1:${process.env.FRONTEND_PORT ?? '8080'}`;
+const admins = new Map<string, ReturnType<typeof createHttpClient>>();
+
+/** Every balancer replica's own view, from its container address on the project's network. */
+async function views(): Promise<Snapshot[]> {
+  const containers = (await Promise.all(BALANCER_SERVICES.map((s) => compose.containers(s)))).flat().filter((c) => c.status === 'running' && c.ip);
+  return Promise.all(
+    containers.map((c) => {
+      const origin = `http://${c.ip ?? ''}:9001`;
+      let client = admins.get(origin);
+      if (!client) admins.set(origin, (client = createHttpClient(origin)));
+      return client.json<Snapshot>('/api/upstreams', 5_000);
+    }),
+  );
+}
+
+const cluster: ChaosCluster = {
+  web,
+  compose,
+  waitForBackends: (replicas, timeoutMs = 120_000) =>
+    waitFor(
+      async () => {
+        const running = (await compose.containers('backend')).filter((c) => c.status === 'running' && c.ip);
+        if (running.length !== replicas) return undefined;
+        const ids = running.map(upstreamIdOf).sort().join();
+        const all = await views();
+        const ok = all.length === BALANCER_SERVICES.length && all.every((v) => v.upstreams.filter((u) => u.available).map((u) => u.id).sort().join() === ids);
+        return ok ? running : undefined;
+      },
+      { what: `${replicas} backends available in every balancer`, timeoutMs, intervalMs: 300 },
+    ),
+};
+
+const scaleTo = async (n: number): Promise<void> => {
+  await compose.compose(['up', '-d', '--no-recreate', '--scale', `backend=${n}`, 'backend'], 300_000);
+  await cluster.waitForBackends(n);
+};
+
+const settings = { rate };
+const outcomes: EventOutcome[] = [];
+console.log(`chaos: project ${project}, ${rate} GET/s open-loop through ${web}; events: ${chosen.join(', ')}`);
+try {
+  await scaleTo(4);
+  for (const name of chosen) {
+    let outcome: EventOutcome;
+    if (name === 'scale-up') outcome = await scaleEvent(cluster, 4, 6, settings);
+    else if (name === 'scale-down') {
+      await scaleTo(6);
+      outcome = await scaleEvent(cluster, 6, 2, settings);
+    } else if (name === 'restart') outcome = await restartBalancerEvent(cluster, 4, settings);
+    else if (name === 'upgrade') outcome = await upgradeBalancerEvent(cluster, 4, settings);
+    else if (name === 'stall') outcome = await stallReplicaEvent(cluster, 4, { stallMs: 80, everyMs: 100, durationMs: 10_000 }, settings);
+    else outcome = await killReplicaEvent(cluster, 4, settings);
+    outcomes.push(outcome);
+    console.log(`  ${outcome.name}: ${describeSummary(outcome.window)}`);
+    await scaleTo(4);
+  }
+} finally {
+  await Promise.all([...admins.values()].map((a) => a.close()));
+}
+console.log(`\n${eventTable(outcomes)}`);
