@@ -78,12 +78,12 @@ export async function createCluster(): Promise<Cluster> {
       LB_ADMIN_PORT_PUBLISHED: String(adminPort),
       PROMETHEUS_ADDR: '127.0.0.1',
       PROMETHEUS_PORT: String(prometheusPort),
-      // As in the issue's measurements: /images/1 takes 1 ms (BACKEND_DELAY_SCALE=0.001), so
-      // latency under change is the cluster's own. Ids 2 and 3 (150, 250 ms) overlap for the
-      // least-connections checks, and id 4 stays slow (3 s) so that requests to it are reliably
-      // still in flight while others are routed.
-      BACKEND_DELAY_SCALE: '0.001',
-      BACKEND_DELAYS_MS: '1000,150000,250000,3000000',
+      // As in the issue's measurements: /images/1 takes 1 ms, so latency under change is the
+      // cluster's own. Ids 2 and 3 (150, 250 ms) overlap for the least-connections checks, and id
+      // 4 stays slow (3 s) so that requests to it are reliably still in flight while others are
+      // routed. (The backend accepts delays up to 600 s before scaling.)
+      BACKEND_DELAY_SCALE: '0.01',
+      BACKEND_DELAYS_MS: '100,15000,25000,300000',
     },
   });
   const web = createHttpClient(`http://127.0.0.1:${frontendPort}`);

@@ -21,7 +21,7 @@ export function leastConnectionsSuite(cluster: () => Cluster): void {
       await c.waitForBackends(4);
       await waitFor(async () => ((await c.snapshot()).totals.inFlight === 0 ? true : undefined), { what: 'an idle balancer', timeoutMs: 30_000 });
 
-      // /images/4 takes 3 s in the e2e cluster (BACKEND_DELAYS_MS, scale 0.001): three of them keep
+      // /images/4 takes 3 s in the e2e cluster (BACKEND_DELAYS_MS, scale 0.01): three of them keep
       // three replicas busy while the fast requests below are routed.
       const slow = [0, 1, 2].map((i) => c.web.get(`/images/4?slow=${i}`, 30_000));
       let settled: PromiseSettledResult<HttpResult>[];

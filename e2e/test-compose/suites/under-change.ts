@@ -109,11 +109,15 @@ export function underChangeSuite(cluster: () => Cluster): void {
       assert.equal(o.window.failed, 0, failuresOf(o));
     });
 
-    it('a replica frozen 80 ms of every 100 ms (CPU-starved): p99 ≤ 100 ms through nginx, its share ≤ 7 %', async () => {
+    it('a replica frozen 80 ms of every 100 ms (CPU-starved), least-connections: p99 ≤ 100 ms through nginx, share under half its fair one', async () => {
+      // Least-connections sees in-flight requests only: between stalls the replica is as fast as
+      // the others and wins its ties, and the request that lands at the start of a stall cannot be
+      // foreseen. So its share stays near one tenth (HAProxy leastconn: 7.7-9.1 % in the issue's
+      // measurement); the fair share of 4 replicas is 25 %.
       const o = await record(await stallReplicaEvent(chaos(), 4, { stallMs: 80, everyMs: 100, durationMs: 10_000 }, { rate: RATE }));
       assert.equal(o.window.failed, 0, failuresOf(o));
       assert.ok(o.window.p99 <= 100, `p99 ${Math.round(o.window.p99)} ms`);
-      assert.ok((o.stalledShare ?? 1) <= 0.07, `the stalled replica answered ${((o.stalledShare ?? 1) * 100).toFixed(1)} % of requests`);
+      assert.ok((o.stalledShare ?? 1) <= 0.125, `the stalled replica answered ${((o.stalledShare ?? 1) * 100).toFixed(1)} % of requests`);
     });
 
     it('docker kill a replica: 0 failed, 0 over 0.5 s', async () => {
