@@ -56,6 +56,8 @@ export interface OpenLoop {
   now(): number;
   /** Notes a moment (an event started, ended) on the run's clock, for the report. */
   mark(label: string): void;
+  /** The requests sent so far, in the order they were sent; finished ones have `endAt` > 0. */
+  readonly records: readonly RequestRecord[];
   /** Stops scheduling (if not done yet) and resolves once every outstanding request ended. Idempotent. */
   stop(): Promise<LoadRun>;
   /** Resolves when the scheduled duration is over and every request ended. */
@@ -192,6 +194,7 @@ export function startOpenLoop(options: OpenLoopOptions): OpenLoop {
 
   return {
     now,
+    records,
     mark(label) {
       marks.push({ label, at: now() });
     },

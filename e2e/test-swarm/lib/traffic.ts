@@ -1,36 +1,52 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { HttpClient } from '../../test-compose/lib/http.js';
-import { startStream, type Stream, type StreamResult } from '../../test-compose/lib/stream.js';
+import { SLOW_MS, startOpenLoop, type LoadRun } from '../../load/open-loop.js';
+import { describeSummary, summarize, type Summary } from '../../load/report.js';
 
-/** Image paths of the steady stream: 50, 150 and 250 ms with the e2e delays. */
+/** Image paths of the stream: 50, 150 and 250 ms with the e2e delays. */
 export const STREAM_PATHS = ['/images/1', '/images/2', '/images/3'] as const;
 
-/** A steady stream of GETs that also records when each backend (X-Backend-Id) served its first response. */
-export interface TrackedStream extends Stream {
+/** Open-loop rate of the stream through nginx (GET/s), as in the Compose suite. */
+export const STREAM_RATE = 200;
+
+/** What the stream saw from the moment it started until it was stopped. */
+export interface TrackedResult {
+  readonly run: LoadRun;
+  readonly summary: Summary;
+  /** Distinct X-Backend-Id values that answered. */
+  readonly backends: ReadonlySet<string>;
+}
+
+/**
+ * Open-loop GETs through nginx (a constant arrival rate, latency from each request's due time) that
+ * also record when each backend (X-Backend-Id) served its first response.
+ */
+export interface TrackedStream {
   /** `<hostname>:8002` -> time (ms since epoch) of its first response in this stream. */
   readonly firstServed: ReadonlyMap<string, number>;
   /** Resolves once the stream has finished `requests` requests and seen `backends` backends; bounded. */
   flowing(requests: number, backends: number, timeoutMs?: number): Promise<void>;
   /** Resolves once every id in `ids` has served a response; bounded. */
   served(ids: readonly string[], timeoutMs?: number): Promise<void>;
+  /** Stops sending, waits for the requests in flight, returns what users saw. Idempotent. */
+  stop(): Promise<TrackedResult>;
 }
 
-/** 4 sequential workers through `client`, at most 3 minutes and 30 000 requests. */
+/** 200 GET/s through `client`'s origin, for at most 4 minutes. */
 export function startTrackedStream(client: HttpClient): TrackedStream {
+  const loop = startOpenLoop({ origin: client.origin, ratePerSecond: STREAM_RATE, durationMs: 240_000, paths: STREAM_PATHS });
+  const startedAt = Date.now() - loop.now();
   const firstServed = new Map<string, number>();
-  const tracking: HttpClient = {
-    origin: client.origin,
-    async get(path, timeoutMs) {
-      const res = await client.get(path, timeoutMs);
-      const id = res.headers['x-backend-id'];
-      if (res.status === 200 && id !== undefined && !firstServed.has(id)) firstServed.set(id, Date.now());
-      return res;
-    },
-    json: (path, timeoutMs) => client.json(path, timeoutMs),
-    close: () => client.close(),
+  /** Counts finished requests and notes first responses (records only ever grow). */
+  const finished = (): number => {
+    let n = 0;
+    for (const r of loop.records) {
+      if (r.endAt === 0) continue;
+      n++;
+      if (r.ok && r.replica !== undefined && !firstServed.has(r.replica)) firstServed.set(r.replica, startedAt + r.endAt);
+    }
+    return n;
   };
-  const stream = startStream(tracking, { workers: 4, paths: STREAM_PATHS, maxMs: 180_000, maxRequests: 30_000 });
-
   const until = async (done: () => boolean, what: string, timeoutMs: number): Promise<void> => {
     const deadline = Date.now() + timeoutMs;
     while (!done()) {
@@ -38,22 +54,32 @@ export function startTrackedStream(client: HttpClient): TrackedStream {
       await sleep(50);
     }
   };
-
+  let stopped: Promise<TrackedResult> | undefined;
   return {
-    get finished() {
-      return stream.finished;
-    },
-    get backendsSeen() {
-      return stream.backendsSeen;
-    },
     firstServed,
-    stop: (): Promise<StreamResult> => stream.stop(),
     flowing: (requests, backends, timeoutMs = 30_000) =>
-      until(() => stream.finished >= requests && stream.backendsSeen >= backends, `${requests} requests over ${backends} backends`, timeoutMs),
-    served: (ids, timeoutMs = 30_000) => until(() => ids.every((id) => firstServed.has(id)), `responses from ${ids.join(', ')}`, timeoutMs),
+      until(() => finished() >= requests && firstServed.size >= backends, `${requests} requests over ${backends} backends`, timeoutMs),
+    served: (ids, timeoutMs = 30_000) => until(() => (finished(), ids.every((id) => firstServed.has(id))), `responses from ${ids.join(', ')}`, timeoutMs),
+    stop() {
+      stopped ??= loop.stop().then((run) => {
+        finished();
+        const summary = summarize(run.records);
+        return { run, summary, backends: new Set(run.records.flatMap((r) => (r.replica === undefined ? [] : [r.replica]))) };
+      });
+      return stopped;
+    },
   };
 }
 
 export const seconds = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
-export const failureText = (result: StreamResult): string => JSON.stringify(result.failures.slice(0, 10), null, 1);
+/** The first failures, for an assertion message. */
+export const failureText = (result: TrackedResult): string =>
+  JSON.stringify(result.run.records.filter((r) => !r.ok).slice(0, 10).map((r) => ({ at: Math.round(r.dueAt), path: r.path, failure: r.failure, detail: r.detail })), null, 1);
+
+/** One line for the log: requests, failures, slow, percentiles. */
+export const streamText = (result: TrackedResult): string => describeSummary(result.summary);
+
+/** Most requests over SLOW_MS that an event may cost (the Compose suite's goal). */
+export const MAX_SLOW = 5;
+export { SLOW_MS };

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BACKEND_PORT } from '../../test-compose/lib/cluster.js';
-import type { StreamResult } from '../../test-compose/lib/stream.js';
 import { upstreamIdOf, type SwarmCluster, type TaskContainer } from '../lib/swarm.js';
-import { failureText, seconds, startTrackedStream } from '../lib/traffic.js';
+import { MAX_SLOW, SLOW_MS, failureText, seconds, startTrackedStream, streamText, type TrackedResult } from '../lib/traffic.js';
 import { expectBackendTargets } from './prometheus.js';
 
 /** How soon after its first passing health probe a new task must serve: Swarm adds it to DNS, the balancer
@@ -12,15 +11,15 @@ const MAX_JOIN_LAG_MS = 4_000;
 
 /** `docker service scale` while a steady stream of GETs runs through nginx. */
 export function scalingSuite(cluster: () => SwarmCluster, from: number, up: number, down: number): void {
-  describe('docker service scale under a steady stream of GETs', () => {
-    it(`scale ${from} → ${up}: new tasks get traffic once healthy, 0 failed requests`, async function () {
+  describe('docker service scale under open-loop GETs (200/s)', () => {
+    it(`scale ${from} → ${up}: new tasks get traffic once healthy, 0 failed, ≤ 5 over 0.5 s`, async function () {
       this.timeout(300_000);
       const c = cluster();
       const before = await c.waitForBackends(from);
       const old = new Set(before.map((t) => t.id));
       const healthyAt = new Map<string, number>(); // backend id -> end of its first passing probe
       const stream = startTrackedStream(c.web);
-      let result: StreamResult;
+      let result: TrackedResult;
       let scaleMs: number;
       let availableMs: number;
       let fresh: string[];
@@ -57,24 +56,25 @@ export function scalingSuite(cluster: () => SwarmCluster, from: number, up: numb
         scaleUpCommandMs: Math.round(scaleMs),
         scaleUpAllAvailableMs: Math.round(availableMs),
         scaleUpMaxJoinLagMs: Math.max(...lags),
-        scaleUpRequests: result.ok + result.failed,
-        scaleUpFailed: result.failed,
+        scaleUpRequests: result.summary.requests,
+        scaleUpFailed: result.summary.failed,
       });
       console.log(
         `      [swarm] scale ${from} → ${up}: all ${up} tasks available in the balancer ${seconds(availableMs)} after the command; ` +
-          `new tasks first served ${lags.map((l) => `${l} ms`).join(', ')} after healthy; stream ${result.ok} ok, ${result.failed} failed`,
+          `new tasks first served ${lags.map((l) => `${l} ms`).join(', ')} after healthy; stream ${streamText(result)}`,
       );
-      assert.equal(result.failed, 0, `failed requests: ${failureText(result)}`);
+      assert.equal(result.summary.failed, 0, `failed requests: ${failureText(result)}`);
+      assert.ok(result.summary.slow <= MAX_SLOW, `${result.summary.slow} requests over ${SLOW_MS} ms (p99 ${Math.round(result.summary.p99)} ms)`);
       assert.equal(fresh.length, up - from, 'new tasks');
       for (const lag of lags) assert.ok(Number.isFinite(lag) && lag <= MAX_JOIN_LAG_MS, `a new task served ${lag} ms after it was healthy (limit ${MAX_JOIN_LAG_MS} ms)`);
     });
 
-    it(`scale ${up} → ${down}: 0 failed requests`, async function () {
+    it(`scale ${up} → ${down}: 0 failed, ≤ 5 over 0.5 s`, async function () {
       this.timeout(300_000);
       const c = cluster();
       await c.waitForBackends(up);
       const stream = startTrackedStream(c.web);
-      let result: StreamResult;
+      let result: TrackedResult;
       let settledMs: number;
       try {
         // Scale down only once the stream flows through every task.
@@ -87,11 +87,12 @@ export function scalingSuite(cluster: () => SwarmCluster, from: number, up: numb
       } finally {
         result = await stream.stop();
       }
-      Object.assign(c.figures, { scaleDownSettledMs: Math.round(settledMs), scaleDownRequests: result.ok + result.failed, scaleDownFailed: result.failed });
-      console.log(`      [swarm] scale ${up} → ${down}: ${seconds(settledMs)} until ${down} tasks remain; stream ${result.ok} ok, ${result.failed} failed over ${result.backends.size} tasks`);
-      assert.equal(result.failed, 0, `failed requests: ${failureText(result)}`);
+      Object.assign(c.figures, { scaleDownSettledMs: Math.round(settledMs), scaleDownRequests: result.summary.requests, scaleDownFailed: result.summary.failed });
+      console.log(`      [swarm] scale ${up} → ${down}: ${seconds(settledMs)} until ${down} tasks remain; stream ${streamText(result)} over ${result.backends.size} tasks`);
+      assert.equal(result.summary.failed, 0, `failed requests: ${failureText(result)}`);
+      assert.ok(result.summary.slow <= MAX_SLOW, `${result.summary.slow} requests over ${SLOW_MS} ms (p99 ${Math.round(result.summary.p99)} ms)`);
       assert.equal(result.backends.size, up, `the stream reached all ${up} tasks before the scale-down`);
-      assert.ok(result.ok >= 40, `the stream kept flowing (${result.ok} requests)`);
+      assert.ok(result.summary.ok >= 400, `the stream kept flowing (${result.summary.ok} requests)`);
     });
 
     it(`Prometheus follows: only the ${down} remaining tasks are backend targets`, async () => {
