@@ -92,9 +92,9 @@ export async function createSwarmCluster(): Promise<SwarmCluster> {
     FRONTEND_PORT: String(frontendPort),
     LB_PORT_PUBLISHED: String(lbPort),
     PROMETHEUS_PORT: String(prometheusPort),
-    // The same fast images as the Compose suite: 50, 150, 250 ms and one slow 3 s.
-    BACKEND_DELAY_SCALE: '0.05',
-    BACKEND_DELAYS_MS: '1000,3000,5000,60000',
+    // The same images as the Compose suite: 1, 150, 250 ms and one slow 3 s.
+    BACKEND_DELAY_SCALE: '0.01',
+    BACKEND_DELAYS_MS: '100,15000,25000,300000',
     HEALTHCHECK_INTERVAL: '1s',
     LCB_WAIT_S: '180',
     LCB_REMOVE_IMAGES: '1',
