@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import type { TieBreak } from './picker/least-connections.js';
+import { POLICIES } from './picker/policy.js';
+import type { PolicyName } from './picker/policy.js';
 import type { UpstreamAddress } from './upstreams/upstream.js';
 
 /** The balancer's settings, validated once at start and frozen. */
@@ -13,6 +15,8 @@ export interface Config {
   readonly upstreams: readonly UpstreamAddress[];
   readonly discovery: { readonly name: string; readonly port: number; readonly intervalMs: number } | undefined;
   readonly tieBreak: TieBreak;
+  /** Selection policy at start; switchable at runtime through the admin API. */
+  readonly policy: PolicyName;
   readonly explain: boolean;
   /** Whether responses name the upstream that served them (`X-Upstream`): internal addresses, off by default. */
   readonly exposeUpstream: boolean;
@@ -136,6 +140,7 @@ const OPTIONS = {
   discoveryDns: { flag: 'discovery-dns', env: 'LB_DISCOVERY_DNS', schema: z.string(), fallback: '', help: 'DNS name whose A records are the upstreams, re-resolved on an interval (e.g. backend)' },
   discoveryPort: { flag: 'discovery-port', env: 'LB_DISCOVERY_PORT', schema: port, fallback: '8002', help: 'port of DNS-discovered upstreams' },
   discoveryIntervalMs: { flag: 'discovery-interval-ms', env: 'LB_DISCOVERY_INTERVAL_MS', schema: int(100, 3_600_000), fallback: '1000', help: 'how often to re-resolve the DNS name' },
+  policy: { flag: 'policy', env: 'LB_POLICY', schema: z.enum(POLICIES), fallback: 'least-connections', help: `selection policy: ${POLICIES.join(' | ')} (switchable at runtime: PUT /api/policy)` },
   tieBreak: { flag: 'tie-break', env: 'LB_TIE_BREAK', schema: z.enum(['rotation', 'random']), fallback: 'rotation', help: 'how ties between equally loaded upstreams are broken: rotation | random' },
   explain: { flag: 'explain', env: 'LB_EXPLAIN', schema: bool, fallback: 'false', help: 'add X-Lb-Decision to responses: the candidates and why one won (internal addresses)', boolean: true },
   exposeUpstream: { flag: 'expose-upstream', env: 'LB_EXPOSE_UPSTREAM', schema: bool, fallback: 'false', help: 'add X-Upstream to responses: the address of the upstream that served it', boolean: true },
@@ -339,7 +344,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
   if (errors.length > 0) return { kind: 'error', errors };
 
   const v = values as {
-    [K in Key]: K extends 'explain' | 'passive5xx' | 'panic' | 'exposeUpstream' ? boolean : K extends 'retryOnStatus' ? number[] : K extends 'trustedProxies' ? string[] : K extends 'workers' ? number | 'auto' : K extends 'host' | 'adminHost' | 'discoveryDns' | 'healthPath' | 'tieBreak' | 'logLevel' | 'adminToken' | 'adminTokenFile' ? string : number;
+    [K in Key]: K extends 'explain' | 'passive5xx' | 'panic' | 'exposeUpstream' ? boolean : K extends 'retryOnStatus' ? number[] : K extends 'trustedProxies' ? string[] : K extends 'workers' ? number | 'auto' : K extends 'host' | 'adminHost' | 'discoveryDns' | 'healthPath' | 'tieBreak' | 'policy' | 'logLevel' | 'adminToken' | 'adminTokenFile' ? string : number;
   };
   const config: Config = {
     host: v.host,
@@ -349,6 +354,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     upstreams: Object.freeze(upstreams.map((u) => Object.freeze(u))),
     discovery: discoveryName === '' ? undefined : Object.freeze({ name: discoveryName, port: v.discoveryPort, intervalMs: v.discoveryIntervalMs }),
     tieBreak: v.tieBreak as TieBreak,
+    policy: v.policy as PolicyName,
     explain: v.explain,
     exposeUpstream: v.exposeUpstream,
     trustedProxies: Object.freeze(v.trustedProxies),

@@ -19,6 +19,8 @@ import { createHealthChecker } from './health/checker.js';
 import { createOutlierDetector } from './health/outlier-detector.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
+import { createPolicySetting } from './picker/policy.js';
+import type { PolicySetting } from './picker/policy.js';
 import type { Metrics } from './metrics.js';
 import { takeSnapshot } from './snapshot.js';
 import type { Snapshot } from './snapshot.js';
@@ -54,6 +56,8 @@ export interface Balancer {
   readonly metrics: Metrics;
   /** Threads on the data path (1 = this thread). */
   readonly workers: number;
+  /** The selection policy in force on every data-path thread. */
+  readonly policy: PolicySetting;
   snapshot(): Snapshot;
 }
 
@@ -114,13 +118,18 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
     },
   });
   const decisions = createDecisionLog();
+  // One setting for the process: this thread reads it, workers get every change as a message.
+  const policy = createPolicySetting(config.policy, (name) => {
+    pool?.setPolicy(name);
+    logger.info({ policy: name }, 'selection policy changed');
+  });
   const health = createHealthChecker(registry, config, logger.child({ component: 'health' }));
   const outliers = createOutlierDetector(registry, config, logger.child({ component: 'outliers' }));
   // This thread proxies too (one isolate fewer than a dedicated control thread: ~35 MB less).
   // Gauges are read at scrape time only, after `dataPlane` exists.
-  const metrics = createMetrics(registry, () => dataPlane.queueLength);
-  const settings = { tieBreak: config.tieBreak, explain: config.explain, instance: deps.instance ?? hostname() };
-  const snapshot = (): Snapshot => takeSnapshot(registry, decisions, settings);
+  const metrics = createMetrics(registry, () => dataPlane.queueLength, { processMetrics: true, upstreamGauges: true, policy: () => policy.current });
+  const instance = deps.instance ?? hostname();
+  const snapshot = (): Snapshot => takeSnapshot(registry, decisions, { tieBreak: config.tieBreak, explain: config.explain, instance, policy: policy.current });
   const events = createEventHub(snapshot, config.eventsIntervalMs);
   const dataPlane = createDataPlane({
     config,
@@ -130,6 +139,7 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
     decisions,
     logger,
     random: deps.random ?? Math.random,
+    policy,
     sharedWithOtherThreads: threaded,
   });
   if (threaded) {
@@ -138,6 +148,7 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
       config,
       counters,
       registry: () => registry,
+      policy: () => policy.current,
       logger,
       onFailure: (u, reason) => {
         outliers.recordFailure(u, reason);
@@ -174,7 +185,7 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
 
   let ready = false;
   const admin = createAdminApp({
-    metrics, scrape, snapshot, events, ready: () => ready, logger: logger.child({ component: 'admin' }), writes: { registry, token: config.adminToken },
+    metrics, scrape, snapshot, events, ready: () => ready, logger: logger.child({ component: 'admin' }), writes: { registry, token: config.adminToken, policy },
   });
   const adminHandler = admin.callback();
   // Koa's callback handles its own errors; the promise it returns carries nothing more.
@@ -210,6 +221,7 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
     registry,
     metrics,
     workers: plan.count,
+    policy,
     snapshot,
     start() {
       started ??= (async () => {

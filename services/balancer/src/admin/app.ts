@@ -2,6 +2,7 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
+import type { PolicySetting } from '../picker/policy.js';
 import type { Snapshot } from '../snapshot.js';
 import type { Registry } from '../upstreams/registry.js';
 import type { EventHub } from './event-hub.js';
@@ -17,7 +18,7 @@ export interface AdminDeps {
   readonly ready: () => boolean;
   readonly logger: Logger;
   /** The write API (drain, weight, max in-flight); without it the admin port is read-only. */
-  readonly writes?: { readonly registry: Registry; readonly token: string };
+  readonly writes?: { readonly registry: Registry; readonly token: string; readonly policy: PolicySetting };
 }
 
 /** Client-gone errors that Koa would otherwise print for every closed SSE stream. */
