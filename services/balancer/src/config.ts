@@ -56,6 +56,8 @@ export interface Config {
   readonly eventsIntervalMs: number;
   /** Bearer token for the admin write API; empty = writes refused (403). */
   readonly adminToken: string;
+  /** The backends' BACKEND_ADMIN_TOKEN, for the lab's fault scenarios; empty = scenarios refused. */
+  readonly backendAdminToken: string;
   /** Per-upstream cap on in-flight requests (HAProxy maxconn); 0 = no cap. */
   readonly maxInFlight: number;
   /** Requests that may wait for capacity when every available upstream is full. */
@@ -183,6 +185,7 @@ const OPTIONS = {
   shutdownTimeoutMs: { flag: 'shutdown-timeout-ms', env: 'LB_SHUTDOWN_TIMEOUT_MS', schema: ms, fallback: '10000', help: 'on SIGTERM, how long in-flight requests may take to finish' },
   adminToken: { flag: 'admin-token', env: 'LB_ADMIN_TOKEN', schema: z.string(), fallback: '', help: 'bearer token required by the admin write API (drain, weight, max in-flight); unset = writes refused' },
   adminTokenFile: { flag: 'admin-token-file', env: 'LB_ADMIN_TOKEN_FILE', schema: z.string(), fallback: '', help: 'read the admin token from this file (a Docker or Kubernetes secret); surrounding whitespace is dropped, an empty file = writes refused' },
+  backendAdminToken: { flag: 'backend-admin-token', env: 'LB_BACKEND_ADMIN_TOKEN', schema: z.string(), fallback: '', help: 'the backends\' BACKEND_ADMIN_TOKEN, so the admin API can switch fault scenarios on them (the lab); unset = refused' },
   maxInFlight: { flag: 'max-in-flight', env: 'LB_MAX_IN_FLIGHT', schema: int(0, 1_000_000), fallback: '0', help: 'per-upstream cap on in-flight requests (like HAProxy maxconn); 0 = none' },
   queueLength: { flag: 'queue-length', env: 'LB_QUEUE_LENGTH', schema: int(0, 1_000_000), fallback: '1024', help: 'requests that may wait when every upstream is at its cap (503 LB_QUEUE_FULL beyond)' },
   queueTimeoutMs: { flag: 'queue-timeout-ms', env: 'LB_QUEUE_TIMEOUT_MS', schema: int(1, 3_600_000), fallback: '5000', help: 'longest wait in the queue (503 LB_QUEUE_TIMEOUT after)' },
@@ -344,7 +347,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
   if (errors.length > 0) return { kind: 'error', errors };
 
   const v = values as {
-    [K in Key]: K extends 'explain' | 'passive5xx' | 'panic' | 'exposeUpstream' ? boolean : K extends 'retryOnStatus' ? number[] : K extends 'trustedProxies' ? string[] : K extends 'workers' ? number | 'auto' : K extends 'host' | 'adminHost' | 'discoveryDns' | 'healthPath' | 'tieBreak' | 'policy' | 'logLevel' | 'adminToken' | 'adminTokenFile' ? string : number;
+    [K in Key]: K extends 'explain' | 'passive5xx' | 'panic' | 'exposeUpstream' ? boolean : K extends 'retryOnStatus' ? number[] : K extends 'trustedProxies' ? string[] : K extends 'workers' ? number | 'auto' : K extends 'host' | 'adminHost' | 'discoveryDns' | 'healthPath' | 'tieBreak' | 'policy' | 'logLevel' | 'adminToken' | 'adminTokenFile' | 'backendAdminToken' ? string : number;
   };
   const config: Config = {
     host: v.host,
@@ -380,6 +383,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     shutdownTimeoutMs: v.shutdownTimeoutMs,
     eventsIntervalMs: v.eventsIntervalMs,
     adminToken,
+    backendAdminToken: v.backendAdminToken,
     maxInFlight: v.maxInFlight,
     queueLength: v.queueLength,
     queueTimeoutMs: v.queueTimeoutMs,

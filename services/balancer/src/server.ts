@@ -17,6 +17,8 @@ import { createDnsDiscovery, resolveAll } from './discovery/dns.js';
 import type { DnsDiscovery, Resolve } from './discovery/dns.js';
 import { createHealthChecker } from './health/checker.js';
 import { createOutlierDetector } from './health/outlier-detector.js';
+import { createLabRunner } from './lab/runner.js';
+import { createScenarioRelay } from './lab/scenario-relay.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import { createPolicySetting } from './picker/policy.js';
@@ -183,8 +185,14 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
     });
   }
 
+  // The lab sends to this balancer's own data port, and nowhere else.
+  let dataUrl = '';
+  const relay = createScenarioRelay(registry, config.backendAdminToken);
+  const lab = createLabRunner({ dataUrl: () => dataUrl, upstreams: registry, policy, relay, logger: logger.child({ component: 'lab' }) });
+
   let ready = false;
   const admin = createAdminApp({
+    lab: { runner: lab, relay },
     metrics, scrape, snapshot, events, ready: () => ready, logger: logger.child({ component: 'admin' }), writes: { registry, token: config.adminToken, policy },
   });
   const adminHandler = admin.callback();
@@ -199,6 +207,7 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
   const stopNow = async (): Promise<void> => {
     ready = false;
     logger.info('shutting down: no new connections, finishing in-flight requests');
+    await lab.stop();
     discovery?.stop();
     health.stop();
     outliers.stop();
@@ -231,6 +240,9 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
         // sends traffic to at once must not answer 503 LB_NO_UPSTREAM in the meantime.
         await health.start();
         const [data, adminAddress] = await Promise.all([listenData(), listen(adminServer, config.adminPort, config.adminHost)]);
+        // A wildcard address is reached on loopback; an explicit one as it is.
+        const host = ['0.0.0.0', '::', ''].includes(config.host) ? '127.0.0.1' : data.address;
+        dataUrl = `http://${host.includes(':') ? `[${host}]` : host}:${data.port}`;
         ready = true;
         logger.info(
           {

@@ -30,7 +30,12 @@ export type WriteErrorCode =
   | 'LB_UNKNOWN_UPSTREAM'
   | 'LB_UPSTREAM_REMOVED'
   | 'LB_BAD_REQUEST'
-  | 'LB_BODY_TOO_LARGE';
+  | 'LB_BODY_TOO_LARGE'
+  /** The lab runs one thing at a time. */
+  | 'LB_LAB_BUSY'
+  /** No LB_BACKEND_ADMIN_TOKEN: the balancer cannot set scenarios on the backends. */
+  | 'LB_SCENARIOS_DISABLED'
+  | 'LB_BACKEND_UNREACHABLE';
 
 const STATUS: Readonly<Record<WriteErrorCode, number>> = Object.freeze({
   LB_UNAUTHORIZED: 401,
@@ -39,6 +44,9 @@ const STATUS: Readonly<Record<WriteErrorCode, number>> = Object.freeze({
   LB_UPSTREAM_REMOVED: 409,
   LB_BAD_REQUEST: 400,
   LB_BODY_TOO_LARGE: 413,
+  LB_LAB_BUSY: 409,
+  LB_SCENARIOS_DISABLED: 403,
+  LB_BACKEND_UNREACHABLE: 502,
 });
 
 /** A refused write: the code is the body's `error`, the status comes from it. */
