@@ -66,8 +66,11 @@ function start(): void {
   const onBackend = (upstream: string, backend: string): void => {
     view.noteBackend(upstream, backend);
   };
-  setupImageDemo({ colors, onBackend });
-  setupBurst({ colors, onBackend });
+  const onFailure = (): void => {
+    view.notePageFailure();
+  };
+  setupImageDemo({ colors, onBackend, onFailure });
+  setupBurst({ colors, onBackend, onFailure });
 
   const connEl = byId('connection');
   const connText = byId('connection-text');
