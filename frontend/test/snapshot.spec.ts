@@ -26,9 +26,12 @@ describe('parseSnapshot', () => {
       time: 1,
       upstreams: [{ id: 'a:1', inFlight: 1, requests: 2, state: 'draining', drain: { startedAt: 0, deadline: 30_000, remainingMs: 29_000, drained: false } }],
     });
-    assert.deepEqual(s?.upstreams[0]?.drain, { deadline: 30_000, drained: false });
-    assert.equal(s?.policy, '');
-    assert.equal(s?.upstreams[0]?.longLived, 0);
+    assert.ok(s);
+    const [u] = s.upstreams;
+    assert.ok(u);
+    assert.equal(s.policy, '');
+    assert.equal(u.longLived, 0);
+    assert.deepEqual(u.drain, { deadline: 30_000, drained: false });
   });
 
   it('rejects what is not a snapshot', () => {
