@@ -6,14 +6,8 @@
 /** The selection policies, in the balancer's order (GET /api/policy lists them too). */
 export const POLICIES = ['least-connections', 'round-robin', 'random', 'p2c', 'peak-ewma'] as const;
 
-/** A fault the backends understand (services/backend/src/scenario.ts). */
-export interface Fault {
-  readonly extraLatencyMs?: number;
-  readonly errorRate?: number;
-  readonly hang?: boolean;
-  readonly resetMidBody?: boolean;
-  readonly cpuStallMs?: number;
-}
+/** A fault the backends understand (services/backend/src/scenario.ts checks the fields). */
+export type Fault = Readonly<Partial<Record<'extraLatencyMs' | 'errorRate' | 'cpuStallMs', number> & Record<'hang' | 'resetMidBody', boolean>>>;
 
 /** The scenario buttons: a label and the fault each applies to the chosen replica. */
 export const SCENARIOS: Readonly<Record<string, { readonly label: string; readonly fault: Fault }>> = Object.freeze({
@@ -24,15 +18,8 @@ export const SCENARIOS: Readonly<Record<string, { readonly label: string; readon
   stall: { label: '200 ms CPU stall', fault: { cpuStallMs: 200 } },
 });
 
-/** One upstream in one run's result. */
-export interface LabUpstream {
-  readonly id: string;
-  readonly requests: number;
-  readonly share: number;
-  readonly errors: number;
-  readonly maxInFlight: number;
-  readonly meanInFlight: number;
-}
+/** One upstream in one run's result: its id and its figures. */
+export type LabUpstream = { readonly id: string } & Readonly<Record<'requests' | 'share' | 'errors' | 'maxInFlight' | 'meanInFlight', number>>;
 
 /** One policy's result. */
 export interface LabResult {

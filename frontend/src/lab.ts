@@ -23,20 +23,13 @@ export interface LabPanel {
 
 export function setupLab(): LabPanel {
   const tokenInput = byId('admin-token', HTMLInputElement);
-  const policySelect = byId('policy-select', HTMLSelectElement);
-  const policyCurrent = byId('policy-current');
-  const targetSelect = byId('target-select', HTMLSelectElement);
-  const controlStatus = byId('control-status');
-  const form = byId('lab-form', HTMLFormElement);
-  const rateInput = byId('lab-rate', HTMLInputElement);
-  const durationInput = byId('lab-duration', HTMLInputElement);
-  const scenarioSelect = byId('lab-scenario', HTMLSelectElement);
-  const cancelButton = byId('lab-cancel', HTMLButtonElement);
-  const progress = byId('lab-progress', HTMLProgressElement);
-  const labStatus = byId('lab-status');
-  const resultsBody = byId('lab-results-body');
-  const resultsTable = byId('lab-results');
-  const downloads = byId('lab-downloads');
+  const [policySelect, targetSelect, scenarioSelect] = ['policy-select', 'target-select', 'lab-scenario'].map((id) => byId(id, HTMLSelectElement)) as [HTMLSelectElement, HTMLSelectElement, HTMLSelectElement];
+  const [controlStatus, labStatus] = [byId('control-status'), byId('lab-status')];
+  // Read where used: the number inputs and the parts only the renderer touches.
+  const numberIn = (id: string): number => Number(byId(id, HTMLInputElement).value);
+  const onClick = (id: string, handler: () => void): void => {
+    byId(id, HTMLButtonElement).addEventListener('click', handler);
+  };
 
   tokenInput.value = sessionStorage.getItem(TOKEN_KEY) ?? '';
   tokenInput.addEventListener('change', () => {
@@ -91,7 +84,7 @@ export function setupLab(): LabPanel {
   const target = (): string => targetSelect.value;
   const upstreamPath = (suffix: string): string => `/api/upstreams/${encodeURIComponent(target())}/${suffix}`;
 
-  byId('policy-apply', HTMLButtonElement).addEventListener('click', () => {
+  onClick('policy-apply', () => {
     const policy = policySelect.value;
     void write('PUT', '/api/policy', { policy }, controlStatus, `Policy ${policy}`);
   });
@@ -109,32 +102,34 @@ export function setupLab(): LabPanel {
       }
     });
   }
-  byId('op-drain', HTMLButtonElement).addEventListener('click', () => {
-    const timeoutMs = Math.round(Number(byId('op-drain-seconds', HTMLInputElement).value) * 1000);
+  onClick('op-drain', () => {
+    const timeoutMs = Math.round(numberIn('op-drain-seconds') * 1000);
     void write('POST', upstreamPath('drain'), { timeoutMs }, controlStatus, `Drain ${target()}`);
   });
-  byId('op-undrain', HTMLButtonElement).addEventListener('click', () => {
+  onClick('op-undrain', () => {
     void write('POST', upstreamPath('undrain'), undefined, controlStatus, `Undrain ${target()}`);
   });
-  byId('op-weight-set', HTMLButtonElement).addEventListener('click', () => {
-    const weight = Number(byId('op-weight', HTMLInputElement).value);
+  onClick('op-weight-set', () => {
+    const weight = numberIn('op-weight');
     void write('PUT', upstreamPath('weight'), { weight }, controlStatus, `Weight ${weight} on ${target()}`);
   });
-  byId('op-cap-set', HTMLButtonElement).addEventListener('click', () => {
-    const maxInFlight = Number(byId('op-cap', HTMLInputElement).value);
+  onClick('op-cap-set', () => {
+    const maxInFlight = numberIn('op-cap');
     void write('PUT', upstreamPath('max-in-flight'), { maxInFlight }, controlStatus, `Cap ${maxInFlight} on ${target()}`);
   });
 
   function render(s: LabStatus): void {
     setAttr(labStatus, 'data-state', s.state);
     setText(labStatus, describeProgress(s));
+    const progress = byId('lab-progress', HTMLProgressElement);
     progress.hidden = s.state === 'idle';
     progress.value = progressFraction(s);
-    cancelButton.disabled = s.state !== 'running';
+    byId('lab-cancel', HTMLButtonElement).disabled = s.state !== 'running';
+    const resultsTable = byId('lab-results');
     resultsTable.hidden = s.results.length === 0;
-    downloads.hidden = s.results.length === 0 || s.state === 'running';
+    byId('lab-downloads').hidden = s.results.length === 0 || s.state === 'running';
     setAttr(resultsTable, 'data-rows', String(s.results.length));
-    resultsBody.replaceChildren(
+    byId('lab-results-body').replaceChildren(
       ...s.results.map((r) => h('tr', { 'data-policy': r.policy }, ...resultCells(r).map((c, i) => h(i === 0 ? 'th' : 'td', i === 0 ? { scope: 'row' } : { class: 'num' }, c)))),
     );
   }
@@ -165,20 +160,20 @@ export function setupLab(): LabPanel {
     const key = scenarioSelect.value;
     const preset = SCENARIOS[key];
     const spec: { rate: number; durationMs: number; seed: number; scenario?: { upstream: string; fault: Fault } } = {
-      rate: Number(rateInput.value),
-      durationMs: Math.round(Number(durationInput.value) * 1000),
+      rate: numberIn('lab-rate'),
+      durationMs: Math.round(numberIn('lab-duration') * 1000),
       seed: 1,
     };
     if (preset && target() !== '') spec.scenario = { upstream: target(), fault: preset.fault };
     const ok = await write('POST', `/api/lab/${kind}`, spec, labStatus, kind === 'run' ? 'Run' : 'Compare');
     if (ok !== undefined) follow();
   };
-  form.addEventListener('submit', (ev) => {
+  byId('lab-form', HTMLFormElement).addEventListener('submit', (ev) => {
     ev.preventDefault();
     const submitter = (ev).submitter;
     void startRun(submitter?.id === 'lab-compare' ? 'compare' : 'run');
   });
-  cancelButton.addEventListener('click', () => {
+  onClick('lab-cancel', () => {
     void write('POST', '/api/lab/cancel', {}, controlStatus, 'Cancel');
   });
 
@@ -195,6 +190,7 @@ export function setupLab(): LabPanel {
   let knownTargets = '';
   return {
     update(snap) {
+      const policyCurrent = byId('policy-current');
       setText(policyCurrent, snap.policy || '–');
       setAttr(policyCurrent, 'data-policy', snap.policy);
       const ids = snap.upstreams.map((u) => u.id);

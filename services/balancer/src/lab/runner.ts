@@ -155,16 +155,12 @@ export function createLabRunner(deps: LabRunnerDeps): LabRunner {
     const latencies: number[] = [];
     const served = new Map<string, { requests: number; errors: number }>();
     const load = new Map<string, { sum: number; max: number }>();
-    let samples = 0;
-    let sent = 0;
-    let completed = 0;
-    let errors = 0;
-    let dropped = 0;
-    let outstanding = 0;
+    // One object, not six variables: the sampler, the sender and the progress ticker all update it.
+    const n = { samples: 0, sent: 0, completed: 0, errors: 0, dropped: 0, outstanding: 0 };
     const t0 = performance.now();
 
     const sampler = setInterval(() => {
-      samples++;
+      n.samples++;
       for (const u of deps.upstreams.list()) {
         const l = load.get(u.id) ?? { sum: 0, max: 0 };
         l.sum += u.inFlight;
@@ -173,7 +169,7 @@ export function createLabRunner(deps: LabRunnerDeps): LabRunner {
       }
     }, SAMPLE_MS);
     const progress = setInterval(() => {
-      publish({ ...status, progress: { policy, index, of, elapsedMs: Math.round(performance.now() - t0), durationMs: spec.durationMs, sent, completed, errors } });
+      publish({ ...status, progress: { policy, index, of, elapsedMs: Math.round(performance.now() - t0), durationMs: spec.durationMs, sent: n.sent, completed: n.completed, errors: n.errors } });
     }, PROGRESS_MS);
 
     let allSent: () => void = () => undefined;
@@ -183,24 +179,24 @@ export function createLabRunner(deps: LabRunnerDeps): LabRunner {
     let next = 0;
     let doneSending = false;
     const maybeDone = (): void => {
-      if (doneSending && outstanding === 0) allSent();
+      if (doneSending && n.outstanding === 0) allSent();
     };
 
     const send = (a: Arrival): void => {
-      sent++;
-      if (outstanding >= spec.concurrency) {
-        dropped++;
-        errors++;
-        completed++;
+      n.sent++;
+      if (n.outstanding >= spec.concurrency) {
+        n.dropped++;
+        n.errors++;
+        n.completed++;
         return;
       }
-      outstanding++;
+      n.outstanding++;
       const scheduled = t0 + a.at;
       const count = (upstream: string | undefined, failed: boolean): void => {
         const ms = performance.now() - scheduled;
         latencies.push(ms);
-        completed++;
-        if (failed) errors++;
+        n.completed++;
+        if (failed) n.errors++;
         if (upstream !== undefined) {
           const s = served.get(upstream) ?? { requests: 0, errors: 0 };
           s.requests++;
@@ -220,7 +216,7 @@ export function createLabRunner(deps: LabRunnerDeps): LabRunner {
           count(undefined, true);
         })
         .finally(() => {
-          outstanding--;
+          n.outstanding--;
           maybeDone();
         });
     };
@@ -266,15 +262,15 @@ export function createLabRunner(deps: LabRunnerDeps): LabRunner {
         share: answered === 0 ? 0 : round2((s.requests / answered) * 100) / 100,
         errors: s.errors,
         maxInFlight: l.max,
-        meanInFlight: samples === 0 ? 0 : round2(l.sum / samples),
+        meanInFlight: n.samples === 0 ? 0 : round2(l.sum / n.samples),
       };
     });
     const bad = spec.scenario?.upstream ?? null;
     return {
       policy,
-      requests: sent,
-      errors,
-      dropped,
+      requests: n.sent,
+      errors: n.errors,
+      dropped: n.dropped,
       p50Ms: round2(quantile(latencies, 0.5)),
       p99Ms: round2(quantile(latencies, 0.99)),
       p999Ms: round2(quantile(latencies, 0.999)),

@@ -6,14 +6,11 @@
  */
 import type { Registry } from '../upstreams/registry.js';
 
-/** The scenario fields a backend accepts (services/backend/src/scenario.ts). */
-export interface Fault {
-  readonly extraLatencyMs?: number;
-  readonly errorRate?: number;
-  readonly hang?: boolean;
-  readonly resetMidBody?: boolean;
-  readonly cpuStallMs?: number;
-}
+/**
+ * A scenario body, passed on as it is: the backend (services/backend/src/scenario.ts) validates it
+ * and its 400 comes back unchanged, so the fields are defined in one place only.
+ */
+export type Fault = Readonly<Record<string, number | boolean>>;
 
 /** What a backend answered: its status and JSON body, passed on unchanged. */
 export interface RelayReply {
@@ -23,14 +20,14 @@ export interface RelayReply {
 
 export type RelayFailure = 'unknown-upstream' | 'disabled' | 'unreachable';
 
-/** A relay that could not reach the backend at all. */
-export class RelayError extends Error {
-  readonly reason: RelayFailure;
-  constructor(reason: RelayFailure, message: string) {
-    super(message);
-    this.name = 'RelayError';
-    this.reason = reason;
-  }
+/** A relay that could not reach the backend at all (a plain Error with a reason). */
+export type RelayError = Error & { readonly reason: RelayFailure };
+
+const relayError = (reason: RelayFailure, message: string): RelayError => Object.assign(new Error(message), { name: 'RelayError', reason });
+
+/** True for the errors the relay throws. */
+export function isRelayError(err: unknown): err is RelayError {
+  return err instanceof Error && err.name === 'RelayError' && 'reason' in err;
 }
 
 export interface ScenarioRelay {
@@ -42,9 +39,9 @@ export interface ScenarioRelay {
 /** Relays through each upstream's own pool (no extra sockets to close; it goes with the upstream). */
 export function createScenarioRelay(registry: Registry, token: string): ScenarioRelay {
   const send = async (id: string, method: 'PUT' | 'DELETE' | 'POST', path: string, body?: Fault): Promise<RelayReply> => {
-    if (token === '') throw new RelayError('disabled', 'scenarios are disabled: set LB_BACKEND_ADMIN_TOKEN (the backends\' BACKEND_ADMIN_TOKEN)');
+    if (token === '') throw relayError('disabled', 'scenarios are disabled: set LB_BACKEND_ADMIN_TOKEN (the backends\' BACKEND_ADMIN_TOKEN)');
     const upstream = registry.get(id);
-    if (upstream === undefined) throw new RelayError('unknown-upstream', `no upstream ${id}`);
+    if (upstream === undefined) throw relayError('unknown-upstream', `no upstream ${id}`);
     try {
       const res = await upstream.pool.request({
         path,
@@ -63,7 +60,7 @@ export function createScenarioRelay(registry: Registry, token: string): Scenario
       }
       return { status: res.statusCode, body: parsed };
     } catch (err) {
-      throw new RelayError('unreachable', `backend ${id} did not answer: ${err instanceof Error ? err.message : String(err)}`);
+      throw relayError('unreachable', `backend ${id} did not answer: ${err instanceof Error ? err.message : String(err)}`);
     }
   };
   return {

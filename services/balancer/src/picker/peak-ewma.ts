@@ -15,7 +15,7 @@
  * samples; nothing is shared, nothing is locked, and the in-flight part of the cost is the shared count.
  */
 import type { Candidate, Pick } from './least-connections.js';
-import { drawTwo } from './weighted.js';
+import { pickCheaperOfTwo } from './two-choices.js';
 
 /** Cost of an upstream with requests in flight and no latency sample yet (Finagle's Penalty, in ms). */
 export const UNSEEN_PENALTY_MS = 1e6;
@@ -33,16 +33,7 @@ export function pickPeakEwma<T extends Candidate>(
   random: () => number,
   latencyMs: (candidate: T) => number,
 ): Pick<T> | undefined {
-  const first = candidates[0];
-  if (first === undefined) return undefined;
-  if (candidates.length === 1) return { chosen: first, reason: 'only-candidate' };
-  const [i, j] = drawTwo(candidates, random);
-  const a = candidates[i] ?? first;
-  const b = candidates[j] ?? first;
-  const costA = peakEwmaCost(latencyMs(a), a.inFlight, a.weight);
-  const costB = peakEwmaCost(latencyMs(b), b.inFlight, b.weight);
-  const chosen = costA < costB ? a : costB < costA ? b : random() < 0.5 ? a : b;
-  return { chosen, reason: 'peak-ewma' };
+  return pickCheaperOfTwo(candidates, random, (c) => peakEwmaCost(latencyMs(c), c.inFlight, c.weight), 'peak-ewma');
 }
 
 /** Per-thread latency estimates, keyed by upstream object. Time is passed in (ms), never read here. */
