@@ -153,7 +153,12 @@ export function createLabRunner(deps: LabRunnerDeps): LabRunner {
       pool.destroy().catch(() => undefined);
     };
     const latencies: number[] = [];
-    const served = new Map<string, { requests: number; errors: number }>();
+    // Per upstream, the balancer's own counts over the run (attempts finished, errors), not a
+    // response header: X-Upstream is opt-in, and a retried request counts on both upstreams it
+    // tried. Other traffic during the run counts too; the page says so.
+    const countsNow = (): Map<string, { requests: number; errors: number }> =>
+      new Map(deps.upstreams.list().map((u) => [u.id, { requests: u.requests, errors: u.errors }]));
+    const before = countsNow();
     const load = new Map<string, { sum: number; max: number }>();
     // One object, not six variables: the sampler, the sender and the progress ticker all update it.
     const n = { samples: 0, sent: 0, completed: 0, errors: 0, dropped: 0, outstanding: 0 };
@@ -192,28 +197,20 @@ export function createLabRunner(deps: LabRunnerDeps): LabRunner {
       }
       n.outstanding++;
       const scheduled = t0 + a.at;
-      const count = (upstream: string | undefined, failed: boolean): void => {
-        const ms = performance.now() - scheduled;
-        latencies.push(ms);
+      const count = (failed: boolean): void => {
+        latencies.push(performance.now() - scheduled);
         n.completed++;
         if (failed) n.errors++;
-        if (upstream !== undefined) {
-          const s = served.get(upstream) ?? { requests: 0, errors: 0 };
-          s.requests++;
-          if (failed) s.errors++;
-          served.set(upstream, s);
-        }
       };
       pool
         .request({ path: a.path, method: 'GET' })
         .then(async (res) => {
           // The whole body: latency is until the last byte, as a user sees it.
           await res.body.arrayBuffer();
-          const upstream = res.headers['x-upstream'];
-          count(typeof upstream === 'string' ? upstream : undefined, res.statusCode >= 500);
+          count(res.statusCode >= 500);
         })
         .catch(() => {
-          count(undefined, true);
+          count(true);
         })
         .finally(() => {
           n.outstanding--;
@@ -251,9 +248,10 @@ export function createLabRunner(deps: LabRunnerDeps): LabRunner {
     }
 
     latencies.sort((a, b) => a - b);
-    const answered = [...served.values()].reduce((n, s) => n + s.requests, 0);
-    const ids = new Set([...deps.upstreams.list().map((u) => u.id), ...served.keys()]);
-    const upstreams: UpstreamResult[] = [...ids].sort().map((id) => {
+    const after = countsNow();
+    const served = new Map([...after].map(([id, c]) => [id, { requests: c.requests - (before.get(id)?.requests ?? 0), errors: c.errors - (before.get(id)?.errors ?? 0) }]));
+    const answered = [...served.values()].reduce((sum, c) => sum + c.requests, 0);
+    const upstreams: UpstreamResult[] = [...served.keys()].sort().map((id) => {
       const s = served.get(id) ?? { requests: 0, errors: 0 };
       const l = load.get(id) ?? { sum: 0, max: 0 };
       return {
