@@ -102,7 +102,7 @@ try {
     assertAlive(procs);
     const view = JSON.parse((await http('GET', `${admin}/api/upstreams`)).body);
     return view.upstreams.filter((u) => u.available).length === settings.backends;
-  }, 20_000);
+  }, 60_000);
 
   const slowId = `127.0.0.1:${backendPorts.at(-1)}`;
   const base = { rate: settings.rate, durationMs: settings.durationMs, seed: settings.seed, mix: [1] };
