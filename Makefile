@@ -62,6 +62,11 @@ chaos: deps ## events under 200 GET/s open-loop through :8080 on the running clu
 bench: deps build ## wrk against the balancer, nginx least_conn and HAProxy leastconn
 	npm run bench
 
+.PHONY: lab
+
+lab: deps build ## algorithm lab: one slow replica among ten, every policy, same traffic (local processes)
+	node bench/lab.mjs
+
 .PHONY: bench-connections
 
 bench-connections: deps build ## 10,000 idle keep-alive clients: RSS of the balancer, nginx, HAProxy

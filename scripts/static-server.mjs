@@ -241,9 +241,11 @@ export function createUiServer(opts) {
       return;
     }
     if (pathname.startsWith('/api/')) {
-      // The admin API is read-only from the page's origin; nginx answers the same.
-      if (req.method !== 'GET' && req.method !== 'HEAD') {
-        sendJsonError(res, 405, 'METHOD_NOT_ALLOWED', 'only GET and HEAD are allowed on /api/', { allow: 'GET, HEAD' });
+      // The admin API is read-only from the page's origin unless a request carries a bearer token
+      // (the operator controls and the lab): the balancer checks the token itself. nginx answers the same.
+      const bearer = /^Bearer\s/i.test(req.headers.authorization ?? '');
+      if (req.method !== 'GET' && req.method !== 'HEAD' && !bearer) {
+        sendJsonError(res, 405, 'METHOD_NOT_ALLOWED', 'only GET and HEAD are allowed on /api/ without a bearer token', { allow: 'GET, HEAD' });
         req.resume();
         return;
       }

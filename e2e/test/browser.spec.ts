@@ -378,6 +378,8 @@ describe('the live view with a scripted event stream (upstreams coming and going
       ['10.0.0.4:8002', 0, 5, 'unproven'],
     ];
     let time = Date.now();
+    // The lab panel asks once whether a run is going on; here nothing is.
+    await page.route('**/api/lab', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: '{"state":"idle","results":[]}' }));
     await page.route('**/api/events', (route) =>
       route.fulfill({
         status: 200,

@@ -377,7 +377,7 @@ describe('nginx/default.conf.template', function () {
       assert.equal(((await missing.json()) as { error: string }).error, 'IMAGE_NOT_FOUND');
     });
 
-    it('allows only GET and HEAD on /api/', async () => {
+    it('allows only GET and HEAD on /api/ without a bearer token', async () => {
       const get = await fetch(`${base}/api/upstreams`);
       assert.equal(get.status, 200);
       const snap = (await get.json()) as { upstreams: { id: string }[] };

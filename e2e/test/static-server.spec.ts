@@ -161,9 +161,16 @@ describe('scripts/static-server.mjs', () => {
       const r = await raw(port, method, '/api/upstreams', { 'content-type': 'application/json' }, '{}');
       assert.equal(r.status, 405, method);
       assert.equal(r.headers.allow, 'GET, HEAD');
-      assert.deepEqual(JSON.parse(r.body), { error: 'METHOD_NOT_ALLOWED', message: 'only GET and HEAD are allowed on /api/' });
+      assert.deepEqual(JSON.parse(r.body), { error: 'METHOD_NOT_ALLOWED', message: 'only GET and HEAD are allowed on /api/ without a bearer token' });
     }
     assert.equal(seen.length, before);
+  });
+
+  it('passes writes to /api/ with a bearer token through to the admin port (the balancer checks it)', async () => {
+    const r = await raw(port, 'PUT', '/api/policy', { 'content-type': 'application/json', authorization: 'Bearer t' }, '{"policy":"p2c"}');
+    assert.equal(r.status, 200);
+    assert.equal(seen.at(-1)?.port, 'admin');
+    assert.equal(seen.at(-1)?.method, 'PUT');
   });
 
   it('proxies /api/ to the admin port and /images/ (any method, with body) to the data port', async () => {

@@ -13,6 +13,8 @@ import {
   fetchImage,
   imageUrl,
   randomImageId,
+  runLimited,
+  BURST_PARALLEL,
   type BurstTally,
   type ImageOutcome,
 } from './requests.js';
@@ -27,6 +29,8 @@ export interface DemoHooks {
   readonly colors: ColorMap;
   /** A response told us which backend stands behind an upstream. */
   readonly onBackend: (upstream: string, backend: string) => void;
+  /** One of the page's requests failed (not cancelled by the user): counted in the Errors card. */
+  readonly onFailure: () => void;
 }
 
 /** Wires the single-image button. */
@@ -71,6 +75,7 @@ export function setupImageDemo(hooks: DemoHooks): void {
     facts.hidden = false;
     const outcome = await fetchImage({ imageId, url: imageUrl(imageId, Date.now()), signal: controller.signal });
     if (current !== controller) return; // superseded by a later click
+    if (!outcome.ok && !outcome.aborted) hooks.onFailure();
     window.clearInterval(ticker);
     current = undefined;
     setAttr(button, 'aria-busy', undefined);
@@ -212,15 +217,15 @@ export function setupBurst(hooks: DemoHooks): void {
     const timer = window.setInterval(() => {
       render(tally, performance.now() - started, false);
     }, 200);
-    // All requests start at once; the browser may still queue them per connection limit.
-    await Promise.all(
-      Array.from({ length: n }, async (_, i) => {
-        const imageId = randomImageId();
-        const o = await fetchImage({ imageId, url: imageUrl(imageId, salt, String(i)), signal: controller.signal });
-        if (o.ok && o.upstream && o.backend) hooks.onBackend(o.upstream, o.backend);
-        tally = addToTally(tally, o);
-      }),
-    );
+    // The page keeps its own queue (BURST_PARALLEL at a time), so a request's 30 s timeout and its
+    // time start when it is really sent, never while it waits for one of the browser's connections.
+    await runLimited(n, BURST_PARALLEL, async (i) => {
+      const imageId = randomImageId();
+      const o = await fetchImage({ imageId, url: imageUrl(imageId, salt, String(i)), signal: controller.signal });
+      if (o.ok && o.upstream && o.backend) hooks.onBackend(o.upstream, o.backend);
+      if (!o.ok && !o.aborted) hooks.onFailure();
+      tally = addToTally(tally, o);
+    });
     window.clearInterval(timer);
     running = undefined;
     render(tally, performance.now() - started, true);

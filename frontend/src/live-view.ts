@@ -34,6 +34,11 @@ export interface LiveView {
   update(snapshot: Snapshot, history: TrafficHistory): void;
   /** Remembers which backend (X-Backend-Id) answered through an upstream, learned from the page's own requests. */
   noteBackend(upstreamId: string, backendId: string): void;
+  /**
+   * Counts a failure of the page's own requests (timeout, network error, 5xx) in the Errors card:
+   * a balancer that is not reachable counts none itself, and that is when users look.
+   */
+  notePageFailure(): void;
   /** Dims the figures while they are not live. */
   setStale(stale: boolean): void;
 }
@@ -61,6 +66,17 @@ export function createLiveView(colors: ColorMap): LiveView {
   };
   const tieBreakEl = byId('tie-break');
   const instanceEl = byId('instance');
+  const policyEl = byId('policy');
+  // The Errors card: the balancer's count plus the page's own failed requests.
+  let lastErrors = 0;
+  let pageFailures = 0;
+  const renderErrors = (): void => {
+    const total = lastErrors + pageFailures;
+    setText(kpi.errors, formatInt(total));
+    setAttr(kpi.errors, 'data-nonzero', String(total > 0));
+    setAttr(kpi.errors, 'data-page-failures', String(pageFailures));
+    setAttr(kpi.errors, 'title', `${formatInt(lastErrors)} counted by the balancer, ${formatInt(pageFailures)} failed requests of this page`);
+  };
   const explainEl = byId('explain');
   const lastUpdateEl = byId('last-update');
   const decisionList = byId('decisions');
@@ -135,11 +151,16 @@ export function createLiveView(colors: ColorMap): LiveView {
     const peak = history.peakInFlight(u.id, PEAK_WINDOW_MS);
     setAttr(el, 'data-peak', String(peak));
     const stateText = (STATE_LABEL[u.state] ?? u.state) + (u.state === 'up' && !u.available ? ' · full' : '');
-    setText(row.state, stateText);
+    // A drain shows its countdown to the operator's deadline, live (ten snapshots a second).
+    const drainText = u.drain ? (u.drain.drained ? ' · drained' : ` · ${Math.max(0, Math.ceil((u.drain.deadline - Date.now()) / 1000))} s`) : '';
+    setText(row.state, stateText + drainText);
+    setAttr(el, 'data-drain', u.drain ? (u.drain.drained ? 'drained' : 'running') : undefined);
     setAttr(row.state, 'data-state', u.state);
-    setText(row.weight, formatInt(u.weight));
     setText(row.backend, backends.get(u.id) ?? '');
-    setText(row.inFlight, formatInt(u.inFlight));
+    // Long-lived (WebSocket) tunnels are in inFlight too; shown apart so requests read as requests.
+    setText(row.inFlight, u.longLived > 0 ? `${formatInt(u.inFlight - u.longLived)} + ${formatInt(u.longLived)} ws` : formatInt(u.inFlight));
+    setAttr(el, 'data-long-lived', String(u.longLived));
+    setText(row.weight, formatInt(u.weight) + (u.maxInFlight > 0 ? ` · cap ${formatInt(u.maxInFlight)}` : ''));
     setStyle(row.fill, 'transform', `scaleX(${Math.min(1, u.inFlight / scale).toFixed(4)})`);
     setStyle(row.peak, 'left', `${(Math.min(1, peak / scale) * 100).toFixed(2)}%`);
     setAttr(row.peak, 'data-visible', String(peak > 0));
@@ -206,8 +227,8 @@ export function createLiveView(colors: ColorMap): LiveView {
       setText(kpi.rps, formatRate(history.totalRate()));
       setText(kpi.inFlight, formatInt(snap.totals.inFlight));
       setText(kpi.requests, formatInt(snap.totals.requests));
-      setText(kpi.errors, formatInt(snap.totals.errors));
-      setAttr(kpi.errors, 'data-nonzero', String(snap.totals.errors > 0));
+      lastErrors = snap.totals.errors;
+      renderErrors();
       setText(kpi.imbalance, formatRatio(snap.imbalance));
       const available = snap.upstreams.filter((u) => u.available).length;
       // Panic: none passes its checks, yet every one takes requests; say so where health is shown.
@@ -216,6 +237,7 @@ export function createLiveView(colors: ColorMap): LiveView {
       setAttr(kpi.available, 'data-panic', String(snap.panic));
       setText(tieBreakEl, snap.tieBreak || '–');
       setText(instanceEl, snap.instance || '–');
+      setText(policyEl, snap.policy || '–');
       setText(explainEl, snap.explain ? 'on' : 'off');
       setText(lastUpdateEl, formatClock(snap.time));
       setAttr(lastUpdateEl, 'datetime', new Date(snap.time).toISOString());
@@ -225,6 +247,10 @@ export function createLiveView(colors: ColorMap): LiveView {
       backends.set(upstreamId, backendId);
       const row = rows.get(upstreamId);
       if (row) setText(row.backend, backendId);
+    },
+    notePageFailure() {
+      pageFailures++;
+      renderErrors();
     },
     setStale(stale) {
       setAttr(table, 'data-stale', String(stale));

@@ -11,6 +11,7 @@ import { byId, setAttr, setText } from './dom.js';
 import { formatDuration } from './format.js';
 import { createTrafficHistory } from './history.js';
 import { setupBurst, setupImageDemo } from './image-demo.js';
+import { setupLab } from './lab.js';
 import { createLiveView } from './live-view.js';
 import type { Snapshot } from './snapshot.js';
 
@@ -66,8 +67,13 @@ function start(): void {
   const onBackend = (upstream: string, backend: string): void => {
     view.noteBackend(upstream, backend);
   };
-  setupImageDemo({ colors, onBackend });
-  setupBurst({ colors, onBackend });
+  const onFailure = (): void => {
+    view.notePageFailure();
+  };
+  setupImageDemo({ colors, onBackend, onFailure });
+  setupBurst({ colors, onBackend, onFailure });
+
+  const lab = setupLab();
 
   const connEl = byId('connection');
   const connText = byId('connection-text');
@@ -108,6 +114,7 @@ function start(): void {
     onSnapshot(s) {
       latest = s;
       history.ingest(s);
+      lab.update(s);
       // A background tab keeps its history but skips the drawing until it is looked at again.
       if (!document.hidden) view.update(s, history);
     },

@@ -69,6 +69,31 @@ export function clampBurst(value: unknown): number {
 }
 
 /** Options of {@link fetchImage}. */
+/**
+ * Requests of a burst the page has in flight at once. A browser opens at most six HTTP/1.1
+ * connections to one site; the live stream holds one and a lab run's progress stream another.
+ * The page queues the rest itself, so each request's timeout starts when it really starts, not
+ * while it waits in the browser's own queue.
+ */
+export const BURST_PARALLEL = 4;
+
+/**
+ * Runs `task(0)`..`task(count - 1)` with at most `limit` running at a time, in index order;
+ * resolves with the results in index order.
+ */
+export async function runLimited<T>(count: number, limit: number, task: (index: number) => Promise<T>): Promise<T[]> {
+  const results = new Array<T>(count);
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < count) {
+      const i = next++;
+      results[i] = await task(i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, count)) }, lane));
+  return results;
+}
+
 export interface FetchImageOptions {
   readonly imageId: number;
   readonly url: string;

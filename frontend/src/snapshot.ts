@@ -18,6 +18,12 @@ export interface UpstreamSnapshot {
   readonly state: UpstreamState | (string & {});
   readonly available: boolean;
   readonly source: string;
+  /** Upgraded (WebSocket) connections, counted in inFlight too; shown apart. */
+  readonly longLived: number;
+  /** Cap on in-flight requests; 0 = none. */
+  readonly maxInFlight: number;
+  /** Present while an operator drain runs (deadline in ms epoch, for a live countdown). */
+  readonly drain?: { readonly deadline: number; readonly drained: boolean };
 }
 
 /** One routing decision from the balancer's ring buffer. */
@@ -33,6 +39,8 @@ export interface Snapshot {
   /** The balancer replica this view watches (each replica has its own counts). */
   readonly instance: string;
   readonly tieBreak: string;
+  /** The selection policy in force ('' from a balancer older than policies). */
+  readonly policy: string;
   readonly explain: boolean;
   /** No upstream passes its checks and the balancer spreads requests over all of them (panic mode). */
   readonly panic: boolean;
@@ -64,6 +72,11 @@ function parseUpstream(v: unknown): UpstreamSnapshot | undefined {
     state,
     available: typeof v.available === 'boolean' ? v.available : state === 'up',
     source: str(v.source) ?? 'static',
+    longLived: num(v.longLived) ?? 0,
+    maxInFlight: num(v.maxInFlight) ?? 0,
+    ...(isObj(v.drain) && num(v.drain.deadline) !== undefined
+      ? { drain: { deadline: num(v.drain.deadline) ?? 0, drained: v.drain.drained === true } }
+      : {}),
   };
 }
 
@@ -105,6 +118,7 @@ export function parseSnapshot(v: unknown): Snapshot | undefined {
     time,
     instance: str(v.instance) ?? '',
     tieBreak: str(v.tieBreak) ?? '',
+    policy: str(v.policy) ?? '',
     explain: v.explain === true,
     panic: v.panic === true,
     totals: {

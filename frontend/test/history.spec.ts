@@ -11,12 +11,15 @@ const up = (id: string, requests: number, inFlight = 0): UpstreamSnapshot => ({
   state: 'up',
   available: true,
   source: 'static',
+  longLived: 0,
+  maxInFlight: 0,
 });
 
 const snap = (time: number, upstreams: UpstreamSnapshot[]): Snapshot => ({
   time,
   instance: 'test',
   tieBreak: 'rotation',
+  policy: 'least-connections',
   explain: false,
   panic: false,
   totals: {

@@ -3,6 +3,7 @@ import {
   MAX_BURST,
   addToTally,
   clampBurst,
+  runLimited,
   emptyTally,
   fetchImage,
   imageUrl,
@@ -147,5 +148,35 @@ describe('requests', () => {
     assert.deepEqual([...t.byUpstream], [['a', 2], ['b', 1]]);
     assert.deepEqual([...t.byReason], [['least-loaded', 2], ['tie-rotation', 1]]);
     assert.deepEqual([...t.byError], [['LB_NO_UPSTREAM', 1]]);
+  });
+});
+
+describe('runLimited (the burst\'s own queue)', () => {
+  it('never has more than `limit` tasks running, runs them all, keeps the index order of results', async () => {
+    let running = 0;
+    let most = 0;
+    const started: number[] = [];
+    const results = await runLimited(10, 3, async (i) => {
+      started.push(i);
+      running++;
+      most = Math.max(most, running);
+      await new Promise((resolve) => setTimeout(resolve, 1 + (i % 3)));
+      running--;
+      return i * 2;
+    });
+    assert.equal(most, 3);
+    assert.deepEqual(started, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    assert.deepEqual(results, [0, 2, 4, 6, 8, 10, 12, 14, 16, 18]);
+    assert.deepEqual(await runLimited(0, 4, () => Promise.resolve(1)), []);
+  });
+
+  it('a task starts only when a lane is free: its clock starts then, not when the burst began', async () => {
+    const startTimes: number[] = [];
+    const t0 = Date.now();
+    await runLimited(4, 2, async () => {
+      startTimes.push(Date.now() - t0);
+      await new Promise((resolve) => setTimeout(resolve, 30));
+    });
+    assert.ok((startTimes[2] ?? 0) >= 25, `the third started after the first finished: ${startTimes.join(',')}`);
   });
 });

@@ -5,12 +5,13 @@ const example = {
   time: 1764081000000,
   instance: '3f2a9c1b7d4e',
   tieBreak: 'rotation',
+  policy: 'least-connections',
   explain: false,
   panic: false,
   totals: { requests: 120, inFlight: 3, errors: 1 },
   imbalance: 1.33,
   upstreams: [
-    { id: '127.0.0.1:8002', weight: 1, inFlight: 2, requests: 60, errors: 0, state: 'up', available: true, source: 'static' },
+    { id: '127.0.0.1:8002', weight: 1, inFlight: 2, requests: 60, errors: 0, state: 'up', available: true, source: 'static', longLived: 1, maxInFlight: 0 },
   ],
   decisions: [{ time: 1764081000000, chosen: '127.0.0.1:8002', reason: 'tie-rotation' }],
 };
@@ -18,6 +19,19 @@ const example = {
 describe('parseSnapshot', () => {
   it('accepts the example of docs/contracts.md unchanged', () => {
     assert.deepEqual(parseSnapshot(example), example);
+  });
+
+  it('keeps a drain\'s deadline for the countdown; an older balancer\'s snapshot gets defaults', () => {
+    const s = parseSnapshot({
+      time: 1,
+      upstreams: [{ id: 'a:1', inFlight: 1, requests: 2, state: 'draining', drain: { startedAt: 0, deadline: 30_000, remainingMs: 29_000, drained: false } }],
+    });
+    assert.ok(s);
+    const [u] = s.upstreams;
+    assert.ok(u);
+    assert.equal(s.policy, '');
+    assert.equal(u.longLived, 0);
+    assert.deepEqual(u.drain, { deadline: 30_000, drained: false });
   });
 
   it('rejects what is not a snapshot', () => {

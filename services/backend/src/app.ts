@@ -7,10 +7,11 @@ import { createImages } from './images.js';
 import type { Logger } from './logger.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { createRouter } from './routes.js';
+import { createScenarioRouter, createScenarioState, type ScenarioState } from './scenario.js';
 import { createStats, type Stats } from './stats.js';
 
 /** The part of {@link Config} the HTTP app uses (the rest is for main: where to listen, log level). */
-export type AppConfig = Pick<Config, 'id' | 'delaysMs' | 'delayScale'>;
+export type AppConfig = Pick<Config, 'id' | 'delaysMs' | 'delayScale' | 'adminToken'>;
 
 /** Collaborators of the app; all but the logger have defaults. */
 export interface AppDeps {
@@ -19,6 +20,10 @@ export interface AppDeps {
   readonly images?: readonly Buffer[];
   /** Milliseconds clock for uptime. */
   readonly now?: () => number;
+  /** Uniform in [0, 1) for the error-rate scenario (tests pass a seeded one). */
+  readonly random?: () => number;
+  /** What `POST /admin/exit` calls once it has answered; main.ts exits the process. */
+  readonly exit?: () => void;
 }
 
 /** A backend app: the Koa app to serve, its state, and `stop()`. */
@@ -27,6 +32,8 @@ export interface BackendApp {
   readonly stats: Stats;
   readonly metrics: Metrics;
   readonly delays: Delays;
+  /** The faults switched on in this replica (`/admin/scenario`). */
+  readonly scenario: ScenarioState;
   /** From now on /healthz answers 503 "stopping" (images are still served). Idempotent. */
   beginShutdown(): void;
   /** Ends the image delays still running (their connections are dropped). Idempotent. */
@@ -62,7 +69,16 @@ export function createApp(config: AppConfig, deps: AppDeps): BackendApp {
   const delays = createDelays();
   const delayMs = (imageId: number): number => Math.round((config.delaysMs[imageId - 1] ?? 0) * config.delayScale);
   let stopping = false;
-  const router = createRouter({ id: config.id, images, delayMs, delays, stats, metrics, stopping: () => stopping });
+  const scenario = createScenarioState();
+  const router = createRouter({ id: config.id, images, delayMs, delays, stats, metrics, stopping: () => stopping, scenario, random: deps.random ?? Math.random });
+  const scenarioRouter = createScenarioRouter({
+    state: scenario,
+    token: config.adminToken,
+    exit: deps.exit ?? (() => undefined),
+    onChange: (action, current) => {
+      logger.info({ action, scenario: current }, 'scenario change');
+    },
+  });
 
   const app = new Koa();
   // Koa's default handler prints every error, client hang-ups included, to stderr.
@@ -89,12 +105,15 @@ export function createApp(config: AppConfig, deps: AppDeps): BackendApp {
   app.use(errorMiddleware());
   app.use(router.routes());
   app.use(router.allowedMethods());
+  app.use(scenarioRouter.routes());
+  app.use(scenarioRouter.allowedMethods());
 
   return {
     app,
     stats,
     metrics,
     delays,
+    scenario,
     beginShutdown() {
       stopping = true;
     },

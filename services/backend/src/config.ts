@@ -31,6 +31,8 @@ export interface Config {
    * connections, so balancers drop this replica while it still answers (a preStop delay).
    */
   readonly shutdownDelayMs: number;
+  /** Bearer token of the scenario routes (`/admin/*`); empty = writes refused. */
+  readonly adminToken: string;
 }
 
 /** What {@link parseConfig} returns: a config, a request for help, or every problem found. */
@@ -55,6 +57,7 @@ environment:
   BACKEND_DELAY_SCALE  multiplies every delay (default 1)
   BACKEND_LOG_LEVEL    ${LOG_LEVELS.join(' | ')} (default info)
   BACKEND_SHUTDOWN_DELAY_MS  after SIGTERM, serve this long with /healthz failing before closing (default 0)
+  BACKEND_ADMIN_TOKEN  bearer token for the fault scenarios (/admin/scenario, /admin/exit); unset = refused
 `;
 
 // Bounds keep delay * scale below setTimeout's 2^31-1 ms limit, past which Node fires at once.
@@ -105,6 +108,7 @@ const Input = z.object({
   BACKEND_DELAYS_MS: delays.optional(),
   BACKEND_DELAY_SCALE: scale.optional(),
   BACKEND_LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).optional(),
+  BACKEND_ADMIN_TOKEN: z.string().optional(),
   BACKEND_SHUTDOWN_DELAY_MS: number.pipe(finite().int('must be a whole number of ms').min(0, 'must be 0 or more').max(60_000, 'must be at most 60000')).optional(),
 });
 
@@ -136,6 +140,7 @@ export function parseConfig(argv: readonly string[], env: BackendEnv, hostname: 
     BACKEND_DELAY_SCALE: envValue(env, 'BACKEND_DELAY_SCALE'),
     BACKEND_LOG_LEVEL: envValue(env, 'BACKEND_LOG_LEVEL'),
     BACKEND_SHUTDOWN_DELAY_MS: envValue(env, 'BACKEND_SHUTDOWN_DELAY_MS'),
+    BACKEND_ADMIN_TOKEN: envValue(env, 'BACKEND_ADMIN_TOKEN'),
   });
   if (!parsed.success) {
     // prettifyError gives one "✖ message\n  → at path" block per issue; keep them apart.
@@ -151,6 +156,7 @@ export function parseConfig(argv: readonly string[], env: BackendEnv, hostname: 
     delayScale: input.BACKEND_DELAY_SCALE ?? 1,
     logLevel: input.BACKEND_LOG_LEVEL ?? 'info',
     shutdownDelayMs: input.BACKEND_SHUTDOWN_DELAY_MS ?? 0,
+    adminToken: input.BACKEND_ADMIN_TOKEN ?? '',
   };
   return { kind: 'config', config: Object.freeze(config) };
 }

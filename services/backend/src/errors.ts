@@ -8,7 +8,13 @@ export type ErrorCode =
   | 'METHOD_NOT_ALLOWED'
   | 'NOT_IMPLEMENTED'
   | 'BAD_REQUEST'
-  | 'INTERNAL';
+  | 'BODY_TOO_LARGE'
+  | 'INTERNAL'
+  /** Scenario routes: writes disabled (no BACKEND_ADMIN_TOKEN), or a missing / wrong token. */
+  | 'ADMIN_DISABLED'
+  | 'UNAUTHORIZED'
+  /** A 500 the error-rate scenario chose to send. */
+  | 'INJECTED_ERROR';
 
 /** An error that becomes `{ "error": code, "message": message }` with `status`. */
 export class BackendError extends Error {

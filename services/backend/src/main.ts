@@ -26,7 +26,8 @@ async function main(): Promise<number> {
   }
   const config = parsed.config;
   const logger = createLogger(config.logLevel);
-  const backend = createApp(config, { logger });
+  // POST /admin/exit: exit 1 like a crash, so Compose's restart policy brings the replica back.
+  const backend = createApp(config, { logger, exit: () => process.exit(EXIT_FAILURE) });
   const handle = backend.app.callback();
   // Koa's handler settles its own promise (errors go to app.on('error')).
   const server = createServer((req, res) => {

@@ -4,6 +4,8 @@ import { IMAGE_COUNT } from './config.js';
 import type { Delays } from './delays.js';
 import { BackendError } from './errors.js';
 import type { Metrics } from './metrics.js';
+import { stallCpu } from './scenario.js';
+import type { ScenarioState } from './scenario.js';
 import type { Stats } from './stats.js';
 
 /** What the routes need from the app that owns them. */
@@ -18,7 +20,14 @@ export interface RouteDeps {
   readonly metrics: Metrics;
   /** True once shutdown began: /healthz then fails so balancers stop sending. */
   readonly stopping: () => boolean;
+  /** Faults switched on for this replica (the lab's scenarios). */
+  readonly scenario: ScenarioState;
+  /** Uniform in [0, 1): decides which requests the error rate hits. */
+  readonly random: () => number;
 }
+
+/** Longest a hanging request is held (setTimeout's limit); the client or a stop ends it sooner. */
+const HANG_MS = 2_147_483_647;
 
 /** The body of `GET /info`. */
 export interface InfoBody {
@@ -58,16 +67,29 @@ export function createRouter(deps: RouteDeps): Router {
     const release = stats.begin();
     try {
       const id = parseImageId(ctx.params.id ?? '', images.length);
-      const outcome = await delays.wait(deps.delayMs(id), ctx.res);
+      const fault = deps.scenario.current;
+      if (fault.cpuStallMs > 0) stallCpu(fault.cpuStallMs);
+      const outcome = await delays.wait(fault.hang ? HANG_MS : deps.delayMs(id) + fault.extraLatencyMs, ctx.res);
       if (outcome !== 'elapsed') {
         // Nobody to answer: the client left, or the app is stopping and drops what is left.
         if (outcome === 'stopped') ctx.req.socket.destroy();
         ctx.respond = false;
         return;
       }
+      if (fault.errorRate > 0 && deps.random() < fault.errorRate) {
+        throw new BackendError('INJECTED_ERROR', 500, `scenario: error rate ${fault.errorRate}`);
+      }
+      const png = images[id - 1] ?? Buffer.alloc(0);
+      if (fault.resetMidBody) {
+        // Headers promise the whole image; half of it arrives, then the connection is cut.
+        ctx.respond = false;
+        ctx.res.writeHead(200, { 'content-type': 'image/png', 'content-length': png.length, 'x-backend-id': deps.id });
+        ctx.res.write(png.subarray(0, png.length >> 1), () => ctx.req.socket.destroy());
+        return;
+      }
       ctx.type = 'image/png';
       ctx.set('Cache-Control', 'no-store');
-      ctx.body = images[id - 1];
+      ctx.body = png;
       if (ctx.method === 'GET') stats.countServed();
     } finally {
       releaseWhenDone(ctx.res, release);

@@ -25,6 +25,7 @@ describe('parseConfig', () => {
       delayScale: 1,
       logLevel: 'info',
       shutdownDelayMs: 0,
+      adminToken: '',
     });
     assert.deepEqual(DEFAULT_DELAYS_MS, [1000, 3000, 5000, 10000]);
   });

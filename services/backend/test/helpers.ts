@@ -9,7 +9,7 @@ export const quiet = createLogger('silent');
 
 /** Config for tests: delays small enough to wait out, scale 1. */
 export function testConfig(overrides: Partial<AppConfig> = {}): AppConfig {
-  return { id: 'test-backend', delaysMs: [0, 0, 0, 0], delayScale: 1, ...overrides };
+  return { id: 'test-backend', delaysMs: [0, 0, 0, 0], delayScale: 1, adminToken: '', ...overrides };
 }
 
 /** A backend app listening on 127.0.0.1 with a random port. */

@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import type { TieBreak } from './picker/least-connections.js';
+import { POLICIES } from './picker/policy.js';
+import type { PolicyName } from './picker/policy.js';
 import type { UpstreamAddress } from './upstreams/upstream.js';
 
 /** The balancer's settings, validated once at start and frozen. */
@@ -13,6 +15,8 @@ export interface Config {
   readonly upstreams: readonly UpstreamAddress[];
   readonly discovery: { readonly name: string; readonly port: number; readonly intervalMs: number } | undefined;
   readonly tieBreak: TieBreak;
+  /** Selection policy at start; switchable at runtime through the admin API. */
+  readonly policy: PolicyName;
   readonly explain: boolean;
   /** Whether responses name the upstream that served them (`X-Upstream`): internal addresses, off by default. */
   readonly exposeUpstream: boolean;
@@ -52,6 +56,8 @@ export interface Config {
   readonly eventsIntervalMs: number;
   /** Bearer token for the admin write API; empty = writes refused (403). */
   readonly adminToken: string;
+  /** The backends' BACKEND_ADMIN_TOKEN, for the lab's fault scenarios; empty = scenarios refused. */
+  readonly backendAdminToken: string;
   /** Per-upstream cap on in-flight requests (HAProxy maxconn); 0 = no cap. */
   readonly maxInFlight: number;
   /** Requests that may wait for capacity when every available upstream is full. */
@@ -136,6 +142,7 @@ const OPTIONS = {
   discoveryDns: { flag: 'discovery-dns', env: 'LB_DISCOVERY_DNS', schema: z.string(), fallback: '', help: 'DNS name whose A records are the upstreams, re-resolved on an interval (e.g. backend)' },
   discoveryPort: { flag: 'discovery-port', env: 'LB_DISCOVERY_PORT', schema: port, fallback: '8002', help: 'port of DNS-discovered upstreams' },
   discoveryIntervalMs: { flag: 'discovery-interval-ms', env: 'LB_DISCOVERY_INTERVAL_MS', schema: int(100, 3_600_000), fallback: '1000', help: 'how often to re-resolve the DNS name' },
+  policy: { flag: 'policy', env: 'LB_POLICY', schema: z.enum(POLICIES), fallback: 'least-connections', help: `selection policy: ${POLICIES.join(' | ')} (switchable at runtime: PUT /api/policy)` },
   tieBreak: { flag: 'tie-break', env: 'LB_TIE_BREAK', schema: z.enum(['rotation', 'random']), fallback: 'rotation', help: 'how ties between equally loaded upstreams are broken: rotation | random' },
   explain: { flag: 'explain', env: 'LB_EXPLAIN', schema: bool, fallback: 'false', help: 'add X-Lb-Decision to responses: the candidates and why one won (internal addresses)', boolean: true },
   exposeUpstream: { flag: 'expose-upstream', env: 'LB_EXPOSE_UPSTREAM', schema: bool, fallback: 'false', help: 'add X-Upstream to responses: the address of the upstream that served it', boolean: true },
@@ -178,6 +185,7 @@ const OPTIONS = {
   shutdownTimeoutMs: { flag: 'shutdown-timeout-ms', env: 'LB_SHUTDOWN_TIMEOUT_MS', schema: ms, fallback: '10000', help: 'on SIGTERM, how long in-flight requests may take to finish' },
   adminToken: { flag: 'admin-token', env: 'LB_ADMIN_TOKEN', schema: z.string(), fallback: '', help: 'bearer token required by the admin write API (drain, weight, max in-flight); unset = writes refused' },
   adminTokenFile: { flag: 'admin-token-file', env: 'LB_ADMIN_TOKEN_FILE', schema: z.string(), fallback: '', help: 'read the admin token from this file (a Docker or Kubernetes secret); surrounding whitespace is dropped, an empty file = writes refused' },
+  backendAdminToken: { flag: 'backend-admin-token', env: 'LB_BACKEND_ADMIN_TOKEN', schema: z.string(), fallback: '', help: 'the backends\' BACKEND_ADMIN_TOKEN, so the admin API can switch fault scenarios on them (the lab); unset = refused' },
   maxInFlight: { flag: 'max-in-flight', env: 'LB_MAX_IN_FLIGHT', schema: int(0, 1_000_000), fallback: '0', help: 'per-upstream cap on in-flight requests (like HAProxy maxconn); 0 = none' },
   queueLength: { flag: 'queue-length', env: 'LB_QUEUE_LENGTH', schema: int(0, 1_000_000), fallback: '1024', help: 'requests that may wait when every upstream is at its cap (503 LB_QUEUE_FULL beyond)' },
   queueTimeoutMs: { flag: 'queue-timeout-ms', env: 'LB_QUEUE_TIMEOUT_MS', schema: int(1, 3_600_000), fallback: '5000', help: 'longest wait in the queue (503 LB_QUEUE_TIMEOUT after)' },
@@ -339,7 +347,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
   if (errors.length > 0) return { kind: 'error', errors };
 
   const v = values as {
-    [K in Key]: K extends 'explain' | 'passive5xx' | 'panic' | 'exposeUpstream' ? boolean : K extends 'retryOnStatus' ? number[] : K extends 'trustedProxies' ? string[] : K extends 'workers' ? number | 'auto' : K extends 'host' | 'adminHost' | 'discoveryDns' | 'healthPath' | 'tieBreak' | 'logLevel' | 'adminToken' | 'adminTokenFile' ? string : number;
+    [K in Key]: K extends 'explain' | 'passive5xx' | 'panic' | 'exposeUpstream' ? boolean : K extends 'retryOnStatus' ? number[] : K extends 'trustedProxies' ? string[] : K extends 'workers' ? number | 'auto' : K extends 'host' | 'adminHost' | 'discoveryDns' | 'healthPath' | 'tieBreak' | 'policy' | 'logLevel' | 'adminToken' | 'adminTokenFile' | 'backendAdminToken' ? string : number;
   };
   const config: Config = {
     host: v.host,
@@ -349,6 +357,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     upstreams: Object.freeze(upstreams.map((u) => Object.freeze(u))),
     discovery: discoveryName === '' ? undefined : Object.freeze({ name: discoveryName, port: v.discoveryPort, intervalMs: v.discoveryIntervalMs }),
     tieBreak: v.tieBreak as TieBreak,
+    policy: v.policy as PolicyName,
     explain: v.explain,
     exposeUpstream: v.exposeUpstream,
     trustedProxies: Object.freeze(v.trustedProxies),
@@ -374,6 +383,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     shutdownTimeoutMs: v.shutdownTimeoutMs,
     eventsIntervalMs: v.eventsIntervalMs,
     adminToken,
+    backendAdminToken: v.backendAdminToken,
     maxInFlight: v.maxInFlight,
     queueLength: v.queueLength,
     queueTimeoutMs: v.queueTimeoutMs,

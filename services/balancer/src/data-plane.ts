@@ -7,6 +7,7 @@ import type { Config } from './config.js';
 import type { DecisionLog } from './decision-log.js';
 import type { OutcomeSink } from './health/outlier-detector.js';
 import type { Metrics } from './metrics.js';
+import type { PolicySetting } from './picker/policy.js';
 import { createProxyHandler } from './proxy.js';
 import { createRetryBudget } from './retry-budget.js';
 import type { UpstreamTable } from './upstreams/registry.js';
@@ -29,6 +30,8 @@ export interface DataPlaneDeps {
   readonly decisions: DecisionLog;
   readonly logger: Logger;
   readonly random: () => number;
+  /** The selection policy in force on this thread. */
+  readonly policy: PolicySetting;
   /** Other threads proxy to the same upstreams: a place they free must wake our queue too. */
   readonly sharedWithOtherThreads: boolean;
 }
@@ -104,6 +107,7 @@ export function createDataPlane(deps: DataPlaneDeps): DataPlane {
     decisions: deps.decisions,
     logger: logger.child({ component: 'proxy' }),
     random: deps.random,
+    policy: deps.policy,
   });
   const server = createServer(guard.serverOptions, guard.wrap(proxy.handle));
   guard.attach(server);

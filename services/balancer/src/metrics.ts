@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client';
 import type { FailureReason } from './errors.js';
+import type { PolicyName } from './picker/policy.js';
 import { imbalanceOf } from './snapshot.js';
 import type { UpstreamTable } from './upstreams/registry.js';
 import type { Upstream } from './upstreams/upstream.js';
@@ -26,6 +27,8 @@ export interface MetricsOptions {
   readonly processMetrics: boolean;
   /** Gauges read from the upstream table: once per process too, as every thread sees the same shared counts. */
   readonly upstreamGauges: boolean;
+  /** The policy in force, for `lb_policy_info` (once per process: the thread that owns the admin port). */
+  readonly policy?: () => PolicyName;
 }
 
 /**
@@ -86,6 +89,19 @@ export function createMetrics(
     },
   });
   if (options.upstreamGauges) registerUpstreamGauges(registry, upstreams);
+  const policyOf = options.policy;
+  if (policyOf !== undefined) {
+    new Gauge({
+      name: 'lb_policy_info',
+      help: 'The selection policy in force (value 1; the policy label says which).',
+      labelNames: ['policy'] as const,
+      registers: [registry],
+      collect() {
+        this.reset();
+        this.set({ policy: policyOf() }, 1);
+      },
+    });
+  }
   // Which thread took the requests: shows how the kernel spreads connections over the workers.
   const byThread = new Counter({
     name: 'lb_thread_requests_total',

@@ -9,7 +9,9 @@ import { createTrustCheck, hasRequestBody, upstreamRequestHeaders } from './forw
 import type { OutcomeSink } from './health/outlier-detector.js';
 import type { Metrics } from './metrics.js';
 import { NO_UPSTREAM } from './metrics.js';
-import { pickLeastConnections } from './picker/least-connections.js';
+import { createLatencyTracker } from './picker/peak-ewma.js';
+import { pickWith } from './picker/policy.js';
+import type { PolicySetting } from './picker/policy.js';
 import type { Pick } from './picker/least-connections.js';
 import { lazyBody } from './request-body.js';
 import type { RetryBudget } from './retry-budget.js';
@@ -53,6 +55,8 @@ export interface ProxyDeps {
   readonly decisions: DecisionLog;
   readonly logger: Logger;
   readonly random: () => number;
+  /** The selection policy in force on this thread (switchable at runtime). */
+  readonly policy: PolicySetting;
 }
 
 /** `X-Lb-Decision`: the candidates as seen at decision time and why the chosen one won. */
@@ -66,7 +70,11 @@ export function explainDecision(pick: Pick<Upstream>, candidates: readonly Upstr
  * Bodies stream both ways with backpressure (see UpstreamAttempt and lazyBody).
  */
 export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
-  const { config, registry, outliers, retryBudget, queue, metrics, decisions, logger, random } = deps;
+  const { config, registry, outliers, retryBudget, queue, metrics, decisions, logger, random, policy } = deps;
+  // Peak-EWMA's latency estimates: fed by every attempt whatever the policy, so switching to it
+  // starts warm; per thread (see picker/peak-ewma.ts).
+  const latency = createLatencyTracker();
+  const latencyMs = (u: Upstream): number => latency.estimate(u, performance.now());
   const trusted = createTrustCheck(config.trustedProxies);
   const retryStatuses = new Set(config.retryOnStatus);
   /** Attempts that may still be moved if their upstream goes down: those without response headers yet. */
@@ -146,7 +154,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     try {
       for (let attempt = 0; attempt <= config.retries; ) {
         const candidates = candidatesFor(tried);
-        const pick = pickLeastConnections(candidates, { tieBreak: config.tieBreak, random, turn: registry.counters.nextTurn() });
+        const pick = pickWith(policy.current, candidates, { tieBreak: config.tieBreak, random, turn: registry.counters.nextTurn(), latencyMs });
         if (pick === undefined) {
           // Every available upstream is at its cap: wait in line. None available at all: fail now.
           if (registry.available().length === 0 || tried !== undefined || config.queueLength === 0) break;
@@ -175,9 +183,12 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
         // before it forwards the last bytes, so a client's next request, which may reach another
         // thread, never sees this one still counted), or in `finally` for any other ending.
         let released = false;
+        const sent = performance.now();
         const release = (): void => {
           if (released) return;
           released = true;
+          const now = performance.now();
+          latency.observe(upstream, now - sent, now);
           registry.release(upstream);
           if (queue.length > 0) queue.wakeOne();
         };

@@ -17,8 +17,12 @@ import { createDnsDiscovery, resolveAll } from './discovery/dns.js';
 import type { DnsDiscovery, Resolve } from './discovery/dns.js';
 import { createHealthChecker } from './health/checker.js';
 import { createOutlierDetector } from './health/outlier-detector.js';
+import { createLabRunner } from './lab/runner.js';
+import { createScenarioRelay } from './lab/scenario-relay.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
+import { createPolicySetting } from './picker/policy.js';
+import type { PolicySetting } from './picker/policy.js';
 import type { Metrics } from './metrics.js';
 import { takeSnapshot } from './snapshot.js';
 import type { Snapshot } from './snapshot.js';
@@ -54,6 +58,8 @@ export interface Balancer {
   readonly metrics: Metrics;
   /** Threads on the data path (1 = this thread). */
   readonly workers: number;
+  /** The selection policy in force on every data-path thread. */
+  readonly policy: PolicySetting;
   snapshot(): Snapshot;
 }
 
@@ -114,13 +120,18 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
     },
   });
   const decisions = createDecisionLog();
+  // One setting for the process: this thread reads it, workers get every change as a message.
+  const policy = createPolicySetting(config.policy, (name) => {
+    pool?.setPolicy(name);
+    logger.info({ policy: name }, 'selection policy changed');
+  });
   const health = createHealthChecker(registry, config, logger.child({ component: 'health' }));
   const outliers = createOutlierDetector(registry, config, logger.child({ component: 'outliers' }));
   // This thread proxies too (one isolate fewer than a dedicated control thread: ~35 MB less).
   // Gauges are read at scrape time only, after `dataPlane` exists.
-  const metrics = createMetrics(registry, () => dataPlane.queueLength);
-  const settings = { tieBreak: config.tieBreak, explain: config.explain, instance: deps.instance ?? hostname() };
-  const snapshot = (): Snapshot => takeSnapshot(registry, decisions, settings);
+  const metrics = createMetrics(registry, () => dataPlane.queueLength, { processMetrics: true, upstreamGauges: true, policy: () => policy.current });
+  const instance = deps.instance ?? hostname();
+  const snapshot = (): Snapshot => takeSnapshot(registry, decisions, { tieBreak: config.tieBreak, explain: config.explain, instance, policy: policy.current });
   const events = createEventHub(snapshot, config.eventsIntervalMs);
   const dataPlane = createDataPlane({
     config,
@@ -130,6 +141,7 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
     decisions,
     logger,
     random: deps.random ?? Math.random,
+    policy,
     sharedWithOtherThreads: threaded,
   });
   if (threaded) {
@@ -138,6 +150,7 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
       config,
       counters,
       registry: () => registry,
+      policy: () => policy.current,
       logger,
       onFailure: (u, reason) => {
         outliers.recordFailure(u, reason);
@@ -172,9 +185,15 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
     });
   }
 
+  // The lab sends to this balancer's own data port, and nowhere else.
+  let dataUrl = '';
+  const relay = createScenarioRelay(registry, config.backendAdminToken);
+  const lab = createLabRunner({ dataUrl: () => dataUrl, upstreams: registry, policy, relay, logger: logger.child({ component: 'lab' }) });
+
   let ready = false;
   const admin = createAdminApp({
-    metrics, scrape, snapshot, events, ready: () => ready, logger: logger.child({ component: 'admin' }), writes: { registry, token: config.adminToken },
+    lab: { runner: lab, relay },
+    metrics, scrape, snapshot, events, ready: () => ready, logger: logger.child({ component: 'admin' }), writes: { registry, token: config.adminToken, policy },
   });
   const adminHandler = admin.callback();
   // Koa's callback handles its own errors; the promise it returns carries nothing more.
@@ -188,6 +207,7 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
   const stopNow = async (): Promise<void> => {
     ready = false;
     logger.info('shutting down: no new connections, finishing in-flight requests');
+    await lab.stop();
     discovery?.stop();
     health.stop();
     outliers.stop();
@@ -210,6 +230,7 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
     registry,
     metrics,
     workers: plan.count,
+    policy,
     snapshot,
     start() {
       started ??= (async () => {
@@ -219,6 +240,9 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
         // sends traffic to at once must not answer 503 LB_NO_UPSTREAM in the meantime.
         await health.start();
         const [data, adminAddress] = await Promise.all([listenData(), listen(adminServer, config.adminPort, config.adminHost)]);
+        // A wildcard address is reached on loopback; an explicit one as it is.
+        const host = ['0.0.0.0', '::', ''].includes(config.host) ? '127.0.0.1' : data.address;
+        dataUrl = `http://${host.includes(':') ? `[${host}]` : host}:${data.port}`;
         ready = true;
         logger.info(
           {

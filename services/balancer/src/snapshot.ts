@@ -1,5 +1,6 @@
 import type { DecisionLog, Decision } from './decision-log.js';
 import type { TieBreak } from './picker/least-connections.js';
+import type { PolicyName } from './picker/policy.js';
 import type { UpstreamTable } from './upstreams/registry.js';
 import type { Upstream, UpstreamSource, UpstreamState } from './upstreams/upstream.js';
 
@@ -33,6 +34,8 @@ export interface Snapshot {
    */
   readonly instance: string;
   readonly tieBreak: TieBreak;
+  /** The selection policy in force. */
+  readonly policy: PolicyName;
   readonly explain: boolean;
   /** No upstream passes its checks and requests are spread over all of them (panic mode). */
   readonly panic: boolean;
@@ -58,7 +61,7 @@ export function imbalanceOf(upstreams: readonly Pick<Upstream, 'inFlight'>[]): n
 export function takeSnapshot(
   registry: UpstreamTable,
   decisions: DecisionLog,
-  settings: { readonly tieBreak: TieBreak; readonly explain: boolean; readonly instance: string },
+  settings: { readonly tieBreak: TieBreak; readonly explain: boolean; readonly instance: string; readonly policy: PolicyName },
 ): Snapshot {
   const now = Date.now();
   const upstreams = registry.list().map(
@@ -84,6 +87,7 @@ export function takeSnapshot(
     time: now,
     instance: settings.instance,
     tieBreak: settings.tieBreak,
+    policy: settings.policy,
     explain: settings.explain,
     panic: registry.panicking(),
     totals: { requests: totals.requests, inFlight: registry.inFlight(), errors: totals.errors },

@@ -8,6 +8,8 @@ import { createEventHub } from '../src/admin/event-hub.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS, MAX_BODY_BYTES, tokenMatches } from '../src/admin/write-api.js';
 import { createDecisionLog } from '../src/decision-log.js';
 import { createMetrics } from '../src/metrics.js';
+import { createPolicySetting } from '../src/picker/policy.js';
+import type { PolicySetting } from '../src/picker/policy.js';
 import { takeSnapshot } from '../src/snapshot.js';
 import type { Snapshot, UpstreamView } from '../src/snapshot.js';
 import type { Registry } from '../src/upstreams/registry.js';
@@ -23,6 +25,7 @@ interface Harness {
   readonly registry: Registry;
   readonly app: ReturnType<typeof createAdminApp>;
   readonly logs: Record<string, unknown>[];
+  readonly policy: PolicySetting;
   stop(): Promise<void>;
 }
 
@@ -33,17 +36,19 @@ function harness(token: string): Harness {
     { host: '127.0.0.1', port: 8002, weight: 1 },
     { host: '::1', port: 8003, weight: 1 },
   ]);
-  const metrics = createMetrics(registry);
+  const policy = createPolicySetting('least-connections');
+  const metrics = createMetrics(registry, () => 0, { processMetrics: false, upstreamGauges: true, policy: () => policy.current });
   const decisions = createDecisionLog();
-  const snapshot = (): Snapshot => takeSnapshot(registry, decisions, { tieBreak: 'rotation', explain: false, instance: 'test' });
+  const snapshot = (): Snapshot => takeSnapshot(registry, decisions, { tieBreak: 'rotation', explain: false, instance: 'test', policy: policy.current });
   const events = createEventHub(snapshot, 50);
   const logs: Record<string, unknown>[] = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) });
-  const app = createAdminApp({ metrics, snapshot, events, ready: () => true, logger, writes: { registry, token } });
+  const app = createAdminApp({ metrics, snapshot, events, ready: () => true, logger, writes: { registry, token, policy } });
   return {
     registry,
     app,
     logs,
+    policy,
     stop: async () => {
       events.stop();
       await registry.stop();
@@ -70,6 +75,38 @@ describe('admin write API', () => {
     });
     afterEach(async () => {
       await h.stop();
+    });
+
+    it('PUT /api/policy switches the policy; the snapshot, GET /api/policy and lb_policy_info show it', async () => {
+      const read = await request(h.app.callback()).get('/api/policy').expect(200);
+      assert.deepEqual(read.body, { policy: 'least-connections', policies: ['least-connections', 'round-robin', 'random', 'p2c', 'peak-ewma'] });
+      const res = await request(h.app.callback()).put('/api/policy').set(bearer(TOKEN)).send({ policy: 'peak-ewma' }).expect(200);
+      assert.equal(res.body.policy, 'peak-ewma');
+      assert.equal(h.policy.current, 'peak-ewma');
+      assert.equal((await request(h.app.callback()).get('/api/upstreams').expect(200)).body.policy, 'peak-ewma');
+      const metrics = (await request(h.app.callback()).get('/metrics').expect(200)).text;
+      assert.match(metrics, /^lb_policy_info\{policy="peak-ewma"\} 1$/m);
+      assert.doesNotMatch(metrics, /lb_policy_info\{policy="least-connections"\}/);
+      assert.ok(h.logs.some((l) => l.msg === 'admin change' && l.action === 'policy' && l.from === 'least-connections' && l.to === 'peak-ewma'));
+    });
+
+    it('PUT /api/policy: 401 without the token, 403 without a configured one, 400 for an unknown name; nothing changes', async () => {
+      const none = await request(h.app.callback()).put('/api/policy').send({ policy: 'p2c' }).expect(401);
+      assert.equal(none.body.error, 'LB_UNAUTHORIZED');
+      await request(h.app.callback()).put('/api/policy').set(bearer('nope')).send({ policy: 'p2c' }).expect(401);
+      const bad = await request(h.app.callback()).put('/api/policy').set(bearer(TOKEN)).send({ policy: 'leastconn' }).expect(400);
+      assert.equal(bad.body.error, 'LB_BAD_REQUEST');
+      assert.match(String(bad.body.message), /^policy: /);
+      await request(h.app.callback()).put('/api/policy').set(bearer(TOKEN)).send({ policy: 'p2c', extra: 1 }).expect(400);
+      const off = harness('');
+      try {
+        const res = await request(off.app.callback()).put('/api/policy').set(bearer('')).send({ policy: 'p2c' }).expect(403);
+        assert.equal(res.body.error, 'LB_ADMIN_WRITES_DISABLED');
+        assert.equal(off.policy.current, 'least-connections');
+      } finally {
+        await off.stop();
+      }
+      assert.equal(h.policy.current, 'least-connections');
     });
 
     it('refuses every write with 403 LB_ADMIN_WRITES_DISABLED when no token is configured', async () => {

@@ -100,17 +100,8 @@ export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs
   }
 }
 
-/** mulberry32: a tiny seeded PRNG so picker tests are repeatable. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** mulberry32, the lab's seeded PRNG: picker tests are repeatable. */
+export { seededRandom } from '../src/lab/random.js';
 
 /** A registry with no upstreams and short pool timeouts, for tests of parts built on one. */
 export function testRegistry(): Registry {

@@ -27,9 +27,9 @@ function fetchOnNewConnection(url: string): Promise<Reply> {
   });
 }
 
-function post(url: string, token: string, body: unknown): Promise<number> {
+function post(url: string, token: string, body: unknown, method = 'POST'): Promise<number> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest(url, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } }, (res) => {
+    const req = httpRequest(url, { method, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } }, (res) => {
       res.resume();
       resolve(res.statusCode ?? 0);
     });
@@ -240,6 +240,30 @@ describe('--workers 2: two data-path threads sharing exact counts (a Node 22 pro
     for (let i = 0; i < 10; i++) assert.equal((await fetchOnNewConnection(`${url}/`)).status, 200);
     m = await metricsOf(admin);
     assert.equal(m.get('lb_panic_requests_total'), 10, 'counted on both threads, summed');
+  });
+
+  it('a policy switch reaches every thread: after PUT /api/policy round robin ignores a busy upstream on both', async () => {
+    const { url, admin } = await start(2);
+    const holding = fetchOnNewConnection(`${url}/hold`);
+    await waitFor(() => origins.some((o) => o.held() === 1), 5000, 'the held request');
+    const busy = origins[0]?.held() === 1 ? 'o1' : 'o2';
+    const count = async (n: number): Promise<number> => {
+      let hits = 0;
+      for (let i = 0; i < n; i++) if ((await fetchOnNewConnection(`${url}/`)).body === busy) hits++;
+      return hits;
+    };
+    assert.equal(await count(10), 0, 'least-connections on both threads avoids the busy upstream');
+    assert.equal(await post(`${admin}/api/policy`, TOKEN, { policy: 'round-robin' }, 'PUT'), 200);
+    // The shared turn counter alternates exactly, whichever thread takes each connection: a thread
+    // still on least-connections would skip the busy one and make this fewer than 10.
+    const before = await metricsOf(admin);
+    assert.equal(await count(20), 10);
+    const after = await metricsOf(admin);
+    const took = [0, 1].map((t) => (after.get(`lb_thread_requests_total{thread="${t}"}`) ?? 0) - (before.get(`lb_thread_requests_total{thread="${t}"}`) ?? 0));
+    assert.ok(took.every((n) => n > 0), `both threads took requests after the switch: ${took.join(', ')}`);
+    assert.equal(after.get('lb_policy_info{policy="round-robin"}'), 1);
+    for (const o of origins) o.release();
+    await holding;
   });
 
   it('an operator drain reaches every thread; SIGTERM lets held requests finish on them, then exits 0', async () => {

@@ -2,8 +2,12 @@ import Router from '@koa/router';
 import Koa from 'koa';
 import type { Logger } from 'pino';
 import type { Metrics } from '../metrics.js';
+import type { PolicySetting } from '../picker/policy.js';
 import type { Snapshot } from '../snapshot.js';
 import type { Registry } from '../upstreams/registry.js';
+import { registerLabRoutes } from '../lab/routes.js';
+import type { LabRunner } from '../lab/runner.js';
+import type { ScenarioRelay } from '../lab/scenario-relay.js';
 import type { EventHub } from './event-hub.js';
 import { registerWriteRoutes } from './write-api.js';
 
@@ -17,7 +21,9 @@ export interface AdminDeps {
   readonly ready: () => boolean;
   readonly logger: Logger;
   /** The write API (drain, weight, max in-flight); without it the admin port is read-only. */
-  readonly writes?: { readonly registry: Registry; readonly token: string };
+  readonly writes?: { readonly registry: Registry; readonly token: string; readonly policy: PolicySetting };
+  /** The algorithm lab (load generator, comparisons, backend scenarios); needs `writes`' token. */
+  readonly lab?: { readonly runner: LabRunner; readonly relay: ScenarioRelay };
 }
 
 /** Client-gone errors that Koa would otherwise print for every closed SSE stream. */
@@ -49,6 +55,7 @@ export function createAdminApp(deps: AdminDeps): Koa {
     deps.events.attach(ctx.res);
   });
   if (deps.writes !== undefined) registerWriteRoutes(router, { ...deps.writes, snapshot: deps.snapshot, logger: deps.logger });
+  if (deps.lab !== undefined) registerLabRoutes(router, { ...deps.lab, token: deps.writes?.token ?? '', logger: deps.logger });
 
   app.on('error', (err: unknown) => {
     const code = (err as { code?: string }).code;

@@ -1,5 +1,6 @@
 /**
- * The admin write API: drain, undrain, weight and max in-flight of one upstream at runtime.
+ * The admin write API: drain, undrain, weight and max in-flight of one upstream at runtime, and
+ * the selection policy of the whole balancer.
  *
  * Every write needs `Authorization: Bearer <LB_ADMIN_TOKEN>`; without a configured token every
  * write is refused, so an admin port exposed by mistake cannot be used to take upstreams out.
@@ -10,6 +11,8 @@ import type { IncomingMessage } from 'node:http';
 import type { Router, RouterContext } from '@koa/router';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { POLICIES } from '../picker/policy.js';
+import type { PolicySetting } from '../picker/policy.js';
 import type { Snapshot, UpstreamView } from '../snapshot.js';
 import type { Registry } from '../upstreams/registry.js';
 import type { Upstream } from '../upstreams/upstream.js';
@@ -27,7 +30,12 @@ export type WriteErrorCode =
   | 'LB_UNKNOWN_UPSTREAM'
   | 'LB_UPSTREAM_REMOVED'
   | 'LB_BAD_REQUEST'
-  | 'LB_BODY_TOO_LARGE';
+  | 'LB_BODY_TOO_LARGE'
+  /** The lab runs one thing at a time. */
+  | 'LB_LAB_BUSY'
+  /** No LB_BACKEND_ADMIN_TOKEN: the balancer cannot set scenarios on the backends. */
+  | 'LB_SCENARIOS_DISABLED'
+  | 'LB_BACKEND_UNREACHABLE';
 
 const STATUS: Readonly<Record<WriteErrorCode, number>> = Object.freeze({
   LB_UNAUTHORIZED: 401,
@@ -36,9 +44,13 @@ const STATUS: Readonly<Record<WriteErrorCode, number>> = Object.freeze({
   LB_UPSTREAM_REMOVED: 409,
   LB_BAD_REQUEST: 400,
   LB_BODY_TOO_LARGE: 413,
+  LB_LAB_BUSY: 409,
+  LB_SCENARIOS_DISABLED: 403,
+  LB_BACKEND_UNREACHABLE: 502,
 });
 
-class WriteError extends Error {
+/** A refused write: the code is the body's `error`, the status comes from it. */
+export class WriteError extends Error {
   readonly code: WriteErrorCode;
   constructor(code: WriteErrorCode, message: string) {
     super(message);
@@ -52,6 +64,8 @@ export interface WriteApiDeps {
   readonly registry: Registry;
   /** The bearer token; empty = every write refused with 403. */
   readonly token: string;
+  /** The selection policy, switched by `PUT /api/policy`. */
+  readonly policy: PolicySetting;
   readonly snapshot: () => Snapshot;
   readonly logger: Logger;
 }
@@ -72,6 +86,7 @@ const drainBody = z.strictObject({ timeoutMs: z.number().int().min(0).max(86_400
 const emptyBody = z.strictObject({});
 const weightBody = z.strictObject({ weight: z.number().int().min(1).max(1000) });
 const maxInFlightBody = z.strictObject({ maxInFlight: z.number().int().min(0).max(1_000_000) });
+const policyBody = z.strictObject({ policy: z.enum(POLICIES) });
 
 /** Reads at most MAX_BODY_BYTES without buffering more; excess is discarded, not read into memory. */
 function readBody(req: IncomingMessage): Promise<string> {
@@ -113,7 +128,7 @@ function readBody(req: IncomingMessage): Promise<string> {
 }
 
 /** Parses the JSON body against `schema`; an empty body is `{}`. Problems become 400s that say what is wrong. */
-async function parseBody<T>(ctx: RouterContext, schema: z.ZodType<T>): Promise<T> {
+export async function parseBody<T>(ctx: RouterContext, schema: z.ZodType<T>): Promise<T> {
   const text = await readBody(ctx.req);
   let value: unknown = {};
   if (text.trim() !== '') {
@@ -131,6 +146,30 @@ async function parseBody<T>(ctx: RouterContext, schema: z.ZodType<T>): Promise<T
   return result.data;
 }
 
+/**
+ * Wraps an admin write: refuses it without the bearer token (403 when none is configured), and
+ * turns a WriteError thrown by `run` into its status and `{ error, message }` body. Other admin
+ * write routes (the lab) use it too, so every write is authorised the same way.
+ */
+export function guardedWrite(token: string, run: (ctx: RouterContext) => Promise<void>): (ctx: RouterContext) => Promise<void> {
+  return async (ctx) => {
+    try {
+      if (token === '') throw new WriteError('LB_ADMIN_WRITES_DISABLED', 'admin writes are disabled: set LB_ADMIN_TOKEN to enable them');
+      const presented = BEARER_RE.exec(ctx.get('authorization'))?.[1];
+      if (presented === undefined || !tokenMatches(presented, token)) {
+        ctx.set('www-authenticate', 'Bearer realm="balancer admin"');
+        throw new WriteError('LB_UNAUTHORIZED', 'a valid "Authorization: Bearer <token>" header is required');
+      }
+      ctx.set('cache-control', 'no-store');
+      await run(ctx);
+    } catch (err) {
+      if (!(err instanceof WriteError)) throw err;
+      ctx.status = STATUS[err.code];
+      ctx.body = { error: err.code, message: err.message };
+    }
+  };
+}
+
 /** Adds the write routes to the admin router. */
 export function registerWriteRoutes(router: Router, deps: WriteApiDeps): void {
   const { registry, token, logger } = deps;
@@ -138,29 +177,30 @@ export function registerWriteRoutes(router: Router, deps: WriteApiDeps): void {
   const viewOf = (u: Upstream): UpstreamView | undefined => deps.snapshot().upstreams.find((v) => v.id === u.id);
 
   /** Authorises, finds the upstream, runs the change, answers with the upstream as the snapshot shows it. */
-  const write =
-    (change: (ctx: RouterContext, u: Upstream) => Promise<Record<string, unknown>>) =>
-    async (ctx: RouterContext): Promise<void> => {
-      try {
-        if (token === '') throw new WriteError('LB_ADMIN_WRITES_DISABLED', 'admin writes are disabled: set LB_ADMIN_TOKEN to enable them');
-        const presented = BEARER_RE.exec(ctx.get('authorization'))?.[1];
-        if (presented === undefined || !tokenMatches(presented, token)) {
-          ctx.set('www-authenticate', 'Bearer realm="balancer admin"');
-          throw new WriteError('LB_UNAUTHORIZED', 'a valid "Authorization: Bearer <token>" header is required');
-        }
-        const id = String(ctx.params.id);
-        const upstream = registry.get(id);
-        if (upstream === undefined) throw new WriteError('LB_UNKNOWN_UPSTREAM', `no upstream ${id}`);
-        const logged = await change(ctx, upstream);
-        logger.info({ upstream: upstream.id, ...logged, remote: ctx.ip }, 'admin change');
-        ctx.set('cache-control', 'no-store');
-        ctx.body = viewOf(upstream) ?? { id: upstream.id };
-      } catch (err) {
-        if (!(err instanceof WriteError)) throw err;
-        ctx.status = STATUS[err.code];
-        ctx.body = { error: err.code, message: err.message };
-      }
-    };
+  const write = (change: (ctx: RouterContext, u: Upstream) => Promise<Record<string, unknown>>) =>
+    guardedWrite(token, async (ctx) => {
+      const id = String(ctx.params.id);
+      const upstream = registry.get(id);
+      if (upstream === undefined) throw new WriteError('LB_UNKNOWN_UPSTREAM', `no upstream ${id}`);
+      const logged = await change(ctx, upstream);
+      logger.info({ upstream: upstream.id, ...logged, remote: ctx.ip }, 'admin change');
+      ctx.body = viewOf(upstream) ?? { id: upstream.id };
+    });
+
+  router.get('/api/policy', (ctx) => {
+    ctx.set('cache-control', 'no-store');
+    ctx.body = { policy: deps.policy.current, policies: POLICIES };
+  });
+  router.put(
+    '/api/policy',
+    guardedWrite(token, async (ctx) => {
+      const { policy } = await parseBody(ctx, policyBody);
+      const from = deps.policy.current;
+      deps.policy.set(policy);
+      logger.info({ action: 'policy', from, to: policy, remote: ctx.ip }, 'admin change');
+      ctx.body = { policy, policies: POLICIES };
+    }),
+  );
 
   const notRemoved = (u: Upstream, action: string): void => {
     // A removed upstream (gone from discovery) is already draining for good; only discovery brings it back.

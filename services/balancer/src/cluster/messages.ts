@@ -4,6 +4,7 @@
  */
 import type { FailureReason } from '../errors.js';
 import type { PickReason } from '../picker/least-connections.js';
+import type { PolicyName } from '../picker/policy.js';
 import type { UpstreamSource, UpstreamState } from '../upstreams/upstream.js';
 
 /** One upstream as the data path needs it, keyed by its counter slot. */
@@ -22,6 +23,8 @@ export type ToWorker =
   /** The whole list, after any change; a slot missing from it is gone. */
   | { readonly type: 'upstreams'; readonly upstreams: readonly UpstreamView[] }
   | { readonly type: 'listen'; readonly port: number; readonly host: string }
+  /** The selection policy changed (admin API); every thread picks with the same one. */
+  | { readonly type: 'policy'; readonly policy: PolicyName }
   | { readonly type: 'scrape'; readonly id: number }
   | { readonly type: 'stop' };
 

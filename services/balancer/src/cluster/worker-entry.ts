@@ -7,6 +7,7 @@ import type { Config } from '../config.js';
 import { createDataPlane } from '../data-plane.js';
 import { createLogger } from '../logger.js';
 import { createMetrics } from '../metrics.js';
+import { createPolicySetting } from '../picker/policy.js';
 import { CounterTable } from '../upstreams/counters.js';
 import type { CounterBuffers } from '../upstreams/counters.js';
 import { poolSettingsOf } from '../upstreams/upstream.js';
@@ -56,6 +57,9 @@ const report = setInterval(() => {
 }, REPORT_INTERVAL_MS);
 report.unref();
 
+// Starts as configured; the registry thread sends every runtime switch (and the current one at start).
+const policy = createPolicySetting(config.policy);
+
 // Gauges are read at scrape time only, after `plane` exists.
 const metrics = createMetrics(upstreams, () => plane.queueLength, { processMetrics: false, upstreamGauges: false });
 const plane = createDataPlane({
@@ -64,6 +68,7 @@ const plane = createDataPlane({
   metrics,
   logger,
   random: Math.random,
+  policy,
   sharedWithOtherThreads: true,
   decisions: {
     record(id, reason, time = Date.now()) {
@@ -92,6 +97,9 @@ port.on('message', (message: ToWorker) => {
       slotOf.clear();
       for (const u of upstreams.list()) slotOf.set(u.id, u.slot);
       plane.upstreamsChanged();
+      break;
+    case 'policy':
+      policy.set(message.policy);
       break;
     case 'listen':
       plane.listen(message.port, message.host, true).then(

@@ -4,6 +4,7 @@ import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { Config } from '../config.js';
 import type { FailureReason } from '../errors.js';
 import type { PickReason } from '../picker/least-connections.js';
+import type { PolicyName } from '../picker/policy.js';
 import type { CounterTable } from '../upstreams/counters.js';
 import type { Registry } from '../upstreams/registry.js';
 import type { Upstream } from '../upstreams/upstream.js';
@@ -23,6 +24,8 @@ export interface WorkerPoolOptions {
   /** Made with count + 1 writers: row 0 is this thread's, row i worker i's (1..count). */
   readonly counters: CounterTable;
   readonly registry: () => Registry;
+  /** The selection policy in force, sent to each worker at start. */
+  readonly policy: () => PolicyName;
   readonly logger: Logger;
   readonly onFailure: (upstream: Upstream, reason: FailureReason | 'status') => void;
   readonly onSuccess: (upstream: Upstream) => void;
@@ -37,6 +40,8 @@ export interface WorkerPool {
   start(port: number): Promise<void>;
   /** Sends the upstream list to every worker (coalesced: once per tick however many changes). */
   broadcast(): void;
+  /** Switches every worker to `policy`. */
+  setPolicy(policy: PolicyName): void;
   /** Frees a forgotten upstream's counter slot once every worker has let go of it. */
   releaseSlot(slot: number): void;
   /** Every worker's metrics, for the admin thread to sum. */
@@ -171,7 +176,10 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
     async start(port) {
       for (let i = 1; i <= options.count; i++) members.push(spawn(i));
       const list = views();
-      for (const m of members) send(m, { type: 'upstreams', upstreams: list });
+      for (const m of members) {
+        send(m, { type: 'upstreams', upstreams: list });
+        send(m, { type: 'policy', policy: options.policy() });
+      }
       sweeper = setInterval(() => {
         options.registry().sweep();
       }, SWEEP_INTERVAL_MS);
@@ -186,6 +194,9 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
         const list = views();
         for (const m of members) send(m, { type: 'upstreams', upstreams: list });
       });
+    },
+    setPolicy(policy) {
+      for (const m of members) send(m, { type: 'policy', policy });
     },
     releaseSlot(slot) {
       const live = members.filter((m) => !m.exited).map((m) => m.index);

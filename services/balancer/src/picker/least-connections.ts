@@ -18,8 +18,19 @@ export interface Candidate {
 
 export type TieBreak = 'rotation' | 'random';
 
-/** Why the chosen candidate won; shown in `X-Lb-Decision`. */
-export type PickReason = 'only-candidate' | 'least-loaded' | 'tie-rotation' | 'tie-random';
+/**
+ * Why the chosen candidate won; shown in `X-Lb-Decision`. The last four are the other policies'
+ * (picker/policy.ts): least-connections gives only the first four.
+ */
+export type PickReason =
+  | 'only-candidate'
+  | 'least-loaded'
+  | 'tie-rotation'
+  | 'tie-random'
+  | 'round-robin'
+  | 'random'
+  | 'two-choices'
+  | 'peak-ewma';
 
 export interface PickOptions {
   readonly tieBreak: TieBreak;

@@ -1,0 +1,160 @@
+/**
+ * The algorithm lab in Chromium against the real cluster of `npm start` (built backends, balancer
+ * and page server), with the admin and backend tokens set: switch the policy, run a short
+ * comparison and watch its table fill, apply and clear a fault scenario and see the live view
+ * react, the phone layout; no console errors; screenshots in e2e/artifacts.
+ */
+import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { missingBuild, startCluster, type Cluster } from '../../scripts/cluster-lib.mjs';
+
+const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
+const TOKEN = 'lab-browser-admin';
+const BACKEND_TOKEN = 'lab-browser-backend';
+
+describe('the algorithm lab in the page', function () {
+  this.timeout(90_000);
+  let cluster: Cluster | undefined;
+  let browser: Browser | undefined;
+  let context: BrowserContext | undefined;
+  let page: Page;
+  const problems: string[] = [];
+
+  before(async function () {
+    this.timeout(120_000);
+    const missing = missingBuild();
+    if (missing.length) throw new Error(`run \`npm run build\` first (missing ${missing.join(', ')})`);
+    await mkdir(ARTIFACTS, { recursive: true });
+    cluster = await startCluster({
+      backends: 3, basePort: 0, balancerPort: 0, adminPort: 0, uiPort: 0, delayScale: 0.01,
+      env: { ...process.env, LB_ADMIN_TOKEN: TOKEN, LB_BACKEND_ADMIN_TOKEN: BACKEND_TOKEN, BACKEND_ADMIN_TOKEN: BACKEND_TOKEN },
+    });
+    // Debian's Chromium, launched as in browser.spec.ts (not imported: that would register its tests twice).
+    browser = await chromium.launch({
+      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+      args: ['--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    });
+    context = await browser.newContext({ viewport: { width: 1400, height: 1100 }, colorScheme: 'dark' });
+    page = await context.newPage();
+    page.on('console', (m) => {
+      if (m.type() === 'error') problems.push(`console: ${m.text()}`);
+    });
+    page.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+    await page.goto(cluster.urls.ui);
+    await page.waitForSelector('#connection[data-state="live"]');
+    await page.waitForFunction(() => document.querySelectorAll('[data-testid="upstream-row"]').length === 3);
+    await page.fill('#admin-token', TOKEN);
+    await page.dispatchEvent('#admin-token', 'change');
+  });
+
+  afterEach(() => {
+    assert.deepEqual(problems.splice(0), [], 'console errors');
+  });
+
+  after(async () => {
+    await context?.close();
+    await browser?.close();
+    await cluster?.stop();
+  });
+
+  it('switches the policy from the page; the live snapshot and the footer show it', async () => {
+    assert.equal(await page.textContent('#policy-current'), 'least-connections');
+    await page.selectOption('#policy-select', 'peak-ewma');
+    await page.click('#policy-apply');
+    await page.waitForSelector('#control-status[data-state="ok"]');
+    await page.waitForSelector('#policy-current[data-policy="peak-ewma"]');
+    assert.equal(await page.textContent('#policy'), 'peak-ewma');
+    await page.selectOption('#policy-select', 'least-connections');
+    await page.click('#policy-apply');
+    await page.waitForSelector('#policy-current[data-policy="least-connections"]');
+  });
+
+  it('a wrong token is refused and said so; nothing changes', async () => {
+    await page.fill('#admin-token', 'wrong');
+    await page.selectOption('#policy-select', 'random');
+    await page.click('#policy-apply');
+    await page.waitForSelector('#control-status[data-state="error"]');
+    assert.match((await page.textContent('#control-status')) ?? '', /401 LB_UNAUTHORIZED/);
+    assert.equal(await page.textContent('#policy-current'), 'least-connections');
+    await page.fill('#admin-token', TOKEN);
+    problems.splice(0); // the browser logs the 401 it was told to expect
+  });
+
+  it('runs a short comparison: progress streams in and the table fills with every policy', async () => {
+    await page.fill('#lab-rate', '40');
+    await page.fill('#lab-duration', '1');
+    await page.selectOption('#lab-scenario', '');
+    await page.click('#lab-compare');
+    await page.waitForSelector('#lab-status[data-state="running"]');
+    await page.waitForSelector('#lab-status[data-state="done"]', { timeout: 60_000 });
+    await page.waitForSelector('#lab-results[data-rows="5"]');
+    const policies = await page.$$eval('#lab-results-body tr', (rows) => rows.map((r) => r.getAttribute('data-policy')));
+    assert.deepEqual(policies, ['least-connections', 'round-robin', 'random', 'p2c', 'peak-ewma']);
+    const p99 = await page.$$eval('#lab-results-body tr td:nth-child(3)', (tds) => tds.map((t) => Number(t.textContent)));
+    assert.ok(p99.every((v) => v > 0), `every row has a p99: ${p99.join(', ')}`);
+    assert.equal(await page.isVisible('#lab-downloads'), true);
+    assert.equal(await page.textContent('#policy-current'), 'least-connections', 'the policy is restored after the comparison');
+    await page.locator('#lab').screenshot({ path: join(ARTIFACTS, 'lab-compare.png') });
+  });
+
+  it('applies a fault scenario to one replica and the live view shows its errors; clear stops them', async () => {
+    assert.ok(cluster);
+    const target = cluster.upstreams[0] ?? '';
+    await page.selectOption('#target-select', target);
+    await page.click('[data-scenario="errors"]');
+    await page.waitForSelector('#control-status[data-state="ok"]');
+    await page.fill('#lab-rate', '60');
+    await page.fill('#lab-duration', '2');
+    await page.click('#lab-run');
+    await page.waitForSelector('#lab-status[data-state="done"]', { timeout: 30_000 });
+    const row = `[data-testid="upstream-row"][data-upstream="${target}"] [data-testid="errors"]`;
+    await page.waitForFunction((sel) => Number(document.querySelector(sel)?.textContent ?? '0') > 0, row);
+    await page.locator('main').screenshot({ path: join(ARTIFACTS, 'lab-scenario-errors.png') });
+    await page.click('[data-scenario="clear"]');
+    await page.waitForSelector('#control-status[data-state="ok"]');
+    const res = await page.evaluate(async () => (await fetch('/api/upstreams')).json() as Promise<{ upstreams: { id: string; errors: number }[] }>);
+    const before = res.upstreams.find((u) => u.id === target)?.errors ?? -1;
+    // The balancer may have ejected the failing replica meanwhile; errors do not grow once cleared.
+    await page.click('#lab-run');
+    await page.waitForSelector('#lab-status[data-state="running"]');
+    await page.waitForSelector('#lab-status[data-state="done"]', { timeout: 30_000 });
+    const after = await page.evaluate(async () => (await fetch('/api/upstreams')).json() as Promise<{ upstreams: { id: string; errors: number }[] }>);
+    assert.equal(after.upstreams.find((u) => u.id === target)?.errors, before);
+  });
+
+  it('drains a replica with a live countdown, then undrains it', async () => {
+    assert.ok(cluster);
+    const target = cluster.upstreams[1] ?? '';
+    await page.selectOption('#target-select', target);
+    await page.fill('#op-drain-seconds', '20');
+    await page.click('#op-drain');
+    const state = `[data-testid="upstream-row"][data-upstream="${target}"] [data-testid="state"]`;
+    await page.waitForFunction((sel) => /^draining · (drained|\d+ s)$/.test(document.querySelector(sel)?.textContent ?? ''), state);
+    await page.click('#op-undrain');
+    await page.waitForFunction((sel) => /^(up|unproven)$/.test(document.querySelector(sel)?.textContent ?? ''), state);
+  });
+
+  it('on a phone the controls (fetch, burst, scenarios) come before the upstream table', async () => {
+    assert.ok(cluster && browser);
+    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, colorScheme: 'light' });
+    try {
+      const p = await phone.newPage();
+      p.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+      await p.goto(cluster.urls.ui);
+      await p.waitForSelector('#connection[data-state="live"]');
+      const top = (sel: string): Promise<number> => p.locator(sel).evaluate((el) => el.getBoundingClientRect().top);
+      const table = await top('.upstreams');
+      assert.ok((await top('#fetch-image')) < table, 'fetch before the table');
+      assert.ok((await top('#burst-form')) < table, 'burst before the table');
+      assert.ok((await top('#scenario-buttons')) < table, 'scenarios before the table');
+      const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+      assert.ok(overflow <= 0, `page is ${overflow}px wider than the phone`);
+      await p.screenshot({ path: join(ARTIFACTS, 'lab-phone.png'), fullPage: true });
+    } finally {
+      await phone.close();
+    }
+  });
+});

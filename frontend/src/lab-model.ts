@@ -1,0 +1,143 @@
+/**
+ * The algorithm lab as the page sees it: the balancer's `/api/lab` status (checked by hand, like
+ * the snapshot), the scenario presets the buttons apply, and the results table's rows. Pure.
+ */
+
+/** The selection policies, in the balancer's order (GET /api/policy lists them too). */
+export const POLICIES = ['least-connections', 'round-robin', 'random', 'p2c', 'peak-ewma'] as const;
+
+/** A fault the backends understand (services/backend/src/scenario.ts checks the fields). */
+export type Fault = Readonly<Partial<Record<'extraLatencyMs' | 'errorRate' | 'cpuStallMs', number> & Record<'hang' | 'resetMidBody', boolean>>>;
+
+/** The scenario buttons: a label and the fault each applies to the chosen replica. */
+export const SCENARIOS: Readonly<Record<string, { readonly label: string; readonly fault: Fault }>> = Object.freeze({
+  slow: { label: '+50 ms latency', fault: { extraLatencyMs: 50 } },
+  errors: { label: '20 % errors', fault: { errorRate: 0.2 } },
+  hang: { label: 'hang', fault: { hang: true } },
+  reset: { label: 'reset mid-body', fault: { resetMidBody: true } },
+  stall: { label: '200 ms CPU stall', fault: { cpuStallMs: 200 } },
+});
+
+/** One upstream in one run's result: its id and its figures. */
+export type LabUpstream = { readonly id: string } & Readonly<Record<'requests' | 'share' | 'errors' | 'maxInFlight' | 'meanInFlight', number>>;
+
+/** One policy's result. */
+export interface LabResult {
+  readonly policy: string;
+  readonly requests: number;
+  readonly errors: number;
+  readonly p50Ms: number;
+  readonly p99Ms: number;
+  readonly p999Ms: number;
+  readonly badUpstream: string | null;
+  readonly badShare: number | null;
+  readonly jain: number;
+  readonly upstreams: readonly LabUpstream[];
+}
+
+export interface LabProgress {
+  readonly policy: string;
+  readonly index: number;
+  readonly of: number;
+  readonly elapsedMs: number;
+  readonly durationMs: number;
+  readonly completed: number;
+  readonly errors: number;
+}
+
+/** `/api/lab` and every `lab` event of `/api/lab/events`. */
+export interface LabStatus {
+  readonly state: 'idle' | 'running' | 'done' | 'failed' | 'cancelled';
+  readonly kind: string | null;
+  readonly progress: LabProgress | null;
+  readonly results: readonly LabResult[];
+  readonly error: string | null;
+}
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const num = (v: unknown, fallback = 0): number => (typeof v === 'number' && Number.isFinite(v) ? v : fallback);
+const str = (v: unknown): string | null => (typeof v === 'string' ? v : null);
+const STATES = new Set(['idle', 'running', 'done', 'failed', 'cancelled']);
+
+function parseUpstream(v: unknown): LabUpstream | undefined {
+  if (!isObj(v) || typeof v.id !== 'string') return undefined;
+  return { id: v.id, requests: num(v.requests), share: num(v.share), errors: num(v.errors), maxInFlight: num(v.maxInFlight), meanInFlight: num(v.meanInFlight) };
+}
+
+function parseResult(v: unknown): LabResult | undefined {
+  if (!isObj(v) || typeof v.policy !== 'string') return undefined;
+  const upstreams = Array.isArray(v.upstreams) ? v.upstreams.map(parseUpstream).filter((u): u is LabUpstream => u !== undefined) : [];
+  return {
+    policy: v.policy,
+    requests: num(v.requests),
+    errors: num(v.errors),
+    p50Ms: num(v.p50Ms),
+    p99Ms: num(v.p99Ms),
+    p999Ms: num(v.p999Ms),
+    badUpstream: str(v.badUpstream),
+    badShare: typeof v.badShare === 'number' ? v.badShare : null,
+    jain: num(v.jain, 1),
+    upstreams,
+  };
+}
+
+/** Validates a lab status; undefined when it is not one. */
+export function parseLabStatus(v: unknown): LabStatus | undefined {
+  if (!isObj(v) || typeof v.state !== 'string' || !STATES.has(v.state)) return undefined;
+  const p = isObj(v.progress) ? v.progress : undefined;
+  return {
+    state: v.state as LabStatus['state'],
+    kind: str(v.kind),
+    progress: p
+      ? { policy: str(p.policy) ?? '', index: num(p.index), of: num(p.of), elapsedMs: num(p.elapsedMs), durationMs: num(p.durationMs), completed: num(p.completed), errors: num(p.errors) }
+      : null,
+    results: Array.isArray(v.results) ? v.results.map(parseResult).filter((r): r is LabResult => r !== undefined) : [],
+    error: str(v.error),
+  };
+}
+
+const pct = (x: number): string => `${(x * 100).toFixed(1)} %`;
+const ms = (x: number): string => x.toFixed(1);
+
+/** The cells of one results row, in the table's column order. */
+export function resultCells(r: LabResult): string[] {
+  const bad = r.badUpstream === null ? undefined : r.upstreams.find((u) => u.id === r.badUpstream);
+  return [
+    r.policy,
+    ms(r.p50Ms),
+    ms(r.p99Ms),
+    ms(r.p999Ms),
+    String(r.errors),
+    r.badShare === null ? '–' : pct(r.badShare),
+    bad === undefined ? '–' : `${bad.maxInFlight} / ${bad.meanInFlight.toFixed(2)}`,
+    r.jain.toFixed(3),
+  ];
+}
+
+/** The progress line under the lab buttons. */
+export function describeProgress(s: LabStatus): string {
+  switch (s.state) {
+    case 'idle':
+      return 'Idle. Set a rate and a duration, then run under the current policy or compare them all.';
+    case 'running': {
+      const p = s.progress;
+      if (p === null) return 'Starting…';
+      const step = s.kind === 'compare' ? `${p.policy} (${p.index} of ${p.of})` : p.policy;
+      return `${step}: ${(p.elapsedMs / 1000).toFixed(1)} of ${(p.durationMs / 1000).toFixed(0)} s · ${p.completed} answered · ${p.errors} errors`;
+    }
+    case 'done':
+      return `Done: ${s.results.length} ${s.results.length === 1 ? 'run' : 'runs'}.`;
+    case 'cancelled':
+      return `Cancelled after ${s.results.length} ${s.results.length === 1 ? 'run' : 'runs'}.`;
+    case 'failed':
+      return `Failed: ${s.error ?? 'unknown error'}`;
+  }
+}
+
+/** The share of time a run has covered, 0..1, for the progress bar (a comparison counts every policy). */
+export function progressFraction(s: LabStatus): number {
+  const p = s.progress;
+  if (s.state !== 'running' || p === null || p.durationMs <= 0 || p.of <= 0) return s.state === 'done' ? 1 : 0;
+  return Math.min(1, (p.index - 1 + Math.min(1, p.elapsedMs / p.durationMs)) / p.of);
+}

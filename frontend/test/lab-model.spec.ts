@@ -1,0 +1,43 @@
+import assert from 'node:assert/strict';
+import { POLICIES, SCENARIOS, describeProgress, parseLabStatus, progressFraction, resultCells } from '../src/lab-model.js';
+
+const result = {
+  policy: 'least-connections', requests: 3000, errors: 2, dropped: 0, p50Ms: 1.234, p99Ms: 12.5, p999Ms: 40, maxMs: 60,
+  badUpstream: 'b:2', badShare: 0.043, jain: 0.8766,
+  upstreams: [{ id: 'a:1', requests: 2871, share: 0.957, errors: 2, maxInFlight: 3, meanInFlight: 0.4 }, { id: 'b:2', requests: 129, share: 0.043, errors: 0, maxInFlight: 1, meanInFlight: 0.25 }],
+};
+
+describe('lab model', () => {
+  it('parses a status from /api/lab; rejects what is not one; skips malformed results', () => {
+    const s = parseLabStatus({ state: 'running', kind: 'compare', progress: { policy: 'p2c', index: 4, of: 5, elapsedMs: 2500, durationMs: 5000, sent: 1, completed: 240, errors: 1 }, results: [result, { nope: 1 }], error: null });
+    assert.ok(s);
+    assert.equal(s.results.length, 1);
+    assert.equal(s.progress?.policy, 'p2c');
+    for (const bad of [null, {}, { state: 'exploded' }, 'done']) assert.equal(parseLabStatus(bad), undefined);
+  });
+
+  it('a results row: latencies, errors, the bad replica\'s share and load, Jain', () => {
+    const s = parseLabStatus({ state: 'done', results: [result] });
+    assert.ok(s?.results[0]);
+    assert.deepEqual(resultCells(s.results[0]), ['least-connections', '1.2', '12.5', '40.0', '2', '4.3 %', '1 / 0.25', '0.877']);
+    const healthy = parseLabStatus({ state: 'done', results: [{ ...result, badUpstream: null, badShare: null }] });
+    assert.ok(healthy?.results[0]);
+    assert.equal(resultCells(healthy.results[0])[5], '–');
+  });
+
+  it('progress text and fraction across a comparison', () => {
+    const running = parseLabStatus({ state: 'running', kind: 'compare', progress: { policy: 'p2c', index: 4, of: 5, elapsedMs: 2500, durationMs: 5000, completed: 240, errors: 1 }, results: [] });
+    assert.ok(running);
+    assert.equal(describeProgress(running), 'p2c (4 of 5): 2.5 of 5 s · 240 answered · 1 errors');
+    assert.equal(progressFraction(running), 0.7);
+    const failed = parseLabStatus({ state: 'failed', error: 'boom', results: [] });
+    assert.ok(failed);
+    assert.equal(describeProgress(failed), 'Failed: boom');
+    assert.equal(progressFraction(failed), 0);
+  });
+
+  it('the presets are faults the backend accepts; the policy list matches the balancer', () => {
+    assert.deepEqual(SCENARIOS.slow?.fault, { extraLatencyMs: 50 });
+    assert.deepEqual([...POLICIES], ['least-connections', 'round-robin', 'random', 'p2c', 'peak-ewma']);
+  });
+});

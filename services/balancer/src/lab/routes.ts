@@ -1,0 +1,108 @@
+/**
+ * The lab's admin routes: start a run or a comparison, follow it (SSE), download its results, and
+ * switch fault scenarios on the backends. Writes go through the same bearer token as every admin
+ * write (guardedWrite); reads are open like the rest of the admin GETs.
+ */
+import type { ServerResponse } from 'node:http';
+import type { Router, RouterContext } from '@koa/router';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import { WriteError, guardedWrite, parseBody } from '../admin/write-api.js';
+import { POLICIES } from '../picker/policy.js';
+import { toCsv } from './export.js';
+import { LIMITS } from './runner.js';
+import type { LabRunner, LabSpec, LabStatus } from './runner.js';
+import { isRelayError } from './scenario-relay.js';
+import type { RelayReply, ScenarioRelay } from './scenario-relay.js';
+
+// The fields are checked by the backend that applies them (its 400 is passed back); here only the
+// shape, so a scenario is defined in one place.
+const fault = z.record(z.string(), z.union([z.number(), z.boolean()]));
+
+const specBody = z.strictObject({
+  rate: z.number().min(1).max(LIMITS.maxRate),
+  durationMs: z.number().int().min(500).max(LIMITS.maxDurationMs),
+  mix: z.array(z.number().min(0)).min(1).max(4).refine((m) => m.some((w) => w > 0), 'at least one weight must be > 0').default([1]),
+  seed: z.number().int().min(0).max(2 ** 32 - 1).default(1),
+  concurrency: z.number().int().min(1).max(LIMITS.maxConcurrency).default(256),
+  policies: z.array(z.enum(POLICIES)).min(1).optional(),
+  scenario: z.strictObject({ upstream: z.string().min(1), fault }).optional(),
+});
+
+export interface LabRouteDeps {
+  readonly runner: LabRunner;
+  readonly relay: ScenarioRelay;
+  readonly token: string;
+  readonly logger: Logger;
+}
+
+/** SSE frame of one status. */
+const frame = (s: LabStatus): string => `event: lab\ndata: ${JSON.stringify(s)}\n\n`;
+
+/** Adds `/api/lab*` and the per-upstream scenario routes to the admin router. */
+export function registerLabRoutes(router: Router, deps: LabRouteDeps): void {
+  const { runner, relay, token, logger } = deps;
+
+  router.get('/api/lab', (ctx) => {
+    ctx.set('cache-control', 'no-store');
+    ctx.body = { ...runner.status(), limits: LIMITS, policies: POLICIES };
+  });
+  router.get('/api/lab/events', (ctx) => {
+    ctx.respond = false;
+    const res: ServerResponse = ctx.res;
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    res.write(`retry: 1000\n${frame(runner.status())}`);
+    const off = runner.subscribe((s) => res.write(frame(s)));
+    res.once('close', off);
+  });
+  router.get('/api/lab/results.json', (ctx) => {
+    ctx.set('content-disposition', 'attachment; filename="lab-results.json"');
+    ctx.set('cache-control', 'no-store');
+    const { spec, results, kind, startedAt, finishedAt } = runner.status();
+    ctx.body = { kind, spec, startedAt, finishedAt, results };
+  });
+  router.get('/api/lab/results.csv', (ctx) => {
+    ctx.set('content-disposition', 'attachment; filename="lab-results.csv"');
+    ctx.set('cache-control', 'no-store');
+    ctx.type = 'text/csv';
+    ctx.body = toCsv(runner.status().results);
+  });
+
+  const start = (kind: 'run' | 'compare') =>
+    guardedWrite(token, async (ctx) => {
+      const spec: LabSpec = await parseBody(ctx, specBody);
+      if (!runner.start(kind, spec)) throw new WriteError('LB_LAB_BUSY', 'a lab run is in progress: wait for it or cancel it');
+      logger.info({ action: `lab-${kind}`, remote: ctx.ip }, 'admin change');
+      ctx.status = 202;
+      ctx.body = runner.status();
+    });
+  router.post('/api/lab/run', start('run'));
+  router.post('/api/lab/compare', start('compare'));
+  router.post(
+    '/api/lab/cancel',
+    guardedWrite(token, async (ctx) => {
+      await parseBody(ctx, z.strictObject({}));
+      runner.cancel();
+      ctx.body = runner.status();
+    }),
+  );
+
+  /** Relays to the backend and answers with what it said (its status and body). */
+  const relayed = (action: (ctx: RouterContext, id: string) => Promise<RelayReply>) =>
+    guardedWrite(token, async (ctx) => {
+      const id = String(ctx.params.id);
+      try {
+        const reply = await action(ctx, id);
+        logger.info({ action: 'scenario', upstream: id, method: ctx.method, path: ctx.path, status: reply.status, remote: ctx.ip }, 'admin change');
+        ctx.status = reply.status;
+        ctx.body = reply.body;
+      } catch (err) {
+        if (!isRelayError(err)) throw err;
+        const code = err.reason === 'disabled' ? 'LB_SCENARIOS_DISABLED' : err.reason === 'unknown-upstream' ? 'LB_UNKNOWN_UPSTREAM' : 'LB_BACKEND_UNREACHABLE';
+        throw new WriteError(code, err.message);
+      }
+    });
+  router.put('/api/upstreams/:id/scenario', relayed(async (ctx, id) => relay.apply(id, await parseBody(ctx, fault))));
+  router.delete('/api/upstreams/:id/scenario', relayed((_ctx, id) => relay.clear(id)));
+  router.post('/api/upstreams/:id/exit', relayed((_ctx, id) => relay.exit(id)));
+}
