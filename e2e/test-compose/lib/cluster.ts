@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Snapshot } from './balancer-api.js';
@@ -39,6 +40,8 @@ export interface Cluster {
   snapshot(): Promise<Snapshot>;
   /** Every balancer replica's own Snapshot, read from its container address (admin port). */
   balancerSnapshots(): Promise<Snapshot[]>;
+  /** `PUT /api/policy` on every balancer replica (with the cluster's admin token). */
+  setPolicy(policy: string): Promise<void>;
   backends(): Promise<ContainerInfo[]>;
   /** `up -d --no-recreate --scale backend=N backend`; resolves with the command's duration (ms). */
   scale(replicas: number): Promise<number>;
@@ -66,6 +69,10 @@ const log = (line: string): void => {
 export async function createCluster(): Promise<Cluster> {
   const project = `lbe2e${randomBytes(4).toString('hex')}`;
   const [frontendPort, lbPort, adminPort, prometheusPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
+  // The admin write token, as a Docker secret file (what a user does with LB_ADMIN_TOKEN_FILE).
+  const adminToken = randomBytes(16).toString('hex');
+  const tokenFile = join(tmpdir(), `${project}-admin-token`);
+  await writeFile(tokenFile, `${adminToken}\n`, { mode: 0o644 });
   const compose = await createCompose({
     root: REPO_ROOT,
     project,
@@ -74,6 +81,7 @@ export async function createCluster(): Promise<Cluster> {
       FRONTEND_PORT: String(frontendPort),
       LB_ADDR: '127.0.0.1',
       LB_PORT_PUBLISHED: String(lbPort),
+      LB_ADMIN_TOKEN_FILE: tokenFile,
       LB_ADMIN_ADDR: '127.0.0.1',
       LB_ADMIN_PORT_PUBLISHED: String(adminPort),
       PROMETHEUS_ADDR: '127.0.0.1',
@@ -97,17 +105,32 @@ export async function createCluster(): Promise<Cluster> {
   const backends = (): Promise<ContainerInfo[]> => compose.containers('backend');
   // The host reaches containers on the project's bridge network directly (never anything else).
   const balancerClients = new Map<string, HttpClient>();
-  const balancerSnapshots = async (): Promise<Snapshot[]> => {
+  const balancerOrigins = async (): Promise<string[]> => {
     const containers = (await Promise.all(BALANCER_SERVICES.map((s) => compose.containers(s)))).flat().filter((b) => b.status === 'running');
-    return Promise.all(
-      containers.map((b) => {
-        if (!b.ip) throw new Error(`balancer ${b.hostname} has no address yet`);
-        const origin = `http://${b.ip}:${ADMIN_PORT}`;
+    return containers.map((b) => {
+      if (!b.ip) throw new Error(`balancer ${b.hostname} has no address yet`);
+      return `http://${b.ip}:${ADMIN_PORT}`;
+    });
+  };
+  const balancerSnapshots = async (): Promise<Snapshot[]> =>
+    Promise.all(
+      (await balancerOrigins()).map((origin) => {
         let client = balancerClients.get(origin);
         if (!client) balancerClients.set(origin, (client = createHttpClient(origin)));
         return client.json<Snapshot>('/api/upstreams', 5_000);
       }),
     );
+  const setPolicy = async (policy: string): Promise<void> => {
+    for (const origin of await balancerOrigins()) {
+      const res = await fetch(`${origin}/api/policy`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ policy }),
+        signal: AbortSignal.timeout(5_000),
+      });
+      if (res.status !== 200) throw new Error(`PUT ${origin}/api/policy: ${res.status} ${await res.text()}`);
+      await res.arrayBuffer();
+    }
   };
 
   async function waitForBackends(replicas: number, timeoutMs = 60_000): Promise<ContainerInfo[]> {
@@ -140,6 +163,7 @@ export async function createCluster(): Promise<Cluster> {
       await writeFile(join(ARTIFACTS, 'compose-timings.json'), `${JSON.stringify({ project, cli: compose.cli, ...timings }, null, 2)}\n`);
     }
     await Promise.all([web.close(), balancer.close(), prometheus.close(), ...[...balancerClients.values()].map((b) => b.close())]);
+    await rm(tokenFile, { force: true });
   }
 
   return {
@@ -150,6 +174,7 @@ export async function createCluster(): Promise<Cluster> {
     timings,
     snapshot,
     balancerSnapshots,
+    setPolicy,
     backends,
     waitForBackends,
     async start(replicas) {

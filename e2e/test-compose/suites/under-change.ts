@@ -120,6 +120,22 @@ export function underChangeSuite(cluster: () => Cluster): void {
       assert.ok((o.stalledShare ?? 1) <= 0.125, `the stalled replica answered ${((o.stalledShare ?? 1) * 100).toFixed(1)} % of requests`);
     });
 
+    it('the same stalling replica under peak-EWMA (--policy, switched at runtime): p99 ≤ 100 ms, share ≤ 7 %', async () => {
+      // The latency-aware policy of the algorithm lab sees what in-flight counts cannot: the
+      // replica's answers are slow between its stalls too, so it stops winning ties.
+      const c = cluster();
+      await c.setPolicy('peak-ewma');
+      try {
+        const stalled = await stallReplicaEvent(chaos(), 4, { stallMs: 80, everyMs: 100, durationMs: 10_000 }, { rate: RATE });
+        const o = await record({ ...stalled, name: `${stalled.name} (peak-EWMA)` });
+        assert.equal(o.window.failed, 0, failuresOf(o));
+        assert.ok(o.window.p99 <= 100, `p99 ${Math.round(o.window.p99)} ms`);
+        assert.ok((o.stalledShare ?? 1) <= 0.07, `the stalled replica answered ${((o.stalledShare ?? 1) * 100).toFixed(1)} % of requests`);
+      } finally {
+        await c.setPolicy('least-connections');
+      }
+    });
+
     it('docker kill a replica: 0 failed, 0 over 0.5 s', async () => {
       const o = await record(await killReplicaEvent(chaos(), 4, { rate: RATE }));
       assert.equal(o.window.failed, 0, failuresOf(o));
