@@ -80,7 +80,7 @@ const cluster: ChaosCluster = {
         const ok = all.length === BALANCER_SERVICES.length && all.every((v) => v.upstreams.filter((u) => u.available).map((u) => u.id).sort().join() === ids);
         return ok ? running : undefined;
       },
-      { what: `${replicas} backends available in every balancer`, timeoutMs, intervalMs: 300 },
+      { what: `${replicas} backends available in every balancer`, timeoutMs, intervalMs: 1_000 },
     ),
 };
 

@@ -133,6 +133,8 @@ export async function createCluster(): Promise<Cluster> {
     }
   };
 
+  // Each poll runs `docker ps` and `docker inspect` three times (backends and both balancers):
+  // tens of ms of CPU each, which a tight loop would take from the cluster under measurement.
   async function waitForBackends(replicas: number, timeoutMs = 60_000): Promise<ContainerInfo[]> {
     return waitFor(
       async () => {
@@ -143,7 +145,7 @@ export async function createCluster(): Promise<Cluster> {
         const everywhere = views.every((v) => sameSet(v.upstreams.filter((u) => u.available).map((u) => u.id), running.map(upstreamIdOf)));
         return everywhere ? running : undefined;
       },
-      { what: `${replicas} running backends, all available in every balancer`, timeoutMs, intervalMs: 300 },
+      { what: `${replicas} running backends, all available in every balancer`, timeoutMs, intervalMs: 1_000 },
     );
   }
 

@@ -28,6 +28,8 @@ const RATE = 200;
 
 const outcomes: EventOutcome[] = [];
 
+const DIRECT_NOTE = '20 GET/s from the host to its container address, no nginx, no balancer';
+
 const log = (line: string): void => {
   console.log(`      [under change] ${line}`);
 };
@@ -38,7 +40,8 @@ async function record(outcome: EventOutcome): Promise<EventOutcome> {
   log(`${outcome.name}: ${describeSummary(outcome.window)}${outcome.stalledShare === undefined ? '' : `, stalled replica's share ${(outcome.stalledShare * 100).toFixed(1)} %`}`);
   await mkdir(ARTIFACTS, { recursive: true });
   const file = join(ARTIFACTS, `under-change-${outcomes.length}-${outcome.name.replace(/[^a-z0-9]+/gi, '-')}.txt`);
-  await writeFile(file, `${outcome.name}\n${describeSummary(outcome.window)}\n\n${perSecondTable(outcome.run)}\n`);
+  const direct = outcome.direct ? `\n\nstraight to a replica that stays (${DIRECT_NOTE}):\n${perSecondTable(outcome.direct)}\n` : '\n';
+  await writeFile(file, `${outcome.name}\n${describeSummary(outcome.window)}\n\n${perSecondTable(outcome.run)}${direct}`);
   return outcome;
 }
 
