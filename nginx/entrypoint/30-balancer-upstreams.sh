@@ -15,7 +15,10 @@
 #
 #   BALANCER_HOST        balancer names, separated by spaces or commas: the active one first
 #   BALANCER_PORT        data port (8001)        BALANCER_ADMIN_PORT  admin port (9001)
-#   BALANCER_WATCH_INTERVAL  seconds between lookups (default 2; 0 = write the lists once, no loop)
+#   BALANCER_WATCH_INTERVAL  seconds between lookups (default 5; 0 = write the lists once, no loop).
+#                            Failover does not wait for it (nginx skips a balancer that fails);
+#                            only a new address (an upgraded balancer) does, and the standby
+#                            serves meanwhile. Each lookup forks, so this is most of nginx's idle CPU.
 #   BALANCER_FORGET_AFTER    seconds an address stays listed after it left DNS (default 30)
 #   BALANCER_UPSTREAMS_DIR   where the lists go (default /etc/nginx/conf.d/upstreams, as included
 #                            by default.conf)
@@ -23,7 +26,7 @@ set -u
 
 me=$(basename "$0")
 out=${BALANCER_UPSTREAMS_DIR:-/etc/nginx/conf.d/upstreams}
-interval=${BALANCER_WATCH_INTERVAL:-2}
+interval=${BALANCER_WATCH_INTERVAL:-5}
 forget_after=${BALANCER_FORGET_AFTER:-30}
 read -r -a names <<< "${BALANCER_HOST//,/ }"
 if [ "${#names[@]}" -eq 0 ]; then
