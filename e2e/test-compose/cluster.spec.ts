@@ -5,6 +5,7 @@
  */
 import { createCluster, type Cluster } from './lib/cluster.js';
 import { browserSuite } from './suites/browser.js';
+import { labSuite } from './suites/lab.js';
 import { leastConnectionsSuite } from './suites/least-connections.js';
 import { prometheusSuite } from './suites/prometheus.js';
 import { trafficSuite } from './suites/traffic.js';
@@ -47,5 +48,6 @@ describe('Compose cluster (nginx, balancer, backends, Prometheus)', function () 
   leastConnectionsSuite(current);
   prometheusSuite(current);
   browserSuite(current);
+  labSuite(current);
   underChangeSuite(current);
 });

@@ -42,6 +42,8 @@ export interface Cluster {
   balancerSnapshots(): Promise<Snapshot[]>;
   /** `PUT /api/policy` on every balancer replica (with the cluster's admin token). */
   setPolicy(policy: string): Promise<void>;
+  /** A request to the active balancer's admin API with the cluster's admin token; the parsed JSON answer. */
+  admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }>;
   backends(): Promise<ContainerInfo[]>;
   /** `up -d --no-recreate --scale backend=N backend`; resolves with the command's duration (ms). */
   scale(replicas: number): Promise<number>;
@@ -82,6 +84,8 @@ export async function createCluster(): Promise<Cluster> {
       LB_ADDR: '127.0.0.1',
       LB_PORT_PUBLISHED: String(lbPort),
       LB_ADMIN_TOKEN_FILE: tokenFile,
+      // The backends' fault scenarios, reached through the balancer (the algorithm lab).
+      BACKEND_ADMIN_TOKEN: randomBytes(16).toString('hex'),
       LB_ADMIN_ADDR: '127.0.0.1',
       LB_ADMIN_PORT_PUBLISHED: String(adminPort),
       PROMETHEUS_ADDR: '127.0.0.1',
@@ -120,6 +124,17 @@ export async function createCluster(): Promise<Cluster> {
         return client.json<Snapshot>('/api/upstreams', 5_000);
       }),
     );
+  const admin = async (method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> => {
+    const active = (await compose.containers(BALANCER_SERVICES[0])).find((b) => b.status === 'running' && b.ip);
+    if (!active?.ip) throw new Error('the active balancer is not running');
+    const res = await fetch(`http://${active.ip}:${ADMIN_PORT}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      signal: AbortSignal.timeout(10_000),
+    });
+    return { status: res.status, body: await res.json() };
+  };
   const setPolicy = async (policy: string): Promise<void> => {
     for (const origin of await balancerOrigins()) {
       const res = await fetch(`${origin}/api/policy`, {
@@ -177,6 +192,7 @@ export async function createCluster(): Promise<Cluster> {
     snapshot,
     balancerSnapshots,
     setPolicy,
+    admin,
     backends,
     waitForBackends,
     async start(replicas) {
