@@ -8,11 +8,9 @@
  */
 import { basename } from 'node:path';
 import { parseArgs } from 'node:util';
-import { REPO_ROOT, BALANCER_SERVICES, upstreamIdOf } from '../test-compose/lib/cluster.js';
+import { createBalancers } from '../test-compose/lib/balancers.js';
+import { REPO_ROOT } from '../test-compose/lib/cluster.js';
 import { createCompose } from '../test-compose/lib/compose.js';
-import { createHttpClient } from '../test-compose/lib/http.js';
-import { waitFor } from '../test-compose/lib/wait.js';
-import type { Snapshot } from '../test-compose/lib/balancer-api.js';
 import {
   eventTable,
   killReplicaEvent,
@@ -52,37 +50,9 @@ if (!Number.isInteger(rate) || rate < 1 || rate > 2000 || unknown.length > 0) {
 const project = process.env.COMPOSE_PROJECT_NAME ?? basename(REPO_ROOT).toLowerCase().replace(/[^a-z0-9]/g, '');
 const compose = await createCompose({ root: REPO_ROOT, project, env: {} });
 const web = `http://127.0.0.1:${process.env.FRONTEND_PORT ?? '8080'}`;
-const admins = new Map<string, ReturnType<typeof createHttpClient>>();
-
-/** Every balancer replica's own view, from its container address on the project's network. */
-async function views(): Promise<Snapshot[]> {
-  const containers = (await Promise.all(BALANCER_SERVICES.map((s) => compose.containers(s)))).flat().filter((c) => c.status === 'running' && c.ip);
-  return Promise.all(
-    containers.map((c) => {
-      const origin = `http://${c.ip ?? ''}:9001`;
-      let client = admins.get(origin);
-      if (!client) admins.set(origin, (client = createHttpClient(origin)));
-      return client.json<Snapshot>('/api/upstreams', 5_000);
-    }),
-  );
-}
-
-const cluster: ChaosCluster = {
-  web,
-  compose,
-  waitForBackends: (replicas, timeoutMs = 120_000) =>
-    waitFor(
-      async () => {
-        const running = (await compose.containers('backend')).filter((c) => c.status === 'running' && c.ip);
-        if (running.length !== replicas) return undefined;
-        const ids = running.map(upstreamIdOf).sort().join();
-        const all = await views();
-        const ok = all.length === BALANCER_SERVICES.length && all.every((v) => v.upstreams.filter((u) => u.available).map((u) => u.id).sort().join() === ids);
-        return ok ? running : undefined;
-      },
-      { what: `${replicas} backends available in every balancer`, timeoutMs, intervalMs: 1_000 },
-    ),
-};
+// Read-only: chaos needs no admin token.
+const balancers = createBalancers(compose, '');
+const cluster: ChaosCluster = { web, compose, waitForBackends: (replicas, timeoutMs = 120_000) => balancers.waitForBackends(replicas, timeoutMs) };
 
 const scaleTo = async (n: number): Promise<void> => {
   await compose.compose(['up', '-d', '--no-recreate', '--scale', `backend=${n}`, 'backend'], 300_000);
@@ -109,6 +79,6 @@ try {
     await scaleTo(4);
   }
 } finally {
-  await Promise.all([...admins.values()].map((a) => a.close()));
+  await balancers.close();
 }
 console.log(`\n${eventTable(outcomes)}`);

@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Compose, ContainerInfo } from '../test-compose/lib/compose.js';
 import { run } from '../test-compose/lib/exec.js';
 import { startOpenLoop, type LoadRun } from './open-loop.js';
-import { perSecond, summarize, type SecondSummary, type Summary } from './report.js';
+import { describeFailures, ms, perSecond, summarize, type SecondSummary, type Summary } from './report.js';
 
 /** What an event needs of a running Compose cluster. */
 export interface ChaosCluster {
@@ -222,8 +222,6 @@ export function worstSecond(outcome: EventOutcome): { web: number; direct: numbe
   return { web, direct };
 }
 
-const ms = (n: number): string => (n >= 1000 ? `${(n / 1000).toFixed(2)} s` : `${Math.round(n)} ms`);
-
 /** The events as a table for a person: one row per event, what users saw from its start on. */
 export function eventTable(outcomes: readonly EventOutcome[]): string {
   const rows = [
@@ -233,10 +231,9 @@ export function eventTable(outcomes: readonly EventOutcome[]): string {
   for (const o of outcomes) {
     const w = o.window;
     const worst = worstSecond(o);
-    const kinds = Object.entries(w.failedByKind).map(([k, n]) => `${k} ${n}`).join(', ');
     const note = o.stalledShare === undefined ? `command ${ms(o.actionMs)}` : `stalled replica's share ${(o.stalledShare * 100).toFixed(1)} %`;
     rows.push(
-      `| ${o.name} | ${w.requests} | ${w.failed}${kinds ? ` (${kinds})` : ''} | ${w.slow} | ${w.resent} | ${ms(w.p50)} | ${ms(w.p99)} | ${ms(w.max)} | ${ms(worst.web)}${worst.direct === undefined ? '' : ` (${ms(worst.direct)})`} | ${note} |`,
+      `| ${o.name} | ${w.requests} | ${describeFailures(w)} | ${w.slow} | ${w.resent} | ${ms(w.p50)} | ${ms(w.p99)} | ${ms(w.max)} | ${ms(worst.web)}${worst.direct === undefined ? '' : ` (${ms(worst.direct)})`} | ${note} |`,
     );
   }
   return rows.join('\n');

@@ -28,7 +28,7 @@ export interface SecondSummary extends Summary {
 }
 
 /** Nearest-rank percentile of an ascending array (0 when empty). */
-export function percentile(sorted: readonly number[], p: number): number {
+function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return 0;
   const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[rank] ?? 0;
@@ -68,14 +68,8 @@ export function perSecond(records: readonly RequestRecord[]): SecondSummary[] {
   return seconds;
 }
 
-/** The time of the first mark with this label (throws if the run has none: a test bug). */
-export function markAt(run: LoadRun, label: string): number {
-  const mark = run.marks.find((m) => m.label === label);
-  if (mark === undefined) throw new Error(`the run has no mark "${label}" (marks: ${run.marks.map((m) => m.label).join(', ')})`);
-  return mark.at;
-}
-
-const ms = (n: number): string => (n >= 1000 ? `${(n / 1000).toFixed(2)} s` : `${Math.round(n)} ms`);
+/** `12 ms` or `1.25 s`. */
+export const ms = (n: number): string => (n >= 1000 ? `${(n / 1000).toFixed(2)} s` : `${Math.round(n)} ms`);
 
 /** `12 failed (refused 3, status 9)`-style text for a person. */
 export function describeFailures(s: Summary): string {

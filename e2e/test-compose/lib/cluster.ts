@@ -4,23 +4,18 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Snapshot } from './balancer-api.js';
+import { createBalancers } from './balancers.js';
 import { createCompose, type Compose, type ContainerInfo } from './compose.js';
 import { createHttpClient, type HttpClient } from './http.js';
 import { freePort } from './ports.js';
-import { waitFor } from './wait.js';
+
+export { ADMIN_PORT, BACKEND_PORT, BALANCER_SERVICES, upstreamIdOf } from './balancers.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 /** Repository root: docker-compose.yml and the build context. */
 export const REPO_ROOT = resolve(here, '../../..');
 /** e2e/artifacts: Compose logs and timings of the last run (ignored by git). */
 export const ARTIFACTS = resolve(here, '../../artifacts');
-
-/** The port every backend replica listens on inside the Compose network. */
-export const BACKEND_PORT = 8002;
-/** The balancer services: the active one (nginx sends it everything) and the hot standby. */
-export const BALANCER_SERVICES = ['balancer', 'balancer-b'] as const;
-/** The balancers' admin port inside the Compose network. */
-export const ADMIN_PORT = 9001;
 
 /** Durations of the Compose steps, for the report (`e2e/artifacts/compose-timings.json`). */
 export type Timings = Record<string, number>;
@@ -47,21 +42,11 @@ export interface Cluster {
   backends(): Promise<ContainerInfo[]>;
   /** `up -d --no-recreate --scale backend=N backend`; resolves with the command's duration (ms). */
   scale(replicas: number): Promise<number>;
-  /**
-   * Waits until exactly N backend containers run and every balancer replica's available upstreams
-   * are exactly their addresses; returns them. The balancers' own probes are the readiness that
-   * counts (Docker's health checks are rare by design: they cost a `runc exec` each).
-   */
+  /** See Balancers.waitForBackends. */
   waitForBackends(replicas: number, timeoutMs?: number): Promise<ContainerInfo[]>;
   /** Saves the logs, then `down -v --remove-orphans --rmi local`. Idempotent. */
   stop(): Promise<void>;
 }
-
-/** `<ip>:8002`: the balancer's upstream id and Prometheus' instance label of a replica. */
-export const upstreamIdOf = (c: ContainerInfo): string => `${c.ip ?? '?'}:${BACKEND_PORT}`;
-
-const sameSet = (a: readonly string[], b: readonly string[]): boolean =>
-  a.length === b.length && [...a].sort().join(' ') === [...b].sort().join(' ');
 
 const log = (line: string): void => {
   console.log(`      [compose] ${line}`);
@@ -107,62 +92,18 @@ export async function createCluster(): Promise<Cluster> {
 
   const snapshot = (): Promise<Snapshot> => web.json<Snapshot>('/api/upstreams', 5_000);
   const backends = (): Promise<ContainerInfo[]> => compose.containers('backend');
-  // The host reaches containers on the project's bridge network directly (never anything else).
-  const balancerClients = new Map<string, HttpClient>();
-  const balancerOrigins = async (): Promise<string[]> => {
-    const containers = (await Promise.all(BALANCER_SERVICES.map((s) => compose.containers(s)))).flat().filter((b) => b.status === 'running');
-    return containers.map((b) => {
-      if (!b.ip) throw new Error(`balancer ${b.hostname} has no address yet`);
-      return `http://${b.ip}:${ADMIN_PORT}`;
-    });
-  };
-  const balancerSnapshots = async (): Promise<Snapshot[]> =>
-    Promise.all(
-      (await balancerOrigins()).map((origin) => {
-        let client = balancerClients.get(origin);
-        if (!client) balancerClients.set(origin, (client = createHttpClient(origin)));
-        return client.json<Snapshot>('/api/upstreams', 5_000);
-      }),
-    );
+  const balancers = createBalancers(compose, adminToken);
   const admin = async (method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> => {
-    const active = (await compose.containers(BALANCER_SERVICES[0])).find((b) => b.status === 'running' && b.ip);
-    if (!active?.ip) throw new Error('the active balancer is not running');
-    const res = await fetch(`http://${active.ip}:${ADMIN_PORT}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${adminToken}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      signal: AbortSignal.timeout(10_000),
-    });
-    return { status: res.status, body: await res.json() };
+    const [active] = await balancers.origins();
+    if (active === undefined) throw new Error('the active balancer is not running');
+    return balancers.request(active, method, path, body);
   };
   const setPolicy = async (policy: string): Promise<void> => {
-    for (const origin of await balancerOrigins()) {
-      const res = await fetch(`${origin}/api/policy`, {
-        method: 'PUT',
-        headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ policy }),
-        signal: AbortSignal.timeout(5_000),
-      });
-      if (res.status !== 200) throw new Error(`PUT ${origin}/api/policy: ${res.status} ${await res.text()}`);
-      await res.arrayBuffer();
+    for (const origin of await balancers.origins()) {
+      const res = await balancers.request(origin, 'PUT', '/api/policy', { policy });
+      if (res.status !== 200) throw new Error(`PUT ${origin}/api/policy: ${res.status} ${JSON.stringify(res.body)}`);
     }
   };
-
-  // Each poll runs `docker ps` and `docker inspect` three times (backends and both balancers):
-  // tens of ms of CPU each, which a tight loop would take from the cluster under measurement.
-  async function waitForBackends(replicas: number, timeoutMs = 60_000): Promise<ContainerInfo[]> {
-    return waitFor(
-      async () => {
-        const running = (await backends()).filter((c) => c.status === 'running');
-        if (running.length !== replicas || running.some((c) => !c.ip)) return undefined;
-        const views = await balancerSnapshots();
-        if (views.length !== BALANCER_SERVICES.length) return undefined;
-        const everywhere = views.every((v) => sameSet(v.upstreams.filter((u) => u.available).map((u) => u.id), running.map(upstreamIdOf)));
-        return everywhere ? running : undefined;
-      },
-      { what: `${replicas} running backends, all available in every balancer`, timeoutMs, intervalMs: 1_000 },
-    );
-  }
 
   async function stopOnce(): Promise<void> {
     if (started) {
@@ -179,7 +120,7 @@ export async function createCluster(): Promise<Cluster> {
       await mkdir(ARTIFACTS, { recursive: true });
       await writeFile(join(ARTIFACTS, 'compose-timings.json'), `${JSON.stringify({ project, cli: compose.cli, ...timings }, null, 2)}\n`);
     }
-    await Promise.all([web.close(), balancer.close(), prometheus.close(), ...[...balancerClients.values()].map((b) => b.close())]);
+    await Promise.all([web.close(), balancer.close(), prometheus.close(), balancers.close()]);
     await rm(tokenFile, { force: true });
   }
 
@@ -190,11 +131,11 @@ export async function createCluster(): Promise<Cluster> {
     prometheus,
     timings,
     snapshot,
-    balancerSnapshots,
+    balancerSnapshots: balancers.snapshots,
     setPolicy,
     admin,
     backends,
-    waitForBackends,
+    waitForBackends: balancers.waitForBackends,
     async start(replicas) {
       log(`project ${project} via "${compose.cli}"; nginx 127.0.0.1:${frontendPort}, balancer 127.0.0.1:${lbPort}, prometheus 127.0.0.1:${prometheusPort}`);
       started = true;
@@ -204,7 +145,7 @@ export async function createCluster(): Promise<Cluster> {
       const up = await compose.compose(['up', '-d', '--scale', `backend=${replicas}`], 300_000);
       timings.upMs = Math.round(up.ms);
       const readyStarted = performance.now();
-      await waitForBackends(replicas, 90_000);
+      await balancers.waitForBackends(replicas, 90_000);
       timings.upToReadyMs = Math.round(performance.now() - readyStarted);
       log(`up -d --scale backend=${replicas}: ${(up.ms / 1000).toFixed(1)} s, then ${(timings.upToReadyMs / 1000).toFixed(1)} s until the balancer routes to all`);
     },
