@@ -118,7 +118,12 @@ const configSchema = z.object({
     intervalMs: integer(100, 3_600_000, { flag: 'discovery-interval-ms', env: 'LB_DISCOVERY_INTERVAL_MS', fallback: '1000', help: 'how often to re-resolve the DNS name' }),
   }).transform((discovery) => (discovery.name === '' ? undefined : discovery)),
   policy: oneOf(POLICIES, { flag: 'policy', env: 'LB_POLICY', fallback: 'least-connections', help: `selection policy: ${POLICIES.join(' | ')} (switchable at runtime: PUT /api/policy)` }),
-  tieBreak: oneOf(['rotation', 'random'] as const, { flag: 'tie-break', env: 'LB_TIE_BREAK', fallback: 'rotation', help: 'how ties between equally loaded upstreams are broken: rotation | random' }),
+  tieBreak: oneOf(['latency', 'rotation', 'random'] as const, {
+    flag: 'tie-break',
+    env: 'LB_TIE_BREAK',
+    fallback: 'latency',
+    help: 'how ties between equally loaded upstreams are broken: latency (rotate among the ones not much slower lately than the fastest) | rotation | random',
+  }),
   explain: onOff({ flag: 'explain', env: 'LB_EXPLAIN', fallback: 'false', help: 'add X-Lb-Decision to responses: the candidates and why one won (internal addresses)' }),
   exposeUpstream: onOff({ flag: 'expose-upstream', env: 'LB_EXPOSE_UPSTREAM', fallback: 'false', help: 'add X-Upstream to responses: the address of the upstream that served it' }),
   trustedProxies: text(cidrList(), 'comma-separated IP addresses or CIDRs (e.g. 10.0.0.0/8, 172.16.0.5, fd00::/8), or none', { flag: 'trusted-proxies', env: 'LB_TRUSTED_PROXIES', fallback: '', help: 'comma-separated CIDRs of proxies in front whose X-Forwarded-*/Forwarded headers are kept and extended; from other peers they are replaced' }),

@@ -12,7 +12,7 @@ describe('balancer CLI (a real process)', function () {
     assert.match(child.stderr, /invalid configuration/);
     assert.match(child.stderr, /--port "x": expected an integer 0-65535/);
     assert.match(child.stderr, /upstream "nonsense": expected host:port or host:port=weight/);
-    assert.match(child.stderr, /--tie-break "first": expected one of rotation, random/);
+    assert.match(child.stderr, /--tie-break "first": expected one of latency, rotation, random/);
     assert.match(child.stderr, /unknown option --bogus/);
     assert.doesNotMatch(child.stderr, /Invalid input/);
     assert.equal(child.stdout, '');

@@ -23,7 +23,7 @@ describe('config', () => {
       { host: '127.0.0.1', port: 8002, weight: 1 },
       { host: '127.0.0.1', port: 8003, weight: 1 },
     ]);
-    assert.equal(config.tieBreak, 'rotation');
+    assert.equal(config.tieBreak, 'latency');
     assert.equal(config.explain, false);
     assert.ok(Object.isFrozen(config));
   });
@@ -67,7 +67,7 @@ describe('config', () => {
     assert.match(text, /unknown option --bogus/);
     assert.match(text, /--admin-port needs a value/);
     assert.match(text, /--port "abc": expected an integer 0-65535/);
-    assert.match(text, /--tie-break "first": expected one of rotation, random/);
+    assert.match(text, /--tie-break "first": expected one of latency, rotation, random/);
     assert.match(text, /LB_HEALTH_RISE "0": expected an integer 1-100/);
     assert.match(text, /port must be 1-65535/);
     assert.ok(errors.length >= 6, text);
@@ -114,7 +114,7 @@ describe('config', () => {
     'discovery-port': ['0', 'expected an integer 1-65535'],
     'discovery-interval-ms': ['99', 'expected an integer 100-3600000'],
     policy: ['fastest', 'expected one of least-connections, round-robin, random, p2c, peak-ewma'],
-    'tie-break': ['first', 'expected one of rotation, random'],
+    'tie-break': ['first', 'expected one of latency, rotation, random'],
     explain: ['maybe', ON_OFF],
     'expose-upstream': ['2', ON_OFF],
     'trusted-proxies': ['backend', '"backend" is not an IP address or CIDR (e.g. 10.0.0.0/8, 172.16.0.5, fd00::/8)'],
