@@ -4,5 +4,5 @@ export function findExecutable(candidates: readonly string[], env?: Readonly<Rec
 export function requireTool(
   ctx: { skip(): never },
   tool: 'promtool' | 'nginx' | 'haproxy' | 'chromium' | 'wrk',
-  options?: { env?: Readonly<Record<string, string | undefined>>; probeArgs?: readonly string[] },
+  options?: { env?: Readonly<Record<string, string | undefined>>; probeArgs?: readonly string[]; log?: (line: string) => void },
 ): string;

@@ -55,9 +55,9 @@ const warned = new Set();
 /**
  * The path of `tool`, after checking that it runs (`tool --version`, or `probeArgs`). When it is
  * missing: under CI throws (the test fails, naming the tool and how to install it); otherwise
- * prints why once and skips `ctx` (a mocha test or hook context), which throws mocha's Pending.
+ * prints why once (with `log`) and skips `ctx` (a mocha test or hook context), which throws mocha's Pending.
  */
-export function requireTool(ctx, tool, { env = process.env, probeArgs = PROBE[tool] ?? ['--version'] } = {}) {
+export function requireTool(ctx, tool, { env = process.env, probeArgs = PROBE[tool] ?? ['--version'], log = console.warn } = {}) {
   const path = findExecutable(candidatesOf(tool, env), env);
   let problem;
   if (path === undefined) problem = 'is not installed';
@@ -70,7 +70,7 @@ export function requireTool(ctx, tool, { env = process.env, probeArgs = PROBE[to
   if (underCi(env)) throw new Error(`${tool} ${problem}, and CI must not skip tests that need it: ${how}`);
   if (!warned.has(tool)) {
     warned.add(tool);
-    console.warn(`    SKIPPED: ${tool} ${problem} (${how}); under CI this fails`);
+    log(`    SKIPPED: ${tool} ${problem} (${how}); under CI this fails`);
   }
   return ctx.skip();
 }
