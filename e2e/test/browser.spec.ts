@@ -13,7 +13,7 @@ import { REPO_ROOT, freePorts, missingBuild, startCluster, type Cluster } from '
 import { createUiServer, type UiServer } from '../../scripts/static-server.mjs';
 
 const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
-const REASONS = ['only-candidate', 'least-loaded', 'tie-rotation', 'tie-random'];
+const REASONS = ['only-candidate', 'least-loaded', 'tie-rotation', 'tie-random', 'tie-latency'];
 const WAITING = 'Waiting for server response...';
 const FAILED = 'Error occurred, try again';
 
