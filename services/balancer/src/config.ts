@@ -122,7 +122,7 @@ const configSchema = z.object({
     flag: 'tie-break',
     env: 'LB_TIE_BREAK',
     fallback: 'latency',
-    help: 'how ties between equally loaded upstreams are broken: latency (rotate among the ones not much slower lately than the fastest) | rotation | random',
+    help: 'how ties between equally loaded upstreams are broken: latency (rotate among the ones not much slower lately than the typical one) | rotation | random',
   }),
   explain: onOff({ flag: 'explain', env: 'LB_EXPLAIN', fallback: 'false', help: 'add X-Lb-Decision to responses: the candidates and why one won (internal addresses)' }),
   exposeUpstream: onOff({ flag: 'expose-upstream', env: 'LB_EXPOSE_UPSTREAM', fallback: 'false', help: 'add X-Upstream to responses: the address of the upstream that served it' }),
