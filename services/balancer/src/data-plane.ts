@@ -95,7 +95,7 @@ export function createDataPlane(deps: DataPlaneDeps): DataPlane {
       }
     : localQueue;
 
-  const guard = createClientGuard({ config, promRegistry: deps.metrics.registry, logger: logger.child({ component: 'client' }) });
+  const guard = createClientGuard({ config, metrics: deps.metrics, logger: logger.child({ component: 'client' }) });
   const retryBudget = createRetryBudget(config.retryBudgetPercent, config.retryBudgetMin);
   const proxy = createProxyHandler({
     config,
@@ -118,7 +118,7 @@ export function createDataPlane(deps: DataPlaneDeps): DataPlane {
     guard,
     outliers: deps.outliers,
     queue,
-    promRegistry: deps.metrics.registry,
+    metrics: deps.metrics,
     logger: logger.child({ component: 'upgrade' }),
     random: deps.random,
   });
@@ -172,13 +172,7 @@ export function createDataPlane(deps: DataPlaneDeps): DataPlane {
     upstreamsChanged() {
       proxy.rescueFromDown();
       let free = 0;
-      for (const u of upstreams.available()) {
-        if (u.maxInFlight === 0) {
-          free = queue.length; // no cap: every waiter can go
-          break;
-        }
-        free += Math.max(0, u.maxInFlight - u.inFlight);
-      }
+      for (const u of upstreams.available()) free += u.room; // Infinity without a cap: every waiter can go
       for (let i = Math.min(free, queue.length); i > 0; i--) queue.wakeOne();
     },
     stop() {

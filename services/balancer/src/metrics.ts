@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client';
+import type { RejectReason } from './client-guard.js';
 import type { FailureReason } from './errors.js';
 import type { PolicyName } from './picker/policy.js';
 import { imbalanceOf } from './snapshot.js';
@@ -8,10 +9,16 @@ import type { Upstream } from './upstreams/upstream.js';
 /** The label used for requests that found no upstream at all. */
 export const NO_UPSTREAM = 'none';
 
-/** The balancer's Prometheus metrics, on a registry of its own. */
+/** How an upgrade request ended: a tunnel, an upstream that refused it, or no upstream to try. */
+export type UpgradeOutcome = 'tunnel' | 'connect_error' | 'no_upstream';
+
+/** The balancer's Prometheus metrics, on a registry of its own: every metric is defined here. */
 export interface Metrics {
   readonly registry: PromRegistry;
-  /** Counts one finished client request (once, whatever the number of attempts). */
+  /**
+   * Counts one finished client request (once, whatever the number of attempts) in Prometheus;
+   * the live view's totals are the shared counters' (CounterTable.countRequest), not these.
+   */
   recordRequest(upstream: string, status: number, seconds: number): void;
   /** A failed attempt; `status`: an answer with a --retry-on-status code that was retried. */
   recordFailure(upstream: string, reason: FailureReason | 'status'): void;
@@ -20,6 +27,10 @@ export interface Metrics {
   recordPanicRequest(): void;
   /** A retry the budget refused. */
   recordRetryRefused(): void;
+  /** A client request refused before reaching an upstream (client guard). */
+  recordClientRejection(reason: RejectReason): void;
+  /** An upgrade (WebSocket) request's outcome; `upstream` is NO_UPSTREAM when none was tried. */
+  recordUpgrade(upstream: string, outcome: UpgradeOutcome): void;
 }
 
 export interface MetricsOptions {
@@ -80,6 +91,18 @@ export function createMetrics(
     help: 'Requests sent to upstreams that fail their checks because none passes them (panic mode).',
     registers: [registry],
   });
+  const clientErrors = new Counter({
+    name: 'lb_client_errors_total',
+    help: 'Client requests refused before reaching an upstream, by reason.',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const upgrades = new Counter({
+    name: 'lb_upgrades_total',
+    help: 'Upgrade (WebSocket) requests by upstream (none: no upstream) and outcome (tunnel, connect_error, no_upstream).',
+    labelNames: ['upstream', 'outcome'] as const,
+    registers: [registry],
+  });
   new Gauge({
     name: 'lb_queue_length',
     help: 'Requests waiting for an upstream under its max in-flight.',
@@ -125,11 +148,9 @@ export function createMetrics(
     return b;
   };
 
-  const { counters } = upstreams;
   return {
     registry,
     recordRequest(upstream, status, seconds) {
-      counters.countRequest(status);
       byThread.inc();
       const b = bind(upstream);
       let counter = b.codes.get(status);
@@ -152,6 +173,12 @@ export function createMetrics(
     recordPanicRequest() {
       panicRequests.inc();
     },
+    recordClientRejection(reason) {
+      clientErrors.inc({ reason });
+    },
+    recordUpgrade(upstream, outcome) {
+      upgrades.inc({ upstream, outcome });
+    },
   };
 }
 
@@ -164,7 +191,7 @@ function registerUpstreamGauges(registry: PromRegistry, upstreams: UpstreamTable
     ['lb_upstream_max_in_flight', 'Cap on in-flight requests per upstream (0 = none).', (u) => u.maxInFlight],
     ['lb_upstream_ejections', 'Passive outlier ejections in a row (the next ejection lasts base x 2^n).', (u) => u.ejections],
     ['lb_upstream_long_lived_connections', 'Open upgraded (WebSocket) tunnels per upstream; each also counts in lb_upstream_in_flight.', (u) => u.longLived],
-    ['lb_upstream_healthy', '1 when the upstream may take new requests, else 0 (down, unproven or draining).', (u) => u.state === 'up' ? 1 : 0],
+    ['lb_upstream_healthy', '1 when the upstream may take new requests, else 0 (down, unproven or draining).', (u) => u.healthy ? 1 : 0],
   ];
   for (const [name, help, value] of perUpstream) {
     new Gauge({

@@ -100,16 +100,9 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
   /** Upstreams that may take one more request now: available and under their cap. */
   const candidatesFor = (tried: Set<Upstream> | undefined): readonly Upstream[] => {
     const all = registry.available();
-    let full = false;
-    for (const u of all) {
-      if (u.maxInFlight > 0 && u.inFlight >= u.maxInFlight) {
-        full = true;
-        break;
-      }
-    }
     // The common case (no caps reached, first attempt) allocates nothing.
-    if (!full && tried === undefined) return all;
-    return all.filter((u) => !(tried?.has(u) ?? false) && (u.maxInFlight === 0 || u.inFlight < u.maxInFlight));
+    if (tried === undefined && all.every((u) => u.hasRoom)) return all;
+    return all.filter((u) => !(tried?.has(u) ?? false) && u.hasRoom);
   };
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
@@ -302,6 +295,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       const status = clientGone() ? CLIENT_CLOSED : res.statusCode;
       const seconds = (performance.now() - started) / 1000;
       metrics.recordRequest(lastUpstream ?? NO_UPSTREAM, status, seconds);
+      registry.counters.countRequest(status);
       if (logger.isLevelEnabled('debug')) {
         logger.debug({ method, url: req.url, status, upstream: lastUpstream, ms: Math.round(seconds * 1000), requestId }, 'request');
       }

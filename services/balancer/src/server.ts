@@ -109,6 +109,14 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
     maxInFlight: config.maxInFlight,
     slowStartMs: config.slowStartMs,
     panic: config.panic,
+    rules: {
+      rise: config.health.rise,
+      fall: config.health.fall,
+      activeChecks: healthActive,
+      passiveFailures: config.passiveFailures,
+      passiveWindowMs: config.passiveWindowMs,
+      passiveDownMs: config.passiveDownMs,
+    },
     undrainedState: healthActive ? 'unproven' : 'up',
     // Configured upstreams are trusted like nginx/HAProxy servers; discovered ones must pass a probe.
     initialState: (source) => (source === 'dns' && healthActive ? 'unproven' : 'up'),
@@ -126,7 +134,7 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
     logger.info({ policy: name }, 'selection policy changed');
   });
   const health = createHealthChecker(registry, config, logger.child({ component: 'health' }));
-  const outliers = createOutlierDetector(registry, config, logger.child({ component: 'outliers' }));
+  const outliers = createOutlierDetector(registry);
   // This thread proxies too (one isolate fewer than a dedicated control thread: ~35 MB less).
   // Gauges are read at scrape time only, after `dataPlane` exists.
   const metrics = createMetrics(registry, () => dataPlane.queueLength, { processMetrics: true, upstreamGauges: true, policy: () => policy.current });

@@ -417,7 +417,7 @@ describe('hostile client input on the data port', function () {
     it('sizes, timeouts and the check interval come from the config; no whole-request deadline', () => {
       const registry = testRegistry();
       const config = testConfig([1], { clientHeaderTimeoutMs: 10_000, clientKeepAliveTimeoutMs: 7000, maxHeaderBytes: 8192 });
-      const guard = createClientGuard({ config, promRegistry: createMetrics(registry).registry, logger: silentLogger });
+      const guard = createClientGuard({ config, metrics: createMetrics(registry), logger: silentLogger });
       assert.deepEqual(guard.serverOptions, {
         maxHeaderSize: 8192,
         headersTimeout: 10_000,

@@ -48,7 +48,7 @@ const upstreams = createUpstreamMirror({
 // thread keeps the log the live view shows.
 let decisions: WorkerDecision[] = [];
 const succeeded = new Set<number>();
-const slotOf = new Map<string, number>();
+const keyOf = new Map<string, number>();
 const report = setInterval(() => {
   if (decisions.length === 0 && succeeded.size === 0) return;
   post({ type: 'report', decisions, succeeded: [...succeeded] });
@@ -72,20 +72,20 @@ const plane = createDataPlane({
   sharedWithOtherThreads: true,
   decisions: {
     record(id, reason, time = Date.now()) {
-      const slot = slotOf.get(id);
-      if (slot === undefined) return;
+      const key = keyOf.get(id);
+      if (key === undefined) return;
       // Only the last few matter to the live view; keep the batch bounded under any load.
       if (decisions.length >= 20) decisions.shift();
-      decisions.push({ time, slot, reason });
+      decisions.push({ time, key, reason });
     },
     recent: () => [],
   },
   outliers: {
     recordFailure(u, reason) {
-      post({ type: 'failure', slot: u.slot, reason });
+      post({ type: 'failure', key: u.key, reason });
     },
     recordSuccess(u) {
-      succeeded.add(u.slot);
+      succeeded.add(u.key);
     },
   },
 });
@@ -94,8 +94,8 @@ port.on('message', (message: ToWorker) => {
   switch (message.type) {
     case 'upstreams':
       upstreams.apply(message.upstreams);
-      slotOf.clear();
-      for (const u of upstreams.list()) slotOf.set(u.id, u.slot);
+      keyOf.clear();
+      for (const u of upstreams.list()) keyOf.set(u.id, u.key);
       plane.upstreamsChanged();
       break;
     case 'policy':

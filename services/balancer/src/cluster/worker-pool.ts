@@ -74,7 +74,8 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
   let sweeper: NodeJS.Timeout | undefined;
   let stopped: Promise<void> | undefined;
 
-  const upstreamBySlot = (slot: number): Upstream | undefined => options.registry().list().find((u) => u.slot === slot);
+  // By key, not slot: a batched report can arrive after its upstream's slot went to a newcomer.
+  const upstreamByKey = (key: number): Upstream | undefined => options.registry().list().find((u) => u.key === key);
 
   const send = (m: Member, message: ToWorker): void => {
     if (!m.exited) m.worker.postMessage(message);
@@ -95,17 +96,17 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
         m.listening?.reject(Object.assign(new Error(message.message), { code: message.code }));
         break;
       case 'failure': {
-        const u = upstreamBySlot(message.slot);
+        const u = upstreamByKey(message.key);
         if (u !== undefined) options.onFailure(u, message.reason);
         break;
       }
       case 'report':
         for (const d of message.decisions) {
-          const u = upstreamBySlot(d.slot);
+          const u = upstreamByKey(d.key);
           if (u !== undefined) options.onDecision(u.id, d.reason, d.time);
         }
-        for (const slot of message.succeeded) {
-          const u = upstreamBySlot(slot);
+        for (const key of message.succeeded) {
+          const u = upstreamByKey(key);
           if (u !== undefined) options.onSuccess(u);
         }
         break;
@@ -161,6 +162,7 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
     options.registry().list().map((u) => {
       announced.add(u.slot);
       return {
+        key: u.key,
         slot: u.slot,
         host: u.host,
         port: u.port,
