@@ -63,6 +63,8 @@ export function describeReason(reason: string): string {
       return 'tie on load, broken by rotation';
     case 'tie-random':
       return 'tie on load, broken at random';
+    case 'tie-latency':
+      return 'tie on load; slower-lately upstreams left out, then rotation';
     default:
       return reason;
   }

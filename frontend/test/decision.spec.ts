@@ -29,7 +29,7 @@ describe('parseDecisionHeader', () => {
   });
 
   it('explains every reason of the contract and echoes unknown ones', () => {
-    for (const r of ['only-candidate', 'least-loaded', 'tie-rotation', 'tie-random']) assert.notEqual(describeReason(r), r);
+    for (const r of ['only-candidate', 'least-loaded', 'tie-rotation', 'tie-random', 'tie-latency']) assert.notEqual(describeReason(r), r);
     assert.equal(describeReason('sticky'), 'sticky');
   });
 });

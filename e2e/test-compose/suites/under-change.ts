@@ -122,15 +122,16 @@ export function underChangeSuite(cluster: () => Cluster): void {
       assert.equal(o.window.failed, 0, failuresOf(o));
     });
 
-    it('a replica frozen 80 ms of every 100 ms (CPU-starved), least-connections: p99 ≤ 100 ms through nginx, share under half its fair one', async () => {
-      // Least-connections sees in-flight requests only: between stalls the replica is as fast as
-      // the others and wins its ties, and the request that lands at the start of a stall cannot be
-      // foreseen. So its share stays near one tenth (HAProxy leastconn: 7.7-9.1 % in the issue's
-      // measurement); the fair share of 4 replicas is 25 %.
+    it('a replica frozen 80 ms of every 100 ms (CPU-starved), least-connections (default latency tie-break): p99 ≤ 100 ms through nginx, share ≤ 7 %', async () => {
+      // In-flight counts alone cannot see this replica: between stalls it is idle like the others
+      // and wins its ties (rotation tie-break: 8.1-9.6 % here; HAProxy leastconn 7.7-9.1 %). The
+      // default tie-break leaves a replica that answered much slower in the last second or so out
+      // of the ties (picker/least-connections.ts), so only a request that finds every other
+      // replica busier reaches it (2.7-3.3 % here).
       const o = await record(await stallReplicaEvent(chaos(), 4, { stallMs: 80, everyMs: 100, durationMs: 10_000 }, { rate: RATE }));
       assert.equal(o.window.failed, 0, failuresOf(o));
       assert.ok(o.window.p99 <= 100, `p99 ${Math.round(o.window.p99)} ms`);
-      assert.ok((o.stalledShare ?? 1) <= 0.125, `the stalled replica answered ${((o.stalledShare ?? 1) * 100).toFixed(1)} % of requests`);
+      assert.ok((o.stalledShare ?? 1) <= 0.07, `the stalled replica answered ${((o.stalledShare ?? 1) * 100).toFixed(1)} % of requests`);
     });
 
     it('the same stalling replica under peak-EWMA (--policy, switched at runtime): p99 ≤ 100 ms, share ≤ 7 %', async () => {

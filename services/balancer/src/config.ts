@@ -143,7 +143,7 @@ const OPTIONS = {
   discoveryPort: { flag: 'discovery-port', env: 'LB_DISCOVERY_PORT', schema: port, fallback: '8002', help: 'port of DNS-discovered upstreams' },
   discoveryIntervalMs: { flag: 'discovery-interval-ms', env: 'LB_DISCOVERY_INTERVAL_MS', schema: int(100, 3_600_000), fallback: '1000', help: 'how often to re-resolve the DNS name' },
   policy: { flag: 'policy', env: 'LB_POLICY', schema: z.enum(POLICIES), fallback: 'least-connections', help: `selection policy: ${POLICIES.join(' | ')} (switchable at runtime: PUT /api/policy)` },
-  tieBreak: { flag: 'tie-break', env: 'LB_TIE_BREAK', schema: z.enum(['rotation', 'random']), fallback: 'rotation', help: 'how ties between equally loaded upstreams are broken: rotation | random' },
+  tieBreak: { flag: 'tie-break', env: 'LB_TIE_BREAK', schema: z.enum(['latency', 'rotation', 'random']), fallback: 'latency', help: 'how ties between equally loaded upstreams are broken: latency (rotate among the ones not much slower lately than the fastest) | rotation | random' },
   explain: { flag: 'explain', env: 'LB_EXPLAIN', schema: bool, fallback: 'false', help: 'add X-Lb-Decision to responses: the candidates and why one won (internal addresses)', boolean: true },
   exposeUpstream: { flag: 'expose-upstream', env: 'LB_EXPOSE_UPSTREAM', schema: bool, fallback: 'false', help: 'add X-Upstream to responses: the address of the upstream that served it', boolean: true },
   trustedProxies: {

@@ -9,7 +9,7 @@ import { createTrustCheck, hasRequestBody, upstreamRequestHeaders } from './forw
 import type { OutcomeSink } from './health/outlier-detector.js';
 import type { Metrics } from './metrics.js';
 import { NO_UPSTREAM } from './metrics.js';
-import { createLatencyTracker } from './picker/peak-ewma.js';
+import { createLatencyTracker, RECENT_DECAY_MS } from './picker/peak-ewma.js';
 import { pickWith } from './picker/policy.js';
 import type { PolicySetting } from './picker/policy.js';
 import type { Pick } from './picker/least-connections.js';
@@ -75,6 +75,9 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
   // starts warm; per thread (see picker/peak-ewma.ts).
   const latency = createLatencyTracker();
   const latencyMs = (u: Upstream): number => latency.estimate(u, performance.now());
+  // Least-connections' latency tie-break: the same estimate with a short memory.
+  const recent = createLatencyTracker(RECENT_DECAY_MS);
+  const recentLatencyMs = (u: Upstream): number => recent.estimate(u, performance.now());
   const trusted = createTrustCheck(config.trustedProxies);
   const retryStatuses = new Set(config.retryOnStatus);
   /** Attempts that may still be moved if their upstream goes down: those without response headers yet. */
@@ -147,7 +150,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     try {
       for (let attempt = 0; attempt <= config.retries; ) {
         const candidates = candidatesFor(tried);
-        const pick = pickWith(policy.current, candidates, { tieBreak: config.tieBreak, random, turn: registry.counters.nextTurn(), latencyMs });
+        const pick = pickWith(policy.current, candidates, { tieBreak: config.tieBreak, random, turn: registry.counters.nextTurn(), latencyMs, recentLatencyMs });
         if (pick === undefined) {
           // Every available upstream is at its cap: wait in line. None available at all: fail now.
           if (registry.available().length === 0 || tried !== undefined || config.queueLength === 0) break;
@@ -182,6 +185,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
           released = true;
           const now = performance.now();
           latency.observe(upstream, now - sent, now);
+          recent.observe(upstream, now - sent, now);
           registry.release(upstream);
           if (queue.length > 0) queue.wakeOne();
         };

@@ -328,7 +328,9 @@ describe('admin write API', () => {
 
     beforeEach(async () => {
       origins = await Promise.all(['a', 'b'].map(holdingOrigin));
-      lb = await startBalancer(testConfig(origins.map((o) => o.port), { adminToken: TOKEN }));
+      // Rotation, not the latency tie-break: the held request leaves its upstream looking slow for a
+      // second or two, and these tests count exact alternation after drains and weight changes.
+      lb = await startBalancer(testConfig(origins.map((o) => o.port), { adminToken: TOKEN, tieBreak: 'rotation' }));
     });
     afterEach(async () => {
       for (const h of held.splice(0)) h.release();

@@ -23,7 +23,7 @@ describe('config', () => {
       { host: '127.0.0.1', port: 8002, weight: 1 },
       { host: '127.0.0.1', port: 8003, weight: 1 },
     ]);
-    assert.equal(config.tieBreak, 'rotation');
+    assert.equal(config.tieBreak, 'latency');
     assert.equal(config.explain, false);
     assert.ok(Object.isFrozen(config));
   });

@@ -104,4 +104,59 @@ describe('picker: least connections', () => {
       assert.ok(Math.abs(share - u.weight / 6) < 0.03, `${u.id} share ${share.toFixed(3)}`);
     }
   });
+
+  describe('latency tie-break', () => {
+    const lat = (ms: Record<string, number>) => (x: Candidate): number => ms[x.id] ?? 0;
+    const pickAll = (set: Candidate[], ms: Record<string, number>, picks = 4000): Map<string, number> => {
+      const counts = new Map<string, number>();
+      for (let turn = 0; turn < picks; turn++) {
+        const pick = pickLeastConnections(set, { tieBreak: 'latency', random: Math.random, turn, latencyMs: lat(ms) });
+        assert.ok(pick);
+        counts.set(pick.chosen.id, (counts.get(pick.chosen.id) ?? 0) + 1);
+      }
+      return counts;
+    };
+
+    it('leaves a tied replica that answers much slower lately out of the tie', () => {
+      const set = [c('a', 0), c('b', 0), c('c', 0), c('d', 0)];
+      const counts = pickAll(set, { a: 2, b: 3, c: 55, d: 1 });
+      assert.equal(counts.get('c'), undefined);
+      assert.deepEqual([counts.get('a'), counts.get('b'), counts.get('d')], [1334, 1333, 1333]);
+      const pick = pickLeastConnections(set, { tieBreak: 'latency', random: Math.random, turn: 0, latencyMs: lat({ c: 55 }) });
+      assert.equal(pick?.reason, 'tie-latency');
+    });
+
+    it('rotates evenly among replicas a few milliseconds apart, and over never-measured ones (0)', () => {
+      assert.deepEqual([...pickAll([c('a', 1), c('b', 1), c('c', 1)], { a: 1, b: 12, c: 21 }).values()], [1334, 1333, 1333]);
+      assert.deepEqual([...pickAll([c('a', 0), c('b', 0)], {}).values()], [2000, 2000]);
+      const pick = pickLeastConnections([c('a', 0), c('b', 0)], { tieBreak: 'latency', random: Math.random, turn: 1, latencyMs: lat({ a: 5, b: 9 }) });
+      assert.equal(pick?.reason, 'tie-rotation');
+    });
+
+    it('scales the tolerance with the fastest: 2x plus 20 ms', () => {
+      const counts = pickAll([c('a', 0), c('b', 0), c('c', 0)], { a: 400, b: 819, c: 821 }, 300);
+      assert.equal(counts.get('c'), undefined);
+      assert.equal(counts.get('a'), 150);
+      assert.equal(counts.get('b'), 150);
+    });
+
+    it('never lets latency beat load: a slow replica with fewer in flight still wins', () => {
+      const pick = pickLeastConnections([c('fast', 2), c('slow', 1)], { tieBreak: 'latency', random: Math.random, turn: 0, latencyMs: lat({ fast: 1, slow: 900 }) });
+      assert.deepEqual(pick, { chosen: c('slow', 1), reason: 'least-loaded' });
+    });
+
+    it('keeps weights among the replicas left in the tie', () => {
+      const counts = pickAll([c('a', 0, 3), c('b', 0, 1), c('slow', 0, 5)], { a: 1, b: 1, slow: 100 });
+      assert.deepEqual([counts.get('a'), counts.get('b'), counts.get('slow')], [3000, 1000, undefined]);
+    });
+
+    it('picks the one fast replica of a tie outright, and behaves as rotation without a latency source', () => {
+      const set = [c('a', 0), c('b', 0)];
+      assert.deepEqual(pickLeastConnections(set, { tieBreak: 'latency', random: Math.random, turn: 0, latencyMs: lat({ a: 90, b: 2 }) }), {
+        chosen: c('b', 0),
+        reason: 'tie-latency',
+      });
+      assert.deepEqual([...distribution(set, 'latency', 10).values()], [5, 5]);
+    });
+  });
 });

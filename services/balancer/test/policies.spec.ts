@@ -18,7 +18,7 @@ function tally(policy: PolicyName, candidates: readonly Lab[], picks: number, se
   const random = seededRandom(seed);
   const counts = new Map<string, number>();
   for (let turn = 0; turn < picks; turn++) {
-    const pick = pickWith(policy, candidates, { tieBreak: 'rotation', random, turn, latencyMs: (x) => x.latency });
+    const pick = pickWith(policy, candidates, { tieBreak: 'rotation', random, turn, latencyMs: (x) => x.latency, recentLatencyMs: (x) => x.latency });
     assert.ok(pick);
     counts.set(pick.chosen.id, (counts.get(pick.chosen.id) ?? 0) + 1);
   }
@@ -36,7 +36,7 @@ describe('picker: policies', () => {
 
   it('every policy: undefined without candidates, only-candidate with one', () => {
     for (const policy of POLICIES) {
-      const options = { tieBreak: 'random' as const, random: seededRandom(1), turn: 5, latencyMs: () => 3 };
+      const options = { tieBreak: 'random' as const, random: seededRandom(1), turn: 5, latencyMs: () => 3, recentLatencyMs: () => 3 };
       assert.equal(pickWith(policy, [], options), undefined, policy);
       assert.deepEqual(pickWith(policy, [c('a', 4)], options), { chosen: c('a', 4), reason: 'only-candidate' }, policy);
     }

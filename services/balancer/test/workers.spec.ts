@@ -141,7 +141,8 @@ describe('--workers 2: two data-path threads sharing exact counts (a Node 22 pro
   const start = async (count: number, flags: readonly string[] = []): Promise<{ url: string; admin: string }> => {
     origins = await Promise.all(Array.from({ length: count }, (_, i) => holdingOrigin(`o${i + 1}`)));
     const c = runBalancer(
-      ['--port', '0', '--admin-port', '0', '--workers', '2', '--health-interval-ms', '0', '--admin-token', TOKEN, ...flags, ...origins.map((o) => o.id)],
+      // Rotation: these tests count exact alternation, and held requests make upstreams look slow.
+      ['--port', '0', '--admin-port', '0', '--workers', '2', '--health-interval-ms', '0', '--admin-token', TOKEN, '--tie-break', 'rotation', ...flags, ...origins.map((o) => o.id)],
       {},
       node22,
     );

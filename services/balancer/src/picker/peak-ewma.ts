@@ -52,6 +52,13 @@ interface Ewma {
 /** Finagle's and Linkerd's default decay time. */
 export const DEFAULT_DECAY_MS = 10_000;
 
+/**
+ * Decay of least-connections' latency tie-break. Short: a replica stalling every 100 ms renews its
+ * peak far faster than this forgets it, while a healthy one that answered one slow request (a
+ * 300 ms image, a CPU hiccup) is back in the ties within about two seconds.
+ */
+export const RECENT_DECAY_MS = 1_000;
+
 /** Creates an empty tracker; `decayMs` is the EWMA's time constant. */
 export function createLatencyTracker(decayMs = DEFAULT_DECAY_MS): LatencyTracker {
   // Weak: an upstream that leaves takes its estimate with it.

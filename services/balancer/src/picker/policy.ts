@@ -24,13 +24,19 @@ export function isPolicy(name: string): name is PolicyName {
 export interface PolicyOptions<T extends Candidate> extends PickOptions {
   /** Current latency estimate of a candidate in ms (peak-EWMA only; 0 = never measured). */
   readonly latencyMs: (candidate: T) => number;
+  /**
+   * The same with a short memory (least-connections' 'latency' tie-break): a replica that stalls
+   * over and over keeps it high, one slow answer (a big image, a cold connection) is forgotten
+   * within seconds.
+   */
+  readonly recentLatencyMs: (candidate: T) => number;
 }
 
 /** Picks with the named policy; undefined when there is no candidate. */
 export function pickWith<T extends Candidate>(policy: PolicyName, candidates: readonly T[], options: PolicyOptions<T>): Pick<T> | undefined {
   switch (policy) {
     case 'least-connections':
-      return pickLeastConnections(candidates, options);
+      return pickLeastConnections(candidates, { tieBreak: options.tieBreak, random: options.random, turn: options.turn, latencyMs: options.recentLatencyMs });
     case 'round-robin':
       return pickRoundRobin(candidates, options.turn);
     case 'random':
