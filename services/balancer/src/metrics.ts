@@ -1,5 +1,5 @@
 import { Counter, Gauge, Histogram, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client';
-import type { RejectReason } from './client-guard.js';
+import type { RejectReason } from './data-path/client-guard.js';
 import type { FailureReason } from './errors.js';
 import type { PolicyName } from './picker/policy.js';
 import { imbalanceOf } from './snapshot.js';

@@ -11,7 +11,7 @@ import { createWorkerPool } from './cluster/worker-pool.js';
 import type { WorkerPool } from './cluster/worker-pool.js';
 import { planWorkers } from './cluster/workers.js';
 import type { Config } from './config.js';
-import { createDataPlane } from './data-plane.js';
+import { createDataPlane } from './data-path/data-plane.js';
 import { createDecisionLog } from './decision-log.js';
 import { createDnsDiscovery, resolveAll } from './discovery/dns.js';
 import type { DnsDiscovery, Resolve } from './discovery/dns.js';

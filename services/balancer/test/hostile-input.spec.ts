@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { request } from 'undici';
-import { ALLOW, MAX_REQUEST_HEADERS, createClientGuard } from '../src/client-guard.js';
+import { ALLOW, MAX_REQUEST_HEADERS, createClientGuard } from '../src/data-path/client-guard.js';
 import { createMetrics } from '../src/metrics.js';
 import { silentLogger, startBalancer, startOrigin, testConfig, testRegistry, waitFor } from './helpers.js';
 import type { Origin, Running } from './helpers.js';

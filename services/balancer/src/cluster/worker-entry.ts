@@ -4,7 +4,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config.js';
-import { createDataPlane } from '../data-plane.js';
+import { createDataPlane } from '../data-path/data-plane.js';
 import { createLogger } from '../logger.js';
 import { createMetrics } from '../metrics.js';
 import { createPolicySetting } from '../picker/policy.js';

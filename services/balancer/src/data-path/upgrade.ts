@@ -15,17 +15,17 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { ClientGuard } from './client-guard.js';
 import { answerAndClose, rawErrorResponse } from './client-guard.js';
-import type { Config } from './config.js';
-import type { DecisionLog } from './decision-log.js';
-import type { OutlierDetector } from './health/outlier-detector.js';
-import { LbError } from './errors.js';
-import { createTrustCheck, upstreamRequestHeaders } from './forward-headers.js';
-import type { ClientInfo } from './forward-headers.js';
-import type { Metrics } from './metrics.js';
-import { NO_UPSTREAM } from './metrics.js';
-import { pickLeastConnections } from './picker/least-connections.js';
-import type { UpstreamTable } from './upstreams/registry.js';
-import type { Upstream } from './upstreams/upstream.js';
+import type { Config } from '../config.js';
+import type { DecisionLog } from '../decision-log.js';
+import type { OutlierDetector } from '../health/outlier-detector.js';
+import { LbError } from '../errors.js';
+import { createTrustCheck, upstreamRequestHeaders } from '../forward-headers.js';
+import type { ClientInfo } from '../forward-headers.js';
+import type { Metrics } from '../metrics.js';
+import { NO_UPSTREAM } from '../metrics.js';
+import { pickLeastConnections } from '../picker/least-connections.js';
+import type { UpstreamTable } from '../upstreams/registry.js';
+import type { Upstream } from '../upstreams/upstream.js';
 import type { WaitQueue } from './wait-queue.js';
 
 /** TCP keep-alive probes on both sockets of a tunnel, so a vanished peer does not hold it forever. */

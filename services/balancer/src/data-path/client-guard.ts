@@ -12,8 +12,8 @@ import { STATUS_CODES } from 'node:http';
 import type { IncomingMessage, RequestListener, Server, ServerOptions, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import type { Config } from './config.js';
-import type { Metrics } from './metrics.js';
+import type { Config } from '../config.js';
+import type { Metrics } from '../metrics.js';
 
 /** More header lines than this are refused with 431 (HAProxy's tune.http.maxhdr is 101). */
 export const MAX_REQUEST_HEADERS = 100;
