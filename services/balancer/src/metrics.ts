@@ -31,6 +31,11 @@ export interface Metrics {
   recordClientRejection(reason: RejectReason): void;
   /** An upgrade (WebSocket) request's outcome; `upstream` is NO_UPSTREAM when none was tried. */
   recordUpgrade(upstream: string, outcome: UpgradeOutcome): void;
+  /**
+   * Where lb_queue_length reads from (the data plane's wait queue; 0 until set). Set after the
+   * data plane is built, since the data plane records into these metrics.
+   */
+  readQueueLengthFrom(length: () => number): void;
 }
 
 export interface MetricsOptions {
@@ -47,11 +52,8 @@ export interface MetricsOptions {
  * With several data-path threads each has its own counters and histograms, which the admin
  * thread sums at scrape time (see cluster/worker-pool.ts).
  */
-export function createMetrics(
-  upstreams: UpstreamTable,
-  queueLength: () => number = () => 0,
-  options: MetricsOptions = { processMetrics: true, upstreamGauges: true },
-): Metrics {
+export function createMetrics(upstreams: UpstreamTable, options: MetricsOptions = { processMetrics: true, upstreamGauges: true }): Metrics {
+  let queueLength = (): number => 0;
   const registry = new PromRegistry();
   // The event-loop delay monitor samples on a timer: every 10 ms by default, which alone is most of
   // an idle process's CPU. Ten samples a second still give the lag percentiles.
@@ -178,6 +180,9 @@ export function createMetrics(
     },
     recordUpgrade(upstream, outcome) {
       upgrades.inc({ upstream, outcome });
+    },
+    readQueueLengthFrom(length) {
+      queueLength = length;
     },
   };
 }

@@ -60,8 +60,7 @@ report.unref();
 // Starts as configured; the registry thread sends every runtime switch (and the current one at start).
 const policy = createPolicySetting(config.policy);
 
-// Gauges are read at scrape time only, after `plane` exists.
-const metrics = createMetrics(upstreams, () => plane.queueLength, { processMetrics: false, upstreamGauges: false });
+const metrics = createMetrics(upstreams, { processMetrics: false, upstreamGauges: false });
 const plane = createDataPlane({
   config,
   upstreams,
@@ -89,6 +88,8 @@ const plane = createDataPlane({
     },
   },
 });
+
+metrics.readQueueLengthFrom(() => plane.queueLength);
 
 port.on('message', (message: ToWorker) => {
   switch (message.type) {

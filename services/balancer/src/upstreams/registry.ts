@@ -59,6 +59,11 @@ export interface Registry extends UpstreamTable {
    * when other threads proxy, their owner calls this after they report releases.
    */
   sweep(): void;
+  /**
+   * Calls `listener` after anything the data path sees has changed: upstreams, states, weights,
+   * caps. Wired once the data path exists (the registry is built first: it depends on nothing).
+   */
+  onChange(listener: () => void): void;
   /** Destroys every pool (call once in-flight requests are done or given up on). Idempotent. */
   stop(): Promise<void>;
 }
@@ -77,8 +82,6 @@ export interface RegistryOptions {
   readonly counters: CounterTable;
   /** Frees a forgotten upstream's slot; other threads may have to let go of it first (default: at once). */
   readonly releaseSlot?: (slot: number) => void;
-  /** Called after anything the data path sees has changed: upstreams, states, weights, caps. */
-  readonly onChange?: () => void;
   /** Panic mode: with no upstream up, pick among all of them (see availableOf). */
   readonly panic?: boolean;
   /** How probe and passive reports change state (default: the config's defaults). */
@@ -113,7 +116,10 @@ export function createRegistry(options: RegistryOptions): Registry {
   const releaseSlot = options.releaseSlot ?? ((slot: number) => {
     counters.release(slot);
   });
-  const changed = options.onChange ?? (() => undefined);
+  const listeners: (() => void)[] = [];
+  const changed = (): void => {
+    for (const listener of listeners) listener();
+  };
   const rules = options.rules ?? DEFAULT_RULES;
   const upstreams = new Map<string, Upstream>();
   // The only writable handle on each upstream's state (Upstream itself is read-only).
@@ -295,6 +301,9 @@ export function createRegistry(options: RegistryOptions): Registry {
       for (const u of [...upstreams.values()]) if (u.removed && u.inFlight === 0) forget(u);
     },
     counters,
+    onChange(listener) {
+      listeners.push(listener);
+    },
     inFlight() {
       let n = 0;
       for (const u of upstreams.values()) n += u.inFlight;
