@@ -58,13 +58,10 @@ export function createMetrics(upstreams: UpstreamTable, options: MetricsOptions 
   // The event-loop delay monitor samples on a timer: every 10 ms by default, which alone is most of
   // an idle process's CPU. Ten samples a second still give the lag percentiles.
   if (options.processMetrics) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
+  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[] = []): Counter<L> =>
+    new Counter({ name, help, labelNames, registers: [registry] });
 
-  const requests = new Counter({
-    name: 'lb_requests_total',
-    help: 'Client requests finished, by the upstream that answered (none: no upstream) and status code.',
-    labelNames: ['upstream', 'code'] as const,
-    registers: [registry],
-  });
+  const requests = counter('lb_requests_total', 'Client requests finished, by the upstream that answered (none: no upstream) and status code.', ['upstream', 'code']);
   const duration = new Histogram({
     name: 'lb_request_duration_seconds',
     help: 'Time from receiving a request to the end of its response, by upstream.',
@@ -72,39 +69,12 @@ export function createMetrics(upstreams: UpstreamTable, options: MetricsOptions 
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry],
   });
-  const failures = new Counter({
-    name: 'lb_upstream_failures_total',
-    help: 'Failed attempts on an upstream, by reason (connect, timeout, reset, aborted, ejected, status: a retried 5xx).',
-    labelNames: ['upstream', 'reason'] as const,
-    registers: [registry],
-  });
-  const retries = new Counter({
-    name: 'lb_retries_total',
-    help: 'Attempts retried on another upstream.',
-    registers: [registry],
-  });
-  const retriesRefused = new Counter({
-    name: 'lb_retry_budget_exhausted_total',
-    help: 'Retries not attempted because the retry budget was spent.',
-    registers: [registry],
-  });
-  const panicRequests = new Counter({
-    name: 'lb_panic_requests_total',
-    help: 'Requests sent to upstreams that fail their checks because none passes them (panic mode).',
-    registers: [registry],
-  });
-  const clientErrors = new Counter({
-    name: 'lb_client_errors_total',
-    help: 'Client requests refused before reaching an upstream, by reason.',
-    labelNames: ['reason'] as const,
-    registers: [registry],
-  });
-  const upgrades = new Counter({
-    name: 'lb_upgrades_total',
-    help: 'Upgrade (WebSocket) requests by upstream (none: no upstream) and outcome (tunnel, connect_error, no_upstream).',
-    labelNames: ['upstream', 'outcome'] as const,
-    registers: [registry],
-  });
+  const failures = counter('lb_upstream_failures_total', 'Failed attempts on an upstream, by reason (connect, timeout, reset, aborted, ejected, status: a retried 5xx).', ['upstream', 'reason']);
+  const retries = counter('lb_retries_total', 'Attempts retried on another upstream.');
+  const retriesRefused = counter('lb_retry_budget_exhausted_total', 'Retries not attempted because the retry budget was spent.');
+  const panicRequests = counter('lb_panic_requests_total', 'Requests sent to upstreams that fail their checks because none passes them (panic mode).');
+  const clientErrors = counter('lb_client_errors_total', 'Client requests refused before reaching an upstream, by reason.', ['reason']);
+  const upgrades = counter('lb_upgrades_total', 'Upgrade (WebSocket) requests by upstream (none: no upstream) and outcome (tunnel, connect_error, no_upstream).', ['upstream', 'outcome']);
   new Gauge({
     name: 'lb_queue_length',
     help: 'Requests waiting for an upstream under its max in-flight.',
@@ -128,12 +98,7 @@ export function createMetrics(upstreams: UpstreamTable, options: MetricsOptions 
     });
   }
   // Which thread took the requests: shows how the kernel spreads connections over the workers.
-  const byThread = new Counter({
-    name: 'lb_thread_requests_total',
-    help: 'Client requests finished by each data-path thread (0 = the main thread, 1..N = workers).',
-    labelNames: ['thread'] as const,
-    registers: [registry],
-  }).labels(String(upstreams.counters.writer));
+  const byThread = counter('lb_thread_requests_total', 'Client requests finished by each data-path thread (0 = the main thread, 1..N = workers).', ['thread']).labels(String(upstreams.counters.writer));
 
   // Label children are bound once per upstream/code, so the data path does no label hashing.
   interface Bound {

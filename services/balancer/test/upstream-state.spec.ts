@@ -3,25 +3,15 @@ import { createDecisionLog } from '../src/decision-log.js';
 import { createOutlierDetector } from '../src/health/outlier-detector.js';
 import { takeSnapshot } from '../src/snapshot.js';
 import { CounterTable } from '../src/upstreams/counters.js';
-import { createRegistry } from '../src/upstreams/registry.js';
 import type { Registry } from '../src/upstreams/registry.js';
 import type { Upstream } from '../src/upstreams/upstream.js';
 import type { HealthRules } from '../src/upstreams/verdicts.js';
-import { silentLogger } from './helpers.js';
+import { testRegistry } from './helpers.js';
 
 const RULES: HealthRules = { rise: 2, fall: 2, activeChecks: true, passiveFailures: 3, passiveWindowMs: 10_000, passiveDownMs: 50 };
 
 function registryWith(ports: readonly number[], rules: HealthRules = RULES, capacity = 8): Registry {
-  const registry = createRegistry({
-    logger: silentLogger,
-    initialState: () => 'up',
-    maxInFlight: 0,
-    slowStartMs: 0,
-    undrainedState: 'up',
-    pool: { connectTimeoutMs: 100, headersTimeoutMs: 100, bodyTimeoutMs: 100, keepAliveTimeoutMs: 100, connections: null },
-    counters: CounterTable.create(capacity),
-    rules,
-  });
+  const registry = testRegistry({ rules, counters: CounterTable.create(capacity) });
   registry.sync('static', ports.map((port) => ({ host: '127.0.0.1', port, weight: 1 })));
   return registry;
 }
