@@ -216,6 +216,67 @@ describe('nginx/default.conf.template', function () {
     assert.match(admin, /server 127\.0\.0\.1:9001 /);
   });
 
+  it('keeps watching DNS: rewrites the lists and reloads nginx only when the set changes, forking nothing but getent per round', async () => {
+    // Stand-ins on PATH that log each call: DNS answers from files, an nginx that only records.
+    const bin = join(dir, 'watch-bin');
+    const calls = join(dir, 'watch-calls.log');
+    const upstreams = join(dir, 'watch-upstreams');
+    await mkdir(bin, { recursive: true });
+    await mkdir(upstreams, { recursive: true });
+    const logged = (name: string, then = ''): string => `#!/bin/bash\necho "${name} $*" >> '${calls}'\n${then}\n`;
+    await writeFile(join(bin, 'getent'), logged('getent', `cat "${dir}/dns.$2" 2>/dev/null`), { mode: 0o755 });
+    await writeFile(join(bin, 'nginx'), logged('nginx'), { mode: 0o755 });
+    await writeFile(join(bin, 'sleep'), logged('sleep', 'exec /bin/sleep "$@"'), { mode: 0o755 });
+    await writeFile(join(bin, 'sort'), logged('sort', 'exec /usr/bin/sort "$@"'), { mode: 0o755 });
+    await writeFile(join(dir, 'dns.lb'), '10.9.0.1 STREAM lb\n');
+    await writeFile(join(dir, 'dns.lb-b'), '10.9.0.2 STREAM lb-b\n');
+    const child = spawn('bash', [UPSTREAMS_SCRIPT], {
+      detached: true,
+      stdio: 'ignore',
+      env: {
+        PATH: `${bin}:${process.env.PATH ?? ''}`,
+        BALANCER_HOST: 'lb,lb-b',
+        BALANCER_PORT: '8001',
+        BALANCER_ADMIN_PORT: '9001',
+        BALANCER_WATCH_INTERVAL: '0.1',
+        BALANCER_FORGET_AFTER: '1',
+        BALANCER_UPSTREAMS_DIR: upstreams,
+      },
+    });
+    const log = async (): Promise<string[]> => (await readFile(calls, 'utf8').catch(() => '')).split('\n').filter(Boolean);
+    const servers = async (): Promise<string> => (await readFile(join(upstreams, 'data.inc'), 'utf8').catch(() => '')).split('\n').filter((l) => l.startsWith('server ')).join('\n');
+    const until = async (what: string, check: () => Promise<boolean>): Promise<void> => {
+      const deadline = Date.now() + 10_000;
+      while (!(await check())) {
+        assert.ok(Date.now() < deadline, `timed out waiting for ${what}; calls:\n${(await log()).join('\n')}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+    try {
+      // Ten rounds with nothing changed: one getent per name each, no reload, no other process.
+      await until('ten rounds of lookups', async () => (await log()).filter((l) => l.startsWith('getent')).length >= 22);
+      const quiet = await log();
+      assert.deepEqual(quiet.filter((l) => !l.startsWith('getent') && !l.startsWith('sort')), [], 'no sleep and no nginx call while DNS is unchanged');
+      assert.equal(quiet.filter((l) => l.startsWith('sort')).length, 1, `sorted once, for the first list: ${quiet.join('\n')}`);
+      assert.equal(await servers(), 'server 10.9.0.1:8001 max_fails=1 fail_timeout=2s;\nserver 10.9.0.2:8001 max_fails=1 fail_timeout=2s backup;');
+
+      // The active balancer gets a new address (an upgrade): listed at once, the old one forgotten later.
+      await writeFile(join(dir, 'dns.lb'), '10.9.0.3 STREAM lb\n');
+      await until('the new address listed', async () => (await servers()).includes('10.9.0.3:8001'));
+      await until('the old address forgotten', async () => !(await servers()).includes('10.9.0.1:8001'));
+      assert.equal(await servers(), 'server 10.9.0.3:8001 max_fails=1 fail_timeout=2s;\nserver 10.9.0.2:8001 max_fails=1 fail_timeout=2s backup;');
+      await until('the second reload', async () => (await log()).filter((l) => l === 'nginx -s reload').length === 2);
+      assert.equal((await log()).filter((l) => l.startsWith('sleep')).length, 0);
+    } finally {
+      // The script returns after starting its watch loop in the background: end the whole group.
+      try {
+        process.kill(-(child.pid ?? 0), 'SIGTERM');
+      } catch {
+        // already gone
+      }
+    }
+  });
+
   it('passes `nginx -t` once rendered', async function () {
     const bin = requireNginx(this);
     const conf = await writeConfig(dir, await render(dir, { hosts: '127.0.0.1', port: 8001, adminPort: 9001 }));

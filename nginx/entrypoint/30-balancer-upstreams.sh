@@ -18,7 +18,8 @@
 #   BALANCER_WATCH_INTERVAL  seconds between lookups (default 5; 0 = write the lists once, no loop).
 #                            Failover does not wait for it (nginx skips a balancer that fails);
 #                            only a new address (an upgraded balancer) does, and the standby
-#                            serves meanwhile. Each lookup forks, so this is most of nginx's idle CPU.
+#                            serves meanwhile. Each round forks one getent per name, nothing
+#                            more (no sleep, sort or subshell unless the set changed).
 #   BALANCER_FORGET_AFTER    seconds an address stays listed after it left DNS (default 30)
 #   BALANCER_UPSTREAMS_DIR   where the lists go (default /etc/nginx/conf.d/upstreams, as included
 #                            by default.conf)
@@ -43,19 +44,25 @@ fi
 # `ROLE IP` lines, sorted, for every address the names have now (none for a name that does not
 # resolve). One `getent` per role and bash for the rest: this runs all the time, and forks are its
 # only cost. An address under both roles counts as active.
+# One lookup: fills `found` (address -> active | standby). One getent per name and nothing else
+# forked: this runs every few seconds for the container's whole life.
+declare -A found=()
 lookup() {
-  local ip _rest
-  local -A role=()
-  if [ "${#standbys[@]}" -gt 0 ]; then
-    while read -r ip _rest; do role[$ip]=standby; done < <(getent ahostsv4 "${standbys[@]}")
-  fi
-  while read -r ip _rest; do role[$ip]=active; done < <(getent ahostsv4 "$active")
-  for ip in "${!role[@]}"; do echo "${role[$ip]} $ip"; done | sort
+  local ip _rest name
+  found=()
+  for name in "${standbys[@]}"; do
+    while read -r ip _rest; do found[$ip]=standby; done < <(getent ahostsv4 "$name")
+  done
+  while read -r ip _rest; do found[$ip]=active; done < <(getent ahostsv4 "$active")
 }
 
-# One upstream file per port. With no active address, the standbys serve as active ones (nginx
-# wants at least one non-backup server); with no address at all, a server that refuses at once
-# (nginx answers with its BALANCER_UNAVAILABLE page), so nginx still starts.
+# "role ip" lines of a set of them (the keys of the named associative array), sorted: what
+# render() takes and the log shows. Only run when the set changed.
+listing_of() {
+  local -n set=$1
+  if [ "${#set[@]}" -gt 0 ]; then printf '%s\n' "${!set[@]}" | sort; fi
+}
+
 render() {
   local listing=$1 role ip port file has_active=0 backup
   case $'\n'"$listing" in *$'\n'active\ *) has_active=1 ;; esac
@@ -76,35 +83,54 @@ render() {
   done
 }
 
-current=$(lookup)
+lookup
+declare -A listed=()
+for ip in "${!found[@]}"; do listed["${found[$ip]} $ip"]=1; done
+current=$(listing_of listed)
 render "$current"
 echo "$me: balancers: ${current//$'\n'/, }"
 [ "$interval" = 0 ] && exit 0
 
-# A restarting balancer leaves DNS for a few seconds and comes back with the same address: nginx
-# already skips it while it is away (max_fails), and a reload would close every idle keep-alive
-# connection of its clients at once. So an address is dropped only after it has been gone for
-# BALANCER_FORGET_AFTER seconds; new addresses (an upgraded balancer) are added at once.
+# Waits `interval` seconds without forking `sleep`: a read that times out on a FIFO nobody writes.
+tick=
+if fifo=$(mktemp -u /tmp/balancer-watch.XXXXXX) && mkfifo "$fifo" 2>/dev/null; then
+  exec {tick}<>"$fifo"
+  rm -f "$fifo"
+fi
+pause() {
+  if [ -n "$tick" ]; then
+    read -r -t "$interval" -u "$tick" _ || true
+  else
+    sleep "$interval"
+  fi
+}
+
+# Each address seen in DNS stays listed until it has been gone `forget_after` seconds (a
+# restarting balancer drops out of Docker's DNS for a moment; nginx's `backup` covers it).
+# Unchanged sets (almost every round) cost the getent calls and a few bash builtins.
 watch() {
-  local line listing next
+  local line ip changed
   local -A last_seen=()
-  while read -r line; do [ -n "$line" ] && last_seen[$line]=$SECONDS; done <<< "$current"
-  while sleep "$interval"; do
-    next=$(lookup)
-    # A failed lookup is not "no balancers": keep the last list until DNS answers with addresses.
-    [ -n "$next" ] || continue
-    while read -r line; do last_seen[$line]=$SECONDS; done <<< "$next"
+  for line in "${!listed[@]}"; do last_seen[$line]=$SECONDS; done
+  while pause; do
+    lookup
+    [ "${#found[@]}" -gt 0 ] || continue
+    for ip in "${!found[@]}"; do last_seen["${found[$ip]} $ip"]=$SECONDS; done
     for line in "${!last_seen[@]}"; do
       if (( SECONDS - last_seen[$line] > forget_after )); then unset "last_seen[$line]"; fi
     done
-    listing=$(printf '%s\n' "${!last_seen[@]}" | sort)
-    [ "$listing" != "$current" ] || continue
+    changed=0
+    [ "${#last_seen[@]}" = "${#listed[@]}" ] || changed=1
+    for line in "${!last_seen[@]}"; do [ -n "${listed[$line]:-}" ] || changed=1; done
+    [ "$changed" = 1 ] || continue
+    local listing
+    listing=$(listing_of last_seen)
     render "$listing"
     if nginx -t -q 2>/dev/null && nginx -s reload 2>/dev/null; then
       echo "$me: balancers now: ${listing//$'\n'/, } (nginx reloaded)"
-      current=$listing
+      listed=()
+      for line in "${!last_seen[@]}"; do listed[$line]=1; done
     fi
   done
 }
-# Detached from the entrypoint, which goes on to exec nginx; the init process reaps it.
 watch </dev/null &
