@@ -119,8 +119,15 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
   /** Upstreams that may take one more request now: available and with room under their cap. */
   const candidatesFor = (tried: Set<Upstream> | undefined): readonly Upstream[] => {
     const all = registry.available();
+    let full = false;
+    for (const u of all) {
+      if (!u.hasRoom) {
+        full = true;
+        break;
+      }
+    }
     // The common case (no caps reached, first attempt) allocates nothing.
-    if (tried === undefined && all.every((u) => u.hasRoom)) return all;
+    if (!full && tried === undefined) return all;
     return all.filter((u) => !(tried?.has(u) ?? false) && u.hasRoom);
   };
 
