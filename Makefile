@@ -5,6 +5,10 @@ SHELL := /bin/bash
 N ?= 4
 # The tool's stdout is captured before eval: `eval "$$(failing command)"` would succeed silently.
 DOCKER_ENV := docker_env="$$(bash ../shared/tools/docker-offline.sh all)" && eval "$$docker_env" && export DOCKER_BUILDKIT=0 &&
+# Every npm/node recipe runs on the project's Node (24 LTS): the machine's when it is new enough,
+# else the copy scripts/ensure-node.sh installs once from the npm registry into .cache/node24.
+# Captured before use, like DOCKER_ENV: a failing install must stop the recipe.
+WITH_NODE := node_dir="$$(bash scripts/ensure-node.sh)" && export PATH="$$node_dir:$$PATH" &&
 # `docker compose` (v2, or the v1 shim) when it answers, else docker-compose v1.
 COMPOSE := $$(docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
@@ -14,28 +18,29 @@ help: ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 node_modules/.package-lock.json: package-lock.json
-	npm ci
+	$(WITH_NODE) npm ci
 	@touch $@
 
 deps: node_modules/.package-lock.json ## install dependencies (npm ci) when needed
 
 build: deps ## compile services and frontend
-	npm run build
+	$(WITH_NODE) npm run build
 
 start: deps ## run the cluster as local processes (balancer 8001, backends 8002+, UI 8080)
-	npm start
+	$(WITH_NODE) npm start
 
-test: deps ## typecheck, lint and every test that needs no Docker (the README test command)
-	npm run typecheck
-	npm run lint
-	npm run build
-	npm test
+test: deps ## on Node 24 (installed if older): typecheck, lint and every test that needs no Docker (the README test command)
+	@$(WITH_NODE) echo "make test: node $$(node --version) from $$node_dir"
+	$(WITH_NODE) npm run typecheck
+	$(WITH_NODE) npm run lint
+	$(WITH_NODE) npm run build
+	$(WITH_NODE) npm test
 
 lint: deps ## eslint
-	npm run lint
+	$(WITH_NODE) npm run lint
 
 typecheck: deps ## tsc -b
-	npm run typecheck
+	$(WITH_NODE) npm run typecheck
 
 up: ## docker compose up with N backends (default 4)
 	@$(DOCKER_ENV) $(COMPOSE) up -d --build --scale backend=$(N) && \
@@ -54,23 +59,23 @@ scale: ## change the number of backends live: make scale N=6
 	@$(DOCKER_ENV) $(COMPOSE) up -d --no-recreate --scale backend=$(N) backend
 
 e2e: deps ## Compose end-to-end tests (builds, starts and removes its own cluster)
-	@$(DOCKER_ENV) npm run test:compose -w @lcb/e2e
+	@$(WITH_NODE) $(DOCKER_ENV) npm run test:compose -w @lcb/e2e
 
 chaos: deps ## events under 200 GET/s open-loop through :8080 on the running cluster (changes it!), as a table
-	@$(DOCKER_ENV) npx tsx e2e/load/chaos.ts $(if $(RATE),--rate $(RATE)) $(if $(EVENTS),--events $(EVENTS))
+	@$(WITH_NODE) $(DOCKER_ENV) npx tsx e2e/load/chaos.ts $(if $(RATE),--rate $(RATE)) $(if $(EVENTS),--events $(EVENTS))
 
 bench: deps build ## wrk against the balancer, nginx least_conn and HAProxy leastconn
-	npm run bench
+	$(WITH_NODE) npm run bench
 
 .PHONY: lab
 
 lab: deps build ## algorithm lab: one slow replica among ten, every policy, same traffic (local processes)
-	node bench/lab.mjs
+	$(WITH_NODE) node bench/lab.mjs
 
 .PHONY: bench-connections
 
 bench-connections: deps build ## 10,000 idle keep-alive clients: RSS of the balancer, nginx, HAProxy
-	node bench/connections.mjs
+	$(WITH_NODE) node bench/connections.mjs
 
 .PHONY: swarm-up swarm-down e2e-swarm
 
@@ -81,4 +86,4 @@ swarm-down: ## remove the Swarm stack; leave the swarm if swarm-up made it
 	@$(DOCKER_ENV) bash deploy/swarm/swarm.sh down
 
 e2e-swarm: deps ## Swarm end-to-end tests (own one-node swarm, removed at the end)
-	@$(DOCKER_ENV) npm run test:swarm -w @lcb/e2e
+	@$(WITH_NODE) $(DOCKER_ENV) npm run test:swarm -w @lcb/e2e

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitForLine } from './processes.mjs';
 import { freePorts } from '../scripts/cluster-lib.mjs';
+import { pollUntil } from '../scripts/poll.mjs';
 
 const BENCH = fileURLToPath(new URL('.', import.meta.url));
 export const BACKEND_COUNT = 4;
@@ -37,19 +38,8 @@ export function http(method, url, timeoutMs = 2000) {
 
 /** Polls `check()` (truthy = done) every 50 ms until `timeoutMs`; throws naming `what`. */
 export async function waitUntil(what, check, timeoutMs = 10_000) {
-  const deadline = Date.now() + timeoutMs;
-  let last = 'no attempt';
-  while (Date.now() < deadline) {
-    try {
-      if (await check()) return;
-      last = 'not yet';
-    } catch (err) {
-      if (err.fatal) throw err;
-      last = err.message;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what} (last: ${last})`);
+  // An error marked `fatal` ends the wait at once (scripts/poll.mjs).
+  await pollUntil(what, async () => Boolean(await check()), timeoutMs, { intervalMs: 50, retryErrors: true });
 }
 
 // ---------------------------------------------------------------------------------------------

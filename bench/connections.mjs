@@ -20,7 +20,6 @@
 //   BENCH_CONNS_CONCURRENCY  connections being opened / requests in flight at once (200); paced
 //                            so no accept queue overflows and the upstream pools stay small
 //   BENCH_CONNS_RSS_LIMIT_MB the goal for our balancer's peak RSS                  (200)
-//   NODE22                   Node 22 binary for balancer-w1/-wN (default: scripts/node22.mjs fetches one)
 //   BENCH_CONNS_REPORT       where to write the Markdown (default: see above)
 //
 // Exit codes: 0 every connection held and every balancer target under the RSS goal; 1 a tool is
@@ -33,9 +32,9 @@ import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { backendStats, freePort, http, intSetting, startBackends, waitUntil } from './common.mjs';
-import { node22ForWorkerTargets } from './node-runtime.mjs';
+import { nodeForWorkerTargets } from './node-runtime.mjs';
 import { assertAlive, createSupervisor, processTreeMemory } from './processes.mjs';
-import { BALANCER_TARGETS, NODE22_TARGETS, TARGET_NAMES, TARGET_NOTES, createTargetStarter } from './targets.mjs';
+import { BALANCER_TARGETS, WORKER_TARGETS, TARGET_NAMES, TARGET_NOTES, createTargetStarter } from './targets.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BENCH = join(ROOT, 'bench');
@@ -97,7 +96,7 @@ function preflight(settings) {
     console.error(`bench connections: ${message}`);
     process.exit(1);
   };
-  const versions = { node: process.version, nginx: null, haproxy: null, node22: null, node22Path: null };
+  const versions = { node: process.version, nginx: null, haproxy: null };
   for (const tool of ['nginx', 'haproxy']) {
     if (!settings.targets.includes(tool)) continue;
     const version = toolVersion(tool);
@@ -108,13 +107,11 @@ function preflight(settings) {
     fail(`${relative(ROOT, BALANCER_MAIN)} does not exist. Build it first: npm run build -w @lcb/balancer (make bench-connections does)`);
   }
   try {
-    const node22 = node22ForWorkerTargets({
-      wanted: settings.targets.filter((t) => NODE22_TARGETS.includes(t)),
-      others: `BENCH_CONNS_TARGETS=${settings.targets.filter((t) => !NODE22_TARGETS.includes(t)).join(',')}`,
+    nodeForWorkerTargets({
+      wanted: settings.targets.filter((t) => WORKER_TARGETS.includes(t)),
+      others: `BENCH_CONNS_TARGETS=${settings.targets.filter((t) => !WORKER_TARGETS.includes(t)).join(',')}`,
       balancerMain: BALANCER_MAIN,
     });
-    versions.node22 = node22?.version ?? null;
-    versions.node22Path = node22?.path ?? null;
   } catch (err) {
     fail(err.message);
   }
@@ -252,7 +249,7 @@ function resultProblems(r, settings) {
 function runtimeOf(target, versions) {
   if (target === 'nginx') return versions.nginx;
   if (target === 'haproxy') return versions.haproxy;
-  return `node ${NODE22_TARGETS.includes(target) ? versions.node22 : versions.node}`;
+  return `node ${versions.node}`;
 }
 
 function renderMarkdown({ meta, settings, results, failures }) {
@@ -296,7 +293,7 @@ function renderMarkdown({ meta, settings, results, failures }) {
 }
 
 function commandLine() {
-  const vars = Object.keys(process.env).filter((k) => k.startsWith('BENCH_CONNS') || k === 'NODE22').sort().map((k) => `${k}=${process.env[k]}`);
+  const vars = Object.keys(process.env).filter((k) => k.startsWith('BENCH_CONNS')).sort().map((k) => `${k}=${process.env[k]}`);
   return [...vars, 'node bench/connections.mjs'].join(' ');
 }
 
@@ -339,7 +336,7 @@ async function main() {
   try {
     // slowMs 0: only /tiny is used here.
     const backends = await startBackends(supervisor, 0);
-    const startTarget = createTargetStarter({ supervisor, workDir, backends, balancerMain: BALANCER_MAIN, freePort, node22: versions.node22Path, limits });
+    const startTarget = createTargetStarter({ supervisor, workDir, backends, balancerMain: BALANCER_MAIN, freePort, limits });
     for (const name of settings.targets) {
       const r = await measureTarget({ supervisor, startTarget, backends, settings, limits, name });
       results.push(r);

@@ -1,33 +1,36 @@
-// The Node 22 binary for the bench targets that run the balancer on worker threads.
+// The check for the bench targets that run the balancer on worker threads (balancer-w1/-wN).
 //
 // The balancer's `--workers N` shares one port between N threads through `reusePort`, which needs
-// Node >= 22.12; the container runs Node 22, but a developer machine may have an older node (this
-// one had 20), where the balancer falls back to one thread. The binary comes from
-// scripts/node22.mjs, which the balancer's tests use too: the official linux-x64 build from the npm
-// registry, fetched with `npm pack` on first use into .cache/node22 at the repository root
-// (gitignored) and reused after that; NODE22=/path/to/node uses a given binary instead.
+// Node >= 22.12. Every target runs on the bench's own node (process.execPath): the project's Node
+// is 24 (package.json engines, `make test` installs it when the machine's node is older, see
+// scripts/ensure-node.sh), so no second Node is fetched for these any more.
 import { spawnSync } from 'node:child_process';
 import { relative } from 'node:path';
-import { node22Runtime } from '../scripts/node22.mjs';
+
+/** Node >= 22.12 (or 23.1): what `reusePort` needs. */
+function supportsReusePort(version) {
+  const [major = 0, minor = 0] = version.replace(/^v/, '').split('.').map(Number);
+  return major > 23 || (major === 23 && minor >= 1) || (major === 22 && minor >= 12);
+}
 
 /**
- * `{ path, version }` of Node 22 for `wanted` (targets that need it; [] = none, returns null),
- * after checking that the built balancer at `balancerMain` has the --workers flag: without it the
- * balancer exits 2 on the flag, and every such run would fail the same way, only later and less
- * clearly. Throws an Error whose message says what to do, naming the targets to keep (`others`).
+ * `{ path, version }` of the node that runs `wanted` (targets that need --workers; [] = none,
+ * returns null), after checking that it has `reusePort` and that the built balancer at
+ * `balancerMain` has the --workers flag. Throws an Error whose message says what to do, naming
+ * the targets to keep (`others`).
  */
-export function node22ForWorkerTargets({ wanted, others, balancerMain, env = process.env, log = console.log }) {
+export function nodeForWorkerTargets({ wanted, others, balancerMain, execPath = process.execPath, version = process.version }) {
   if (wanted.length === 0) return null;
-  let runtime;
-  try {
-    runtime = node22Runtime({ env, log: (line) => { log(`bench: ${line}`); } });
-  } catch (err) {
-    throw new Error(`${err.message}\nOr leave ${wanted.join(' and ')} out: ${others}`, { cause: err });
+  // One thread (balancer-w1) runs on any Node: `--workers 1` keeps the data path on the main thread.
+  const shared = wanted.filter((t) => t !== 'balancer-w1');
+  if (shared.length > 0 && !supportsReusePort(version)) {
+    throw new Error(`${shared.join(' and ')} need Node >= 22.12 (reusePort); this is ${version}.\n`
+      + `Run the bench with the project's Node (make bench does: scripts/ensure-node.sh), or leave them out: ${others}`);
   }
-  const help = spawnSync(runtime.path, [balancerMain, '--help'], { encoding: 'utf8', timeout: 10_000 });
+  const help = spawnSync(execPath, [balancerMain, '--help'], { encoding: 'utf8', timeout: 10_000 });
   if (!/^\s*--workers\b/m.test(help.stdout ?? '')) {
     throw new Error(`${relative(process.cwd(), balancerMain)} has no --workers flag (its --help does not list it), needed by ${wanted.join(' and ')}.\n`
       + `Rebuild it (npm run build -w @lcb/balancer) from a tree that has the flag, or leave them out: ${others}`);
   }
-  return runtime;
+  return { path: execPath, version };
 }

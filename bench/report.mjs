@@ -103,7 +103,7 @@ export function renderMarkdown({ meta, settings, summary, runs, failures }) {
     `- Date: ${meta.date}`,
     `- Command: \`${meta.command}\``,
     `- Machine: ${meta.machine.nproc} CPUs (nproc), ${meta.machine.cpuModel}, ${meta.machine.memGiB} GiB RAM, Linux ${meta.machine.kernel}; load average ${meta.machine.loadStart} at start, ${meta.machine.loadEnd} at end`,
-    `- Versions: node ${meta.versions.node}${meta.versions.node22 ? ` (node ${meta.versions.node22} for balancer-w1/-wN)` : ''}, ${meta.versions.nginx}, ${meta.versions.haproxy}, ${meta.versions.wrk}, balancer ${meta.versions.balancer}`,
+    `- Versions: node ${meta.versions.node}, ${meta.versions.nginx}, ${meta.versions.haproxy}, ${meta.versions.wrk}, balancer ${meta.versions.balancer}`,
     `- Load: \`${meta.wrkCommand}\` after a discarded ${settings.warmup} s warm-up; ${settings.rounds} round(s), each round runs every scenario and in it every target in turn (${settings.targets.join(', ')}); each target is started for its run and stopped after it.`,
     `- Backends: 4 × \`bench/origin.mjs\` (node:http, keep-alive, one process each), the same 4 processes for the whole bench; per-backend request counters are read after each run and reset after each warm-up.`,
     '- Memory with 10,000 idle keep-alive client connections (issue 7: RSS < 200 MB) is measured separately: `bench/CONNECTIONS.md` (`make bench-connections`).',

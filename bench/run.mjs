@@ -1,5 +1,5 @@
 // Benchmark: wrk against direct-to-backend, nginx least_conn, HAProxy leastconn and our balancer
-// (this machine's node, and Node 22 with 1 and N worker threads), in interleaved rounds on one
+// (default settings, and with 1 and N worker threads; all on the node that runs the bench), in interleaved rounds on one
 // machine. Writes bench/RESULTS.md and bench/results/<date>.json.
 //
 //   make bench                                   (builds first; full run, about 13 minutes)
@@ -13,8 +13,6 @@
 //   BENCH_THREADS     wrk -t                                       (1)
 //   BENCH_SLOW_MS     extra latency of the slow backend            (50)
 //   BENCH_TARGETS     comma list of direct,nginx,haproxy,balancer,balancer-w1,balancer-wN (all)
-//   NODE22            Node 22 binary for balancer-w1/-wN (default: scripts/node22.mjs fetches one
-//                     once into .cache/node22)
 //   BENCH_SCENARIOS   comma list of tiny,16k,slow                  (all)
 //   BENCH_REPORT      where to write the Markdown: bench/RESULTS.md for a run with the default
 //                     settings above, else bench/results/bench-<date>.md (gitignored), so a quick
@@ -28,10 +26,10 @@ import { cpus, loadavg, release, tmpdir, totalmem, availableParallelism } from '
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SLOW_BACKEND, backendStats, freePort, http, intSetting, resetBackends, startBackends, waitUntil } from './common.mjs';
-import { node22ForWorkerTargets } from './node-runtime.mjs';
+import { nodeForWorkerTargets } from './node-runtime.mjs';
 import { CLOCK_TICKS, assertAlive, createSupervisor, processTreeCpuTicks, tail } from './processes.mjs';
 import { SCENARIOS, renderMarkdown, summarise } from './report.mjs';
-import { BALANCER_TARGETS, NODE22_TARGETS, TARGET_NAMES, TARGET_NOTES, createTargetStarter } from './targets.mjs';
+import { BALANCER_TARGETS, WORKER_TARGETS, TARGET_NAMES, TARGET_NOTES, createTargetStarter } from './targets.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BENCH = join(ROOT, 'bench');
@@ -100,11 +98,10 @@ function preflight(settings) {
       + '(`make bench` builds everything), or leave it out explicitly: BENCH_TARGETS=direct,nginx,haproxy');
     process.exit(1);
   }
-  let node22;
   try {
-    node22 = node22ForWorkerTargets({
-      wanted: settings.targets.filter((t) => NODE22_TARGETS.includes(t)),
-      others: `BENCH_TARGETS=${settings.targets.filter((t) => !NODE22_TARGETS.includes(t)).join(',')}`,
+    nodeForWorkerTargets({
+      wanted: settings.targets.filter((t) => WORKER_TARGETS.includes(t)),
+      others: `BENCH_TARGETS=${settings.targets.filter((t) => !WORKER_TARGETS.includes(t)).join(',')}`,
       balancerMain: BALANCER_MAIN,
     });
   } catch (err) {
@@ -118,8 +115,6 @@ function preflight(settings) {
     haproxy: versions.haproxy.replace(/ - https?:\S+$/, ''),
     wrk: versions.wrk.replace(/ Copyright.*$/, '').replace(/ \[\w+\]$/, ''),
     balancer: balancerPkg.version,
-    node22: node22?.version ?? null,
-    node22Path: node22?.path ?? null,
   };
 }
 
@@ -137,7 +132,7 @@ function machine() {
 
 /** How this run was started, as someone would retype it. */
 function commandLine() {
-  const vars = Object.keys(process.env).filter((k) => k.startsWith('BENCH_') || k === 'NODE22').sort().map((k) => `${k}=${process.env[k]}`);
+  const vars = Object.keys(process.env).filter((k) => k.startsWith('BENCH_')).sort().map((k) => `${k}=${process.env[k]}`);
   const how = process.env.npm_lifecycle_event === 'bench' ? 'npm run bench' : 'node bench/run.mjs';
   return [...vars, how].join(' ');
 }
@@ -276,7 +271,7 @@ async function main() {
   let ok = false;
   try {
     const backends = await startBackends(supervisor, settings.slowMs);
-    const startTarget = createTargetStarter({ supervisor, workDir, backends, balancerMain: BALANCER_MAIN, freePort, node22: versions.node22Path });
+    const startTarget = createTargetStarter({ supervisor, workDir, backends, balancerMain: BALANCER_MAIN, freePort });
     for (let round = 1; round <= settings.rounds; round++) {
       console.log(`round ${round}/${settings.rounds}`);
       for (const scenario of settings.scenarios) {

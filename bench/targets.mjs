@@ -21,8 +21,8 @@ export const WORKERS_N = availableParallelism();
 /** Worker threads per balancer target; null = no --workers flag (the balancer's default). */
 export const BALANCER_WORKERS = { balancer: null, 'balancer-w1': 1, 'balancer-wN': WORKERS_N };
 
-/** Targets that run on the Node 22 binary of bench/node-runtime.mjs (`--workers` needs >= 22.12). */
-export const NODE22_TARGETS = ['balancer-w1', 'balancer-wN'];
+/** Targets that pass `--workers` (needs Node >= 22.12 for `reusePort`; the project's Node is 24). */
+export const WORKER_TARGETS = ['balancer-w1', 'balancer-wN'];
 
 /** Targets that are our balancer, whatever the runtime: the report compares each to nginx. */
 export const BALANCER_TARGETS = Object.keys(BALANCER_WORKERS);
@@ -32,9 +32,9 @@ export const TARGET_NOTES = {
   direct: 'wrk straight to backend 1: the limit, no proxy (no proxy CPU)',
   nginx: 'Debian nginx, 1 worker, `least_conn`, upstream `keepalive 64` + `zone`, `proxy_http_version 1.1`, `Connection ""`, `keepalive_requests 1000000` both sides, access log off',
   haproxy: 'Debian HAProxy, `nbthread 1`, `balance leastconn`, `http-reuse always`, no logging',
-  balancer: "services/balancer/dist/main.js on this machine's node with default settings (only host, ports and upstreams given; LB_* env cleared; on Node >= 22.12 the default is one worker thread per CPU, on older Node one thread)",
-  'balancer-w1': 'the same on Node 22 (bench/node-runtime.mjs) with `--workers 1`: one data-path thread',
-  'balancer-wN': `the same on Node 22 with \`--workers ${WORKERS_N}\` (N = ${WORKERS_N}, the CPUs available): ${WORKERS_N} data-path threads sharing the port through \`reusePort\``,
+  balancer: "services/balancer/dist/main.js on the bench's node with default settings (only host, ports and upstreams given; LB_* env cleared; on Node >= 22.12 the default is one worker thread per CPU, on older Node one thread)",
+  'balancer-w1': 'the same with `--workers 1`: one data-path thread',
+  'balancer-wN': `the same with \`--workers ${WORKERS_N}\` (N = ${WORKERS_N}, the CPUs available): ${WORKERS_N} data-path threads sharing the port through \`reusePort\``,
 };
 
 /**
@@ -51,9 +51,9 @@ export const DEFAULT_LIMITS = Object.freeze({ clientConnections: null, nofile: n
  * Returns `start(name)` which starts target `name` and resolves with
  * `{ port, proc, readyUrl }`; `proc` is null for `direct` (nothing to start or measure).
  * deps: { supervisor, workDir, backends: [{ port }], balancerMain, freePort,
- *         node22: path of a Node 22 binary (only needed by NODE22_TARGETS), limits: DEFAULT_LIMITS }
+ *         limits: DEFAULT_LIMITS }; every balancer target runs on the bench's own node (process.execPath)
  */
-export function createTargetStarter({ supervisor, workDir, backends, balancerMain, freePort, node22 = null, limits = DEFAULT_LIMITS }) {
+export function createTargetStarter({ supervisor, workDir, backends, balancerMain, freePort, limits = DEFAULT_LIMITS }) {
   let serial = 0;
   const upstreams = backends.map((b) => `127.0.0.1:${b.port}`);
 
@@ -69,8 +69,7 @@ export function createTargetStarter({ supervisor, workDir, backends, balancerMai
     // "Default settings": nothing from the caller's LB_* environment leaks in.
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LB_')));
     const workers = BALANCER_WORKERS[name];
-    const runtime = NODE22_TARGETS.includes(name) ? node22 : process.execPath;
-    if (runtime === null) throw new Error(`target ${name} needs a Node 22 binary (bench/node-runtime.mjs) and none was given`);
+    const runtime = process.execPath;
     const args = [balancerMain, '--host', '127.0.0.1', '--port', String(port), '--admin-port', String(adminPort),
       ...(workers === null ? [] : ['--workers', String(workers)]),
       ...(limits.clientIdleTimeoutS === null ? [] : ['--client-keep-alive-timeout-ms', String(limits.clientIdleTimeoutS * 1000)]),

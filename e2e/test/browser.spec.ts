@@ -7,22 +7,16 @@ import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { launchChromium } from './chromium.js';
 import { REPO_ROOT, freePorts, missingBuild, startCluster, type Cluster } from '../../scripts/cluster-lib.mjs';
 import { createUiServer, type UiServer } from '../../scripts/static-server.mjs';
 
 const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
-const REASONS = ['only-candidate', 'least-loaded', 'tie-rotation', 'tie-random'];
+const REASONS = ['only-candidate', 'least-loaded', 'tie-rotation', 'tie-random', 'tie-latency'];
 const WAITING = 'Waiting for server response...';
 const FAILED = 'Error occurred, try again';
 
-/** Launches Debian's Chromium the way toolchain.md says. */
-export function launchChromium(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-  });
-}
 
 /** Collects console errors and uncaught exceptions of a page. */
 function watchProblems(page: Page, problems: string[]): void {
@@ -56,7 +50,7 @@ describe('the page against a real cluster', function () {
     await mkdir(ARTIFACTS, { recursive: true });
     // Images take 50-500 ms instead of 1-10 s; explain on for X-Lb-Decision.
     cluster = await startCluster({ backends: 4, basePort: 0, balancerPort: 0, adminPort: 0, uiPort: 0, delayScale: 0.05 });
-    browser = await launchChromium();
+    browser = await launchChromium(this);
     context = await browser.newContext({ viewport: { width: 1400, height: 1000 }, colorScheme: 'dark' });
     page = await context.newPage();
     watchProblems(page, problems);
@@ -349,8 +343,9 @@ describe('the live view with a scripted event stream (upstreams coming and going
   let ui: UiServer | undefined;
   let base = '';
 
-  before(async () => {
+  before(async function () {
     if (missingBuild().length) throw new Error('run `npm run build` first');
+    browser = await launchChromium(this);
     // Nothing listens behind these ports: every /api/events answer below comes from page.route.
     const [dead] = await freePorts(1);
     ui = createUiServer({
@@ -359,7 +354,6 @@ describe('the live view with a scripted event stream (upstreams coming and going
       admin: { host: '127.0.0.1', port: dead ?? 1 },
     });
     base = `http://127.0.0.1:${await ui.listen(0)}/`;
-    browser = await launchChromium();
   });
 
   after(async () => {

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { launchChromium } from './chromium.js';
 import { missingBuild, startCluster, type Cluster } from '../../scripts/cluster-lib.mjs';
 
 const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
@@ -32,11 +33,7 @@ describe('the algorithm lab in the page', function () {
       backends: 3, basePort: 0, balancerPort: 0, adminPort: 0, uiPort: 0, delayScale: 0.01,
       env: { ...process.env, LB_ADMIN_TOKEN: TOKEN, LB_BACKEND_ADMIN_TOKEN: BACKEND_TOKEN, BACKEND_ADMIN_TOKEN: BACKEND_TOKEN },
     });
-    // Debian's Chromium, launched as in browser.spec.ts (not imported: that would register its tests twice).
-    browser = await chromium.launch({
-      executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-      args: ['--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    browser = await launchChromium(this);
     context = await browser.newContext({ viewport: { width: 1400, height: 1100 }, colorScheme: 'dark' });
     page = await context.newPage();
     page.on('console', (m) => {

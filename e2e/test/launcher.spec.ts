@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import net from 'node:net';
 import { join } from 'node:path';
 import { REPO_ROOT, freePorts, missingBuild } from '../../scripts/cluster-lib.mjs';
+import { pollUntil } from '../../scripts/poll.mjs';
 
 const SCRIPT = join(REPO_ROOT, 'scripts', 'cluster.mjs');
 
@@ -32,13 +33,7 @@ function launch(args: string[]): Run {
   return { proc, out: () => out, err: () => err, exit };
 }
 
-async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
+const until = (what: string, check: () => boolean | Promise<boolean>, timeoutMs = 30_000) => pollUntil(what, check, timeoutMs, { intervalMs: 100 });
 
 /** True when nothing accepts connections on the port any more. */
 function portClosed(port: number): Promise<boolean> {

@@ -8,15 +8,16 @@
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { requireTool } from '../../scripts/require-tool.mjs';
 import { REPO_ROOT, freePorts, missingBuild, startCluster, type Cluster } from '../../scripts/cluster-lib.mjs';
 import { startOpenLoop } from '../load/open-loop.js';
 import { summarize } from '../load/report.js';
+import { pollUntil } from '../../scripts/poll.mjs';
 
 const TEMPLATE = join(REPO_ROOT, 'nginx', 'default.conf.template');
 const UPSTREAMS_SCRIPT = join(REPO_ROOT, 'nginx', 'entrypoint', '30-balancer-upstreams.sh');
@@ -75,17 +76,12 @@ http {
 `;
 }
 
-const nginxBin = ['/usr/sbin/nginx', '/usr/bin/nginx', '/usr/local/sbin/nginx'].find((p) => existsSync(p));
-let warned = false;
+let nginxBin: string | undefined;
 
-/** The nginx binary, or skips the test with a message when it is not installed (CI installs it). */
+/** The nginx binary; skips with a reason when it is missing, and fails under CI (requireTool). */
 function requireNginx(ctx: Mocha.Context): string {
-  if (nginxBin) return nginxBin;
-  if (!warned) {
-    warned = true;
-    console.warn('    nginx is not installed: skipping the nginx checks (apt-get install nginx)');
-  }
-  return ctx.skip();
+  nginxBin = requireTool(ctx, 'nginx');
+  return nginxBin;
 }
 
 async function writeConfig(dir: string, serverConf: string): Promise<string> {
@@ -178,15 +174,9 @@ const FLOOD_BYTES = 40e6;
 
 const sleep = (ms: number) => new Promise((ok) => setTimeout(ok, ms));
 
-async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await fn().catch(() => undefined);
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(100);
-  }
-}
+/** Polls `fn` (a throw counts as "not yet") until it gives a value. */
+const until = <T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 10_000) =>
+  pollUntil(what, fn, timeoutMs, { intervalMs: 100, retryErrors: true }) as Promise<T>;
 
 describe('nginx/default.conf.template', function () {
   let dir = '';

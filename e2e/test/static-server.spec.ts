@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePorts } from '../../scripts/cluster-lib.mjs';
 import { CSP, createUiServer, type UiServer } from '../../scripts/static-server.mjs';
+import { pollUntil } from '../../scripts/poll.mjs';
 
 interface Seen {
   port: 'data' | 'admin';
@@ -51,13 +52,7 @@ const close = (s: Server) =>
     });
   });
 
-async function until(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
+const until = (what: string, check: () => boolean, timeoutMs = 5000) => pollUntil(what, check, timeoutMs);
 
 describe('scripts/static-server.mjs', () => {
   let dir = '';

@@ -1,4 +1,4 @@
-import { setTimeout as sleep } from 'node:timers/promises';
+import { pollUntil } from '../../../scripts/poll.mjs';
 
 export interface WaitOptions {
   /** What is awaited, for the error message. */
@@ -11,18 +11,6 @@ export interface WaitOptions {
  * Polls `probe` until it returns a value other than `undefined`, or fails after the deadline with
  * the last probe error or result. Bounded: the loop ends at the deadline whatever happens.
  */
-export async function waitFor<T>(probe: () => Promise<T | undefined>, options: WaitOptions): Promise<T> {
-  const deadline = Date.now() + options.timeoutMs;
-  let last: string;
-  for (;;) {
-    try {
-      const value = await probe();
-      if (value !== undefined) return value;
-      last = 'condition not met yet';
-    } catch (err) {
-      last = err instanceof Error ? err.message : String(err);
-    }
-    if (Date.now() >= deadline) throw new Error(`timed out after ${options.timeoutMs} ms waiting for ${options.what}: ${last}`);
-    await sleep(options.intervalMs ?? 250);
-  }
+export function waitFor<T>(probe: () => Promise<T | undefined>, options: WaitOptions): Promise<T> {
+  return pollUntil(options.what, probe, options.timeoutMs, { intervalMs: options.intervalMs ?? 250, retryErrors: true });
 }

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { launchChromium } from '../../test/chromium.js';
 import { ARTIFACTS, upstreamIdOf, type Cluster } from '../lib/cluster.js';
 import { waitFor } from '../lib/wait.js';
 
@@ -10,11 +11,8 @@ export function browserSuite(cluster: () => Cluster): void {
   describe('browser (Chromium through nginx)', () => {
     let browser: Browser | undefined;
 
-    before(async () => {
-      browser = await chromium.launch({
-        executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-        args: ['--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-      });
+    before(async function () {
+      browser = await launchChromium(this);
     });
     after(async () => {
       await browser?.close();

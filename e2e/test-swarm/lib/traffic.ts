@@ -1,7 +1,7 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { HttpClient } from '../../test-compose/lib/http.js';
 import { SLOW_MS, startOpenLoop, type LoadRun } from '../../load/open-loop.js';
 import { describeSummary, summarize, type Summary } from '../../load/report.js';
+import { pollUntil } from '../../../scripts/poll.mjs';
 
 /** The stream's image, as in the Compose suite: 1 ms, so latency under change is the cluster's own. */
 export const STREAM_PATHS = ['/images/1'] as const;
@@ -48,11 +48,7 @@ export function startTrackedStream(client: HttpClient): TrackedStream {
     return n;
   };
   const until = async (done: () => boolean, what: string, timeoutMs: number): Promise<void> => {
-    const deadline = Date.now() + timeoutMs;
-    while (!done()) {
-      if (Date.now() >= deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-      await sleep(50);
-    }
+    await pollUntil(what, done, timeoutMs, { intervalMs: 50 });
   };
   let stopped: Promise<TrackedResult> | undefined;
   return {

@@ -1,6 +1,7 @@
 // Shared test helpers: real servers on port 0, plain HTTP requests, polling, metrics parsing.
 import { createServer, request, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { pollUntil } from '../../../scripts/poll.mjs';
 import { createApp, type AppConfig, type BackendApp } from '../src/app.js';
 import { createLogger } from '../src/logger.js';
 
@@ -72,11 +73,7 @@ export function get(url: string, options: { method?: string; signal?: AbortSigna
 
 /** Polls `check` every 5 ms until it returns (or resolves to) true; fails after `timeoutMs`. */
 export async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
-  const deadline = performance.now() + timeoutMs;
-  while (!(await check())) {
-    if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
+  await pollUntil(what, check, timeoutMs, { intervalMs: 5 });
 }
 
 /** One sample of the Prometheus text format. */

@@ -8,16 +8,7 @@ import { createMetrics } from '../src/metrics.js';
 import type { Snapshot } from '../src/snapshot.js';
 import { namedHandler, parseMetrics, silentLogger, startBalancer, startOrigin, testConfig, testRegistry } from './helpers.js';
 import type { Origin, Running } from './helpers.js';
-
-
-function hasPromtool(): boolean {
-  try {
-    execFileSync('promtool', ['--version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
+import { requireTool } from '../../../scripts/require-tool.mjs';
 
 describe('admin API', () => {
   describe('Koa app (supertest)', () => {
@@ -79,16 +70,20 @@ describe('admin API', () => {
       assert.equal(m.get('lb_in_flight_imbalance_ratio'), 1);
       assert.equal(m.get('lb_upstreams{state="up"}'), 2);
       assert.ok(text.includes('# TYPE lb_upstream_failures_total counter'));
-      if (hasPromtool()) {
-        let out = '';
-        try {
-          execFileSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
-        } catch (err) {
-          out = ((err as { stdout?: string }).stdout ?? '') + ((err as { stderr?: string }).stderr ?? '');
-        }
-        const problems = out.split('\n').filter((l) => l.trim() !== '' && !/^nodejs_active_(handles|requests|resources)_total non-counter/.test(l));
-        assert.deepEqual(problems, [], 'promtool check metrics');
+    });
+
+    it('/metrics passes promtool check metrics (CI fails without promtool)', async function () {
+      const promtool = requireTool(this, 'promtool');
+      assert.ok(lb);
+      const text = await (await undiciRequest(`${lb.adminUrl}/metrics`)).body.text();
+      let out = '';
+      try {
+        execFileSync(promtool, ['check', 'metrics'], { input: text, encoding: 'utf8', stdio: ['pipe', 'pipe', 'pipe'] });
+      } catch (err) {
+        out = ((err as { stdout?: string }).stdout ?? '') + ((err as { stderr?: string }).stderr ?? '');
       }
+      const problems = out.split('\n').filter((l) => l.trim() !== '' && !/^nodejs_active_(handles|requests|resources)_total non-counter/.test(l));
+      assert.deepEqual(problems, [], 'promtool check metrics');
     });
 
     it('/api/events streams snapshots at 10 per second', async () => {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { request } from 'undici';
-import { namedHandler, startBalancer, startOrigin, testConfig, waitFor } from './helpers.js';
+import { captureLogger, namedHandler, startBalancer, startOrigin, stopAfterEach, testConfig, waitFor } from './helpers.js';
 import type { Origin, Running } from './helpers.js';
 
 const stateOf = (lb: Running, id: string) => lb.balancer.registry.get(id)?.state;
@@ -8,12 +8,7 @@ const stateOf = (lb: Running, id: string) => lb.balancer.registry.get(id)?.state
 describe('DNS discovery and health checks', () => {
   let origins: Origin[] = [];
   let lb: Running | undefined;
-  afterEach(async () => {
-    await lb?.balancer.stop();
-    lb = undefined;
-    await Promise.all(origins.map((o) => o.close()));
-    origins = [];
-  });
+  stopAfterEach(() => ({ lb, origins }));
 
   it('adds discovered addresses only after their health probe passes, and drops vanished ones', async () => {
     // All origins listen on 127.0.0.x with the same port, like replicas of one Compose service.
@@ -84,18 +79,41 @@ describe('DNS discovery and health checks', () => {
     await waitFor(() => stateOf(running, a.id) === undefined, 2000, 'removed once idle');
   });
 
-  it('keeps the last known upstreams when DNS fails transiently', async () => {
+  it('keeps the last known upstreams when DNS fails transiently (the failing lookups did happen, and are logged)', async () => {
     const a = await startOrigin(namedHandler('a'));
     origins = [a];
     let fail = false;
+    const calls = { ok: 0, failed: 0 };
+    const log = captureLogger();
     lb = await startBalancer(testConfig([], { discovery: { name: 'backend', port: a.port, intervalMs: 30 } }), {
-      resolve: () => (fail ? Promise.reject(Object.assign(new Error('timeout'), { code: 'ETIMEOUT' })) : Promise.resolve(['127.0.0.1'])),
+      logger: log.logger,
+      resolve: (name) => {
+        assert.equal(name, 'backend');
+        if (!fail) {
+          calls.ok++;
+          return Promise.resolve(['127.0.0.1']);
+        }
+        calls.failed++;
+        return Promise.reject(Object.assign(new Error('timeout'), { code: 'ETIMEOUT' }));
+      },
     });
     const running = lb;
     await waitFor(() => stateOf(running, a.id) === 'up');
     fail = true;
-    const before = running.balancer.snapshot().time;
-    await waitFor(() => running.balancer.snapshot().time > before + 200, 2000);
+    // Several lookups fail in a row (not merely time passing): the upstream stays, and serves.
+    await waitFor(() => calls.failed >= 5, 3000, 'five failed DNS lookups');
+    assert.equal(stateOf(running, a.id), 'up');
+    const res = await request(`${running.url}/during-dns-outage`);
+    assert.equal(await res.body.text(), 'a');
+    // Logged once for the outage (not once per lookup), with the name and the error code.
+    const warnings = log.lines().filter((l) => l.msg === 'DNS discovery failed; keeping the last known upstreams');
+    assert.equal(warnings.length, 1, JSON.stringify(log.lines()));
+    assert.equal(warnings[0]?.code, 'ETIMEOUT');
+    assert.equal(warnings[0].name, 'backend');
+    // And DNS coming back is noticed (a lookup succeeds again and says so).
+    const okBefore = calls.ok;
+    fail = false;
+    await waitFor(() => calls.ok > okBefore && log.lines().some((l) => l.msg === 'DNS discovery resolves again'), 3000, 'DNS to resolve again');
     assert.equal(stateOf(running, a.id), 'up');
   });
 

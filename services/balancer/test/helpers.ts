@@ -3,6 +3,8 @@ import { createServer } from 'node:http';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { pino } from 'pino';
+import type { Logger } from 'pino';
+import { pollUntil } from '../../../scripts/poll.mjs';
 import { parseConfig } from '../src/config.js';
 import type { Config } from '../src/config.js';
 import { createBalancer } from '../src/server.js';
@@ -61,6 +63,16 @@ export async function deadPort(): Promise<number> {
 
 export const silentLogger = pino({ level: 'silent' });
 
+/** One pino line as an object: msg, level and the bound fields. */
+export type LogLine = Record<string, unknown> & { msg?: string; level?: number };
+
+/** A pino logger (level debug) that keeps its lines in memory, for tests that assert on logs. */
+export function captureLogger(): { logger: Logger; lines(): LogLine[] } {
+  const raw: string[] = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void raw.push(line) });
+  return { logger, lines: () => raw.map((l) => JSON.parse(l) as LogLine) };
+}
+
 /** A config for tests: ports 0, health checks off unless asked, given upstream ports. */
 export function testConfig(ports: readonly number[], overrides: Partial<Config> = {}, argv: readonly string[] = []): Config {
   const upstreams = ports.map((p) => `127.0.0.1:${p}`);
@@ -92,12 +104,27 @@ export async function startBalancer(config: Config, deps: BalancerDeps = {}): Pr
 
 /** Polls `check` until it returns true or the deadline passes (no fixed sleeps in tests). */
 export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await check()) return;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  await pollUntil(what, check, timeoutMs, { intervalMs: 10 });
+}
+
+/**
+ * The per-test teardown of the specs that start their own origins and balancer in each test:
+ * registers an afterEach that stops the balancer, then closes the origins, that `current()` names
+ * at that moment (each object once, so one left over from an earlier test is not stopped twice).
+ */
+export function stopAfterEach(current: () => { readonly lb: Running | undefined; readonly origins: readonly Origin[] }): void {
+  const done = new WeakSet<object>();
+  afterEach(async () => {
+    const { lb, origins } = current();
+    if (lb !== undefined && !done.has(lb)) {
+      done.add(lb);
+      await lb.balancer.stop();
+    }
+    await Promise.all(origins.filter((o) => !done.has(o)).map((o) => {
+      done.add(o);
+      return o.close();
+    }));
+  });
 }
 
 /** mulberry32, the lab's seeded PRNG: picker tests are repeatable. */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import { request } from 'undici';
-import { deadPort, namedHandler, startBalancer, startOrigin, testConfig, waitFor } from './helpers.js';
+import { deadPort, namedHandler, startBalancer, startOrigin, stopAfterEach, testConfig, waitFor } from './helpers.js';
 import type { Origin, Running } from './helpers.js';
 
 async function call(url: string, init: { method?: string; body?: string; headers?: Record<string, string> } = {}) {
@@ -15,12 +15,7 @@ describe('proxy: failures, error codes and the acquire/release pair', () => {
   let lb: Running | undefined;
   const allIdle = (running: Running) => () => running.balancer.snapshot().upstreams.every((u) => u.inFlight === 0);
 
-  afterEach(async () => {
-    await lb?.balancer.stop();
-    lb = undefined;
-    await Promise.all(origins.map((o) => o.close()));
-    origins = [];
-  });
+  stopAfterEach(() => ({ lb, origins }));
 
   it('503 LB_NO_UPSTREAM when no upstream is available, at once', async () => {
     const port = await deadPort();

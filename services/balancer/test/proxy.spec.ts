@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { request } from 'undici';
 import type { Dispatcher } from 'undici';
-import { namedHandler, startBalancer, startOrigin, testConfig, waitFor } from './helpers.js';
+import { namedHandler, startBalancer, startOrigin, stopAfterEach, testConfig, waitFor } from './helpers.js';
 import type { Origin, Running } from './helpers.js';
 
 async function get(url: string, headers: Record<string, string> = {}): Promise<{ status: number; body: string; headers: Dispatcher.ResponseData['headers'] }> {
@@ -13,12 +13,7 @@ describe('proxy: least connections over real sockets', () => {
   let origins: Origin[] = [];
   let lb: Running | undefined;
 
-  afterEach(async () => {
-    await lb?.balancer.stop();
-    lb = undefined;
-    await Promise.all(origins.map((o) => o.close()));
-    origins = [];
-  });
+  stopAfterEach(() => ({ lb, origins }));
 
   it('rotates sequential requests across every upstream (no "first wins")', async () => {
     origins = await Promise.all(['a', 'b', 'c', 'd'].map((n) => startOrigin(namedHandler(n))));

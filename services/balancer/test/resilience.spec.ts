@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { request } from 'undici';
 import { createRetryBudget } from '../src/data-path/retry-budget.js';
-import { namedHandler, startBalancer, startOrigin, testConfig, waitFor } from './helpers.js';
+import { namedHandler, startBalancer, startOrigin, stopAfterEach, testConfig, waitFor } from './helpers.js';
 import type { Origin, Running } from './helpers.js';
 
 async function call(url: string) {
@@ -12,12 +12,7 @@ async function call(url: string) {
 describe('resilience: capacity, queue, timeouts, outliers, slow start, retry budget', () => {
   let origins: Origin[] = [];
   let lb: Running | undefined;
-  afterEach(async () => {
-    await lb?.balancer.stop();
-    lb = undefined;
-    await Promise.all(origins.map((o) => o.close()));
-    origins = [];
-  });
+  stopAfterEach(() => ({ lb, origins }));
 
   /** An origin whose /hold requests wait until released, in order. */
   async function holder(name: string): Promise<{ origin: Origin; held: (() => void)[] }> {

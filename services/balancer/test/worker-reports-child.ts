@@ -1,5 +1,5 @@
 /**
- * Run by worker-reports.spec.ts under Node 22 (worker threads need reusePort): a balancer with two
+ * Run by worker-reports.spec.ts in a process of its own (worker threads need reusePort): a balancer with two
  * data-path threads whose upstream is replaced, cycle after cycle, by a newcomer that takes over
  * its counter slot right after the worker let go of it. Requests go only to the old upstreams;
  * prints, as one JSON line, the newcomers the live view says were chosen anyway.

@@ -141,7 +141,7 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
     worker.on('message', (message: FromWorker) => {
       onMessage(m, message);
     });
-    worker.on('error', (err) => {
+    worker.on('error', (err: Error) => {
       logger.fatal({ err, worker: index }, 'data-path worker failed');
       m.listening?.reject(err);
       if (!stopping) options.onFatal(err);
