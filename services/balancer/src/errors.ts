@@ -1,31 +1,53 @@
 /**
- * Errors with stable codes, mapped to an HTTP status at one boundary (the proxy).
- * Callers match on `code`, never on the class or the message.
+ * Every error the balancer answers with, in one table: code → HTTP status → meaning. The data
+ * path (proxy, upgrades), the client guard and the admin API all answer `{ error: code, message }`
+ * with a code from here, and take the status from here, so a code means the same thing wherever a
+ * client meets it. Callers match on `code`, never on the class or the message.
  */
-export type LbErrorCode =
-  | 'LB_NO_UPSTREAM'
-  | 'LB_UPSTREAM_CONNECT'
-  | 'LB_UPSTREAM_TIMEOUT'
-  | 'LB_UPSTREAM_RESET'
-  | 'LB_UPSTREAM_STATUS'
-  | 'LB_BAD_REQUEST'
-  | 'LB_QUEUE_FULL'
-  | 'LB_QUEUE_TIMEOUT'
-  | 'LB_SHUTTING_DOWN';
+export const ERROR_CODES = {
+  // The data path: the upstreams could not serve the request.
+  LB_NO_UPSTREAM: { status: 503, meaning: 'no upstream is available (or, for an upgrade, every one is at its in-flight cap)' },
+  LB_UPSTREAM_CONNECT: { status: 502, meaning: 'no connection could be made to the upstream' },
+  LB_UPSTREAM_TIMEOUT: { status: 504, meaning: 'the upstream did not answer in time, or was taken out of rotation before it answered' },
+  LB_UPSTREAM_RESET: { status: 502, meaning: 'the upstream closed the connection before its response was complete' },
+  /** Default only: the error carries the status the upstream answered (a retry that found no other upstream). */
+  LB_UPSTREAM_STATUS: { status: 502, meaning: 'the upstream answered with a --retry-on-status code and no other try was possible' },
+  LB_QUEUE_FULL: { status: 503, meaning: 'every upstream is at its in-flight cap and the wait queue is full' },
+  LB_QUEUE_TIMEOUT: { status: 503, meaning: 'no upstream had capacity within the queue timeout or the request deadline' },
+  LB_SHUTTING_DOWN: { status: 503, meaning: 'the balancer is shutting down' },
+  // The client's request.
+  LB_BAD_REQUEST: { status: 400, meaning: 'the request (or an admin request body) is malformed or out of bounds' },
+  LB_CLIENT_TIMEOUT: { status: 408, meaning: 'the client did not send its request headers in time' },
+  LB_HEADERS_TOO_LARGE: { status: 431, meaning: 'the request head is over --max-header-bytes or has too many lines' },
+  LB_METHOD_NOT_ALLOWED: { status: 405, meaning: 'CONNECT: this is a reverse proxy, not a forward one' },
+  /** Never sent (nobody is left to read it): the status that access logs and metrics record, as nginx does. */
+  LB_CLIENT_CLOSED: { status: 499, meaning: 'the client went away before its response ended' },
+  // The admin API.
+  LB_NOT_FOUND: { status: 404, meaning: 'no admin route for this method and path' },
+  LB_UNAUTHORIZED: { status: 401, meaning: 'an admin write without a valid bearer token' },
+  LB_ADMIN_WRITES_DISABLED: { status: 403, meaning: 'no admin token is configured: every admin write is refused' },
+  LB_SCENARIOS_DISABLED: { status: 403, meaning: 'no backend admin token is configured: fault scenarios are refused' },
+  LB_UNKNOWN_UPSTREAM: { status: 404, meaning: 'no upstream with this id' },
+  LB_UPSTREAM_REMOVED: { status: 409, meaning: 'the upstream was removed by discovery; only discovery brings it back' },
+  LB_LAB_BUSY: { status: 409, meaning: 'a lab run is in progress' },
+  LB_BODY_TOO_LARGE: { status: 413, meaning: 'an admin request body is over 4096 bytes' },
+  LB_BACKEND_UNREACHABLE: { status: 502, meaning: 'the backend could not be reached to relay a scenario' },
+  // Ours.
+  LB_INTERNAL: { status: 500, meaning: 'a bug in the balancer: an exception in its own code; logged' },
+} as const satisfies Record<`LB_${string}`, { readonly status: number; readonly meaning: string }>;
+
+/** A stable error code: a key of ERROR_CODES. */
+export type LbErrorCode = keyof typeof ERROR_CODES;
 
 /** The status each code answers with when no response header has been sent yet. */
-export const statusOf: Readonly<Record<LbErrorCode, number>> = Object.freeze({
-  LB_NO_UPSTREAM: 503,
-  LB_UPSTREAM_CONNECT: 502,
-  LB_UPSTREAM_TIMEOUT: 504,
-  LB_UPSTREAM_RESET: 502,
-  /** Default only: carries the status the upstream answered (a retry that found no other upstream). */
-  LB_UPSTREAM_STATUS: 502,
-  LB_BAD_REQUEST: 400,
-  LB_QUEUE_FULL: 503,
-  LB_QUEUE_TIMEOUT: 503,
-  LB_SHUTTING_DOWN: 503,
-});
+export const statusOf: Readonly<Record<LbErrorCode, number>> = Object.freeze(
+  Object.fromEntries(Object.entries(ERROR_CODES).map(([code, { status }]) => [code, status])) as Record<LbErrorCode, number>,
+);
+
+/** Whether `text` is one of our codes (for tests and for checking what a body names). */
+export function isLbErrorCode(text: string): text is LbErrorCode {
+  return Object.hasOwn(ERROR_CODES, text);
+}
 
 /** A balancer error: a stable code, its status, and a message for humans. */
 export class LbError extends Error {
@@ -37,6 +59,11 @@ export class LbError extends Error {
     this.code = code;
     this.status = options?.status ?? statusOf[code];
   }
+}
+
+/** The JSON body of every error answer: `{ "error": code, "message": ... }`. */
+export function errorBody(code: LbErrorCode, message: string): string {
+  return JSON.stringify({ error: code, message });
 }
 
 /**

@@ -37,7 +37,7 @@ describe('admin API', () => {
     });
     it('unknown routes are JSON 404s and writes are refused', async () => {
       const res = await request(app.callback()).get('/nope').expect(404);
-      assert.equal(res.body.error, 'NOT_FOUND');
+      assert.equal(res.body.error, 'LB_NOT_FOUND', 'every code carries the LB_ prefix, from the one table');
       await request(app.callback()).post('/api/upstreams').expect(405);
     });
   });

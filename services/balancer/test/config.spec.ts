@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { parseConfig, parseUpstream } from '../src/config.js';
+import { OPTIONS, parseConfig, parseUpstream } from '../src/config.js';
 
 const ok = (argv: string[], env: Record<string, string> = {}) => {
   const r = parseConfig(argv, env);
@@ -66,9 +66,9 @@ describe('config', () => {
     const text = errors.join('\n');
     assert.match(text, /unknown option --bogus/);
     assert.match(text, /--admin-port needs a value/);
-    assert.match(text, /--port \/ LB_PORT/);
-    assert.match(text, /--tie-break \/ LB_TIE_BREAK/);
-    assert.match(text, /--health-rise \/ LB_HEALTH_RISE/);
+    assert.match(text, /--port "abc": expected an integer 0-65535/);
+    assert.match(text, /--tie-break "first": expected one of latency, rotation, random/);
+    assert.match(text, /LB_HEALTH_RISE "0": expected an integer 1-100/);
     assert.match(text, /port must be 1-65535/);
     assert.ok(errors.length >= 6, text);
   });
@@ -92,11 +92,114 @@ describe('config', () => {
     assert.deepEqual(env.retryOnStatus, [503, 429]);
     assert.deepEqual(env.trustedProxies, ['::1/128']);
     const text = errorsOf(['a:1', '--retry-on-status', '503,200,abc', '--trusted-proxies', '10.0.0.0/33,backend', '--health-down-interval-ms', '0']).join('\n');
-    assert.match(text, /--retry-on-status \/ LB_RETRY_ON_STATUS: "200" is not an HTTP status between 400 and 599/);
+    assert.match(text, /--retry-on-status "503,200,abc": "200" is not an HTTP status between 400 and 599/);
     assert.match(text, /"abc" is not an HTTP status/);
-    assert.match(text, /--trusted-proxies \/ LB_TRUSTED_PROXIES: "10.0.0.0\/33" is not an IP address or CIDR/);
+    assert.match(text, /--trusted-proxies "10.0.0.0\/33,backend": "10.0.0.0\/33" is not an IP address or CIDR/);
     assert.match(text, /"backend" is not an IP address or CIDR/);
-    assert.match(text, /--health-down-interval-ms \/ LB_HEALTH_DOWN_INTERVAL_MS/);
+    assert.match(text, /--health-down-interval-ms "0": expected an integer 10-3600000/);
+  });
+
+  /**
+   * One bad value per option and the whole message it must give: who gave it (flag or env var),
+   * the value, and what is accepted. `undefined`: any text is accepted.
+   */
+  const ON_OFF = 'expected on or off (1, true, yes, on / 0, false, no, off)';
+  const BAD: Readonly<Record<string, readonly [string, string] | undefined>> = {
+    upstream: ['localhost', 'expected host:port or host:port=weight'],
+    host: ['', 'expected a host name or address'],
+    port: ['abc', 'expected an integer 0-65535'],
+    'admin-host': ['', 'expected a host name or address'],
+    'admin-port': ['65536', 'expected an integer 0-65535'],
+    'discovery-dns': undefined,
+    'discovery-port': ['0', 'expected an integer 1-65535'],
+    'discovery-interval-ms': ['99', 'expected an integer 100-3600000'],
+    policy: ['fastest', 'expected one of least-connections, round-robin, random, p2c, peak-ewma'],
+    'tie-break': ['first', 'expected one of latency, rotation, random'],
+    explain: ['maybe', ON_OFF],
+    'expose-upstream': ['2', ON_OFF],
+    'trusted-proxies': ['backend', '"backend" is not an IP address or CIDR (e.g. 10.0.0.0/8, 172.16.0.5, fd00::/8)'],
+    'log-level': ['verbose', 'expected one of fatal, error, warn, info, debug, trace, silent'],
+    'connect-timeout-ms': ['0', 'expected an integer 1-600000'],
+    'headers-timeout-ms': ['1.5', 'expected an integer 1-3600000'],
+    'body-timeout-ms': ['-1', 'expected an integer 1-3600000'],
+    'keep-alive-timeout-ms': ['600001', 'expected an integer 1-600000'],
+    retries: ['11', 'expected an integer 0-10'],
+    'retry-on-status': ['200', '"200" is not an HTTP status between 400 and 599'],
+    'try-timeout-ms': ['soon', 'expected an integer 0-3600000'],
+    panic: ['sometimes', ON_OFF],
+    'health-path': ['healthz', 'expected a path starting with /'],
+    'health-interval-ms': ['3600001', 'expected an integer 0-3600000'],
+    'health-down-interval-ms': ['9', 'expected an integer 10-3600000'],
+    'health-max-body-bytes': ['16777217', 'expected an integer 0-16777216'],
+    'health-timeout-ms': ['0', 'expected an integer 1-600000'],
+    'health-rise': ['0', 'expected an integer 1-100'],
+    'health-fall': ['101', 'expected an integer 1-100'],
+    'passive-down-ms': ['0', 'expected an integer 1-3600000'],
+    'shutdown-timeout-ms': ['x', 'expected an integer 0-3600000'],
+    'admin-token': undefined,
+    'admin-token-file': undefined,
+    'backend-admin-token': undefined,
+    'max-in-flight': ['-1', 'expected an integer 0-1000000'],
+    'queue-length': ['1000001', 'expected an integer 0-1000000'],
+    'queue-timeout-ms': ['0', 'expected an integer 1-3600000'],
+    'slow-start-ms': ['1m', 'expected an integer 0-3600000'],
+    'retry-budget-percent': ['101', 'expected an integer 0-100'],
+    'retry-budget-min': ['-5', 'expected an integer 0-1000000'],
+    'request-timeout-ms': ['NaN', 'expected an integer 0-3600000'],
+    'client-header-timeout-ms': ['0', 'expected an integer 1-3600000'],
+    'client-keep-alive-timeout-ms': ['0', 'expected an integer 1-3600000'],
+    'max-header-bytes': ['1023', 'expected an integer 1024-1048576'],
+    'passive-failures': ['0', 'expected an integer 1-1000000'],
+    'passive-window-ms': ['0', 'expected an integer 1-3600000'],
+    'passive-5xx': ['maybe', ON_OFF],
+    workers: ['lots', 'expected an integer 1-256 or "auto"'],
+    'events-interval-ms': ['19', 'expected an integer 20-60000'],
+  };
+
+  it('the bad-value table covers every option, and every option has a flag and an env twin', () => {
+    assert.deepEqual(OPTIONS.map((o) => o.meta.flag).sort(), Object.keys(BAD).sort());
+    for (const { meta } of OPTIONS) assert.match(meta.env, /^LB_[A-Z0-9_]+$/, meta.flag);
+  });
+
+  for (const { meta } of OPTIONS) {
+    const bad = BAD[meta.flag];
+    if (bad === undefined) {
+      it(`--${meta.flag} / ${meta.env} accepts any text`, () => {
+        const argv = meta.flag === 'admin-token-file' ? [] : [`--${meta.flag}`, 'any "text" at all'];
+        ok([...argv, 'a:1']);
+      });
+      continue;
+    }
+    const [value, accepted] = bad;
+    it(`--${meta.flag} / ${meta.env} "${value}": names the flag or env var, the value and what is accepted`, () => {
+      const args = meta.flag === 'upstream' ? ['--upstream', value] : [`--${meta.flag}=${value}`, 'a:1'];
+      assert.deepEqual(errorsOf(args), [`--${meta.flag} "${value}": ${accepted}`]);
+      // Empty env values are ignored (unset), so the env case needs a non-empty bad value.
+      if (value === '') return;
+      const env = meta.flag === 'upstream' ? { LB_UPSTREAMS: value } : { [meta.env]: value };
+      assert.deepEqual(errorsOf(meta.flag === 'upstream' ? [] : ['a:1'], env), [`${meta.env} "${value}": ${accepted}`]);
+    });
+  }
+
+  it('never prints the validation library\'s own text', () => {
+    const text = errorsOf(['--port', 'abc', '--workers', 'lots', '--log-level', 'loud', 'a:1']).join('\n');
+    assert.doesNotMatch(text, /Invalid input|expected number|received NaN/);
+    assert.match(text, /--port "abc": expected an integer 0-65535/);
+    assert.match(text, /--workers "lots": expected an integer 1-256 or "auto"/);
+  });
+
+  it('parses argv with node:util parseArgs: --flag=value, --flag value, -- ends the options, a flag is not a value', () => {
+    const { config } = ok(['--port=7000', '--retries', '3', '--', 'a:1']);
+    assert.equal(config.port, 7000);
+    assert.equal(config.retries, 3);
+    assert.deepEqual(errorsOf(['--admin-port', '--port', '1', 'a:1']), ['option --admin-port needs a value (got the flag --port)', 'upstream "1": expected host:port or host:port=weight']);
+    assert.deepEqual(errorsOf(['-p', 'a:1']), ['unknown option -p (see --help)']);
+  });
+
+  it('names the source of each upstream at fault: argument, --upstream or LB_UPSTREAMS', () => {
+    assert.deepEqual(errorsOf(['a:1', '--upstream', 'a:1=2']), ['--upstream "a:1=2": listed twice']);
+    assert.deepEqual(errorsOf(['b', '--upstream', 'a:1']), ['upstream "b": expected host:port or host:port=weight']);
+    assert.deepEqual(errorsOf([], { LB_UPSTREAMS: 'a:1,a:70000' }), ['LB_UPSTREAMS "a:70000": port must be 1-65535']);
   });
 
   it('refuses to run without upstreams, and duplicate upstreams', () => {

@@ -1,6 +1,7 @@
 import Router from '@koa/router';
 import Koa from 'koa';
 import type { Logger } from 'pino';
+import { statusOf } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 import type { PolicySetting } from '../picker/policy.js';
 import type { Snapshot } from '../snapshot.js';
@@ -65,8 +66,8 @@ export function createAdminApp(deps: AdminDeps): Koa {
   app.use(async (ctx, next) => {
     await next();
     if (ctx.status === 404 && ctx.body === undefined) {
-      ctx.status = 404;
-      ctx.body = { error: 'NOT_FOUND', message: `no admin route ${ctx.method} ${ctx.path}` };
+      ctx.status = statusOf.LB_NOT_FOUND;
+      ctx.body = { error: 'LB_NOT_FOUND', message: `no admin route ${ctx.method} ${ctx.path}` };
     }
   });
   app.use(router.routes());

@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import { errorBody, statusOf } from '../errors.js';
 
 /**
  * Server-Sent Events fan-out: one snapshot is serialised per tick and written to every listener.
@@ -40,7 +41,7 @@ export function createEventHub(snapshot: () => unknown, intervalMs: number): Eve
   return {
     attach(res) {
       if (stopped) {
-        res.writeHead(503, { 'content-type': 'application/json' }).end('{"error":"LB_SHUTTING_DOWN","message":"shutting down"}');
+        res.writeHead(statusOf.LB_SHUTTING_DOWN, { 'content-type': 'application/json' }).end(errorBody('LB_SHUTTING_DOWN', 'shutting down'));
         return;
       }
       res.writeHead(200, {

@@ -11,6 +11,8 @@ import type { IncomingMessage } from 'node:http';
 import type { Router, RouterContext } from '@koa/router';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { LbError } from '../errors.js';
+import type { LbErrorCode } from '../errors.js';
 import { POLICIES } from '../picker/policy.js';
 import type { PolicySetting } from '../picker/policy.js';
 import type { Snapshot, UpstreamView } from '../snapshot.js';
@@ -23,39 +25,11 @@ export const MAX_BODY_BYTES = 4096;
 /** Drain deadline when the body names none (shown as a countdown in the snapshot). */
 export const DEFAULT_DRAIN_TIMEOUT_MS = 30_000;
 
-/** Stable codes of the write API's errors (the body's `error`). */
-export type WriteErrorCode =
-  | 'LB_UNAUTHORIZED'
-  | 'LB_ADMIN_WRITES_DISABLED'
-  | 'LB_UNKNOWN_UPSTREAM'
-  | 'LB_UPSTREAM_REMOVED'
-  | 'LB_BAD_REQUEST'
-  | 'LB_BODY_TOO_LARGE'
-  /** The lab runs one thing at a time. */
-  | 'LB_LAB_BUSY'
-  /** No LB_BACKEND_ADMIN_TOKEN: the balancer cannot set scenarios on the backends. */
-  | 'LB_SCENARIOS_DISABLED'
-  | 'LB_BACKEND_UNREACHABLE';
-
-const STATUS: Readonly<Record<WriteErrorCode, number>> = Object.freeze({
-  LB_UNAUTHORIZED: 401,
-  LB_ADMIN_WRITES_DISABLED: 403,
-  LB_UNKNOWN_UPSTREAM: 404,
-  LB_UPSTREAM_REMOVED: 409,
-  LB_BAD_REQUEST: 400,
-  LB_BODY_TOO_LARGE: 413,
-  LB_LAB_BUSY: 409,
-  LB_SCENARIOS_DISABLED: 403,
-  LB_BACKEND_UNREACHABLE: 502,
-});
-
-/** A refused write: the code is the body's `error`, the status comes from it. */
-export class WriteError extends Error {
-  readonly code: WriteErrorCode;
-  constructor(code: WriteErrorCode, message: string) {
-    super(message);
+/** A refused write: the code (of errors.ts's one table) is the body's `error`, the status comes from it. */
+export class WriteError extends LbError {
+  constructor(code: LbErrorCode, message: string) {
+    super(code, message);
     this.name = 'WriteError';
-    this.code = code;
   }
 }
 
@@ -164,7 +138,7 @@ export function guardedWrite(token: string, run: (ctx: RouterContext) => Promise
       await run(ctx);
     } catch (err) {
       if (!(err instanceof WriteError)) throw err;
-      ctx.status = STATUS[err.code];
+      ctx.status = err.status;
       ctx.body = { error: err.code, message: err.message };
     }
   };
@@ -225,22 +199,22 @@ export function registerWriteRoutes(router: Router, deps: WriteApiDeps): void {
       return { action: 'undrain', state: u.state };
     }),
   );
-  router.put(
-    '/api/upstreams/:id/weight',
-    write(async (ctx, u) => {
-      const { weight } = await parseBody(ctx, weightBody);
-      const from = u.configuredWeight;
-      registry.setWeight(u, weight);
-      return { action: 'weight', from, to: weight };
-    }),
-  );
-  router.put(
-    '/api/upstreams/:id/max-in-flight',
-    write(async (ctx, u) => {
-      const { maxInFlight } = await parseBody(ctx, maxInFlightBody);
-      const from = u.maxInFlight;
-      registry.setMaxInFlight(u, maxInFlight);
-      return { action: 'max-in-flight', from, to: maxInFlight };
-    }),
-  );
+  /** `PUT /api/upstreams/:id/<action>` of one number of an upstream, logged as from → to. */
+  const putNumber = <K extends string>(action: string, body: z.ZodType<Record<K, number>>, key: K, current: (u: Upstream) => number, apply: (u: Upstream, value: number) => void): void => {
+    router.put(
+      `/api/upstreams/:id/${action}`,
+      write(async (ctx, u) => {
+        const to = (await parseBody(ctx, body))[key];
+        const from = current(u);
+        apply(u, to);
+        return { action, from, to };
+      }),
+    );
+  };
+  putNumber('weight', weightBody, 'weight', (u) => u.configuredWeight, (u, weight) => {
+    registry.setWeight(u, weight);
+  });
+  putNumber('max-in-flight', maxInFlightBody, 'maxInFlight', (u) => u.maxInFlight, (u, maxInFlight) => {
+    registry.setMaxInFlight(u, maxInFlight);
+  });
 }

@@ -31,6 +31,8 @@ interface Entry {
   /** Requests of this thread on the upstream (the shared count has every thread's). */
   local: number;
   gone: boolean;
+  /** A negative count was logged for it: the bug is said once, not on every release after it. */
+  negativeLogged: boolean;
 }
 
 /**
@@ -74,8 +76,13 @@ export function createUpstreamMirror(options: MirrorOptions): UpstreamMirror {
     },
     release(u) {
       const entry = byUpstream.get(u);
-      counters.releaseOne(u.slot);
+      const left = counters.releaseOne(u.slot);
       counters.countUpstreamRequest(u.slot);
+      if (left < 0 && entry?.negativeLogged !== true) {
+        // A bug, not a race: every release pairs with one acquire (as on the registry's thread).
+        if (entry !== undefined) entry.negativeLogged = true;
+        logger.error({ upstream: u.id, slot: u.slot, inFlight: left, thisThread: entry?.local ?? 0, known: entry !== undefined }, 'in-flight count went below zero');
+      }
       if (entry === undefined) return;
       entry.local--;
       if (entry.gone && entry.local === 0) drop(entry);
@@ -93,7 +100,7 @@ export function createUpstreamMirror(options: MirrorOptions): UpstreamMirror {
         if (entry === undefined) {
           const fields = initialFields(view.state, view.weight);
           const upstream = new Upstream(view, view.source, view.key, fields, options.pool, counters, view.slot);
-          entry = { upstream, fields, local: 0, gone: false };
+          entry = { upstream, fields, local: 0, gone: false, negativeLogged: false };
           byKey.set(view.key, entry);
           byUpstream.set(upstream, entry);
         }

@@ -4,18 +4,16 @@ import { EventEmitter } from 'node:events';
 export type CancelReason = 'client-gone' | 'deadline';
 
 /**
- * A per-request cancel signal that undici accepts in place of an AbortSignal (it listens for
- * 'abort' on any EventEmitter). AbortController builds an EventTarget per request, which showed
- * up in the proxy's CPU profile; this is a plain emitter with a reason.
+ * Who ended a request early, told once to whoever waits on its behalf. The wait queue listens
+ * for 'abort' to drop a queued request; the proxy reads `reason` to tell a client that left from a
+ * deadline, and cancels a running upstream attempt itself (`UpstreamAttempt.abort`): undici never
+ * sees this object. A plain emitter rather than an AbortController, whose EventTarget per request
+ * showed up in the proxy's CPU profile.
  */
 export class Cancellation extends EventEmitter {
   reason: CancelReason | undefined;
 
-  /** Read by undici before it starts a request. */
-  get aborted(): boolean {
-    return this.reason !== undefined;
-  }
-
+  /** Records the first reason and emits 'abort'; later calls change nothing. */
   cancel(reason: CancelReason): void {
     if (this.reason !== undefined) return;
     this.reason = reason;

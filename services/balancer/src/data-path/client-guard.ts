@@ -13,6 +13,8 @@ import type { IncomingMessage, RequestListener, Server, ServerOptions, ServerRes
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
+import { errorBody, statusOf } from '../errors.js';
+import type { LbErrorCode } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 
 /** More header lines than this are refused with 431 (HAProxy's tune.http.maxhdr is 101). */
@@ -24,8 +26,8 @@ export const ALLOW = 'GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS';
 /** How long a refused client may take to read our answer before its socket is destroyed. */
 const LINGER_MS = 1000;
 
-/** Stable codes of refused client input (the body's `error`). */
-export type ClientErrorCode = 'LB_BAD_REQUEST' | 'LB_CLIENT_TIMEOUT' | 'LB_HEADERS_TOO_LARGE' | 'LB_METHOD_NOT_ALLOWED';
+/** The codes (of errors.ts's one table) that refused client input answers with. */
+export type ClientErrorCode = Extract<LbErrorCode, 'LB_BAD_REQUEST' | 'LB_CLIENT_TIMEOUT' | 'LB_HEADERS_TOO_LARGE' | 'LB_METHOD_NOT_ALLOWED'>;
 
 /** Why a request was refused: the `reason` label of `lb_client_errors_total`. */
 export type RejectReason = 'malformed' | 'header_timeout' | 'headers_too_large' | 'too_many_headers' | 'bad_host' | 'bad_target' | 'connect_method' | 'h2c_upgrade';
@@ -43,7 +45,9 @@ const HOST_RE = /^(?:\[[0-9A-Fa-f:.]+\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa
 /** absolute-form (RFC 9112 §3.2.2): scheme, authority, then path and query (no fragment is sent). */
 const ABSOLUTE_RE = /^https?:\/\/([^/?#]*)([^#]*)$/i;
 
-const bad = (reason: RejectReason, message: string): Rejection => ({ status: 400, code: 'LB_BAD_REQUEST', reason, message });
+/** A refusal whose status is its code's, from the one table. */
+const refusal = (code: ClientErrorCode, reason: RejectReason, message: string): Rejection => ({ status: statusOf[code], code, reason, message });
+const bad = (reason: RejectReason, message: string): Rejection => refusal('LB_BAD_REQUEST', reason, message);
 
 /**
  * Checks one request head and normalises its target. Returns why it is refused, or undefined.
@@ -54,7 +58,7 @@ const bad = (reason: RejectReason, message: string): Rejection => ({ status: 400
 export function admitRequest(req: IncomingMessage): Rejection | undefined {
   const raw = req.rawHeaders;
   if (raw.length > MAX_REQUEST_HEADERS * 2) {
-    return { status: 431, code: 'LB_HEADERS_TOO_LARGE', reason: 'too_many_headers', message: `more than ${MAX_REQUEST_HEADERS} header lines` };
+    return refusal('LB_HEADERS_TOO_LARGE', 'too_many_headers', `more than ${MAX_REQUEST_HEADERS} header lines`);
   }
   let hostAt = -1;
   for (let i = 0; i < raw.length; i += 2) {
@@ -102,9 +106,9 @@ export function isH2cUpgrade(req: IncomingMessage): boolean {
 export function rejectionOf(err: { code?: string; reason?: string; message: string }): Rejection {
   switch (err.code) {
     case 'HPE_HEADER_OVERFLOW':
-      return { status: 431, code: 'LB_HEADERS_TOO_LARGE', reason: 'headers_too_large', message: 'request head larger than the limit' };
+      return refusal('LB_HEADERS_TOO_LARGE', 'headers_too_large', 'request head larger than the limit');
     case 'ERR_HTTP_REQUEST_TIMEOUT':
-      return { status: 408, code: 'LB_CLIENT_TIMEOUT', reason: 'header_timeout', message: 'request headers not received in time' };
+      return refusal('LB_CLIENT_TIMEOUT', 'header_timeout', 'request headers not received in time');
     default:
       // llhttp's reason is fixed text ("Invalid character in chunk size"), never the client's bytes.
       return bad('malformed', `malformed request: ${err.reason ?? err.message} (${err.code ?? 'unknown'})`);
@@ -112,8 +116,8 @@ export function rejectionOf(err: { code?: string; reason?: string; message: stri
 }
 
 /** The status line, headers and JSON body of a refusal, ready for a raw socket. */
-export function rawErrorResponse(status: number, code: string, message: string, extra = ''): string {
-  const body = JSON.stringify({ error: code, message });
+export function rawErrorResponse(status: number, code: LbErrorCode, message: string, extra = ''): string {
+  const body = errorBody(code, message);
   return (
     `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Error'}\r\n` +
     `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n${extra}\r\n${body}`
@@ -178,7 +182,7 @@ export function createClientGuard(deps: ClientGuardDeps): ClientGuard {
 
   const refuse = (res: ServerResponse, rejection: Rejection): void => {
     count(rejection, res.socket?.remoteAddress);
-    const body = JSON.stringify({ error: rejection.code, message: rejection.message });
+    const body = errorBody(rejection.code, rejection.message);
     res.writeHead(rejection.status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), connection: 'close' });
     res.end(body);
   };
@@ -218,7 +222,7 @@ export function createClientGuard(deps: ClientGuardDeps): ClientGuard {
         socket.on('error', () => {
           socket.destroy();
         });
-        const rejection: Rejection = { status: 405, code: 'LB_METHOD_NOT_ALLOWED', reason: 'connect_method', message: 'CONNECT is not supported: this is a reverse proxy' };
+        const rejection = refusal('LB_METHOD_NOT_ALLOWED', 'connect_method', 'CONNECT is not supported: this is a reverse proxy');
         count(rejection, req.socket.remoteAddress);
         answerAndClose(socket, rawErrorResponse(rejection.status, rejection.code, rejection.message, `allow: ${ALLOW}\r\n`));
       });

@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http';
+import { errorBody } from '../errors.js';
 import type { LbError } from '../errors.js';
 
 /**
@@ -11,7 +12,7 @@ export function sendErrorResponse(res: ServerResponse, err: LbError, requestId: 
     res.destroy(err);
     return;
   }
-  const body = JSON.stringify({ error: err.code, message: err.message });
+  const body = errorBody(err.code, err.message);
   const headers: Record<string, string | number> = {
     'content-type': 'application/json',
     'content-length': Buffer.byteLength(body),

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { DecisionLog } from '../decision-log.js';
 import { Cancellation } from './cancellation.js';
-import { LbError, failureReasonOf, toLbError } from '../errors.js';
+import { LbError, failureReasonOf, statusOf, toLbError } from '../errors.js';
 import type { FailureReason } from '../errors.js';
 import { createTrustCheck, hasRequestBody, upstreamRequestHeaders } from '../forward-headers.js';
 import type { OutcomeSink } from '../health/outlier-detector.js';
@@ -26,7 +26,7 @@ import type { ResponseExtras } from './upstream-attempt.js';
 import type { WaitQueue } from './wait-queue.js';
 
 /** Status logged for a request whose client went away before its response ended (nginx's 499). */
-const CLIENT_CLOSED = 499;
+const CLIENT_CLOSED = statusOf.LB_CLIENT_CLOSED;
 
 // Abort reasons handed to undici; built once (an Error per request would capture a stack each time).
 const CLIENT_GONE_ERROR = Object.assign(new Error('the client went away'), { code: 'UND_ERR_ABORTED' });
@@ -345,7 +345,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
             await queue.wait(x.cancel);
           } catch (err) {
             if (clientGone(x)) return;
-            lastError = err instanceof LbError ? err : new LbError('LB_QUEUE_TIMEOUT', String(err));
+            lastError = err instanceof LbError ? err : new LbError('LB_INTERNAL', 'internal error in the balancer', { cause: err });
             break;
           }
           continue;
@@ -384,9 +384,10 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
   return {
     handle: (req, res) => {
       handle(req, res).catch((err: unknown) => {
-        // Unreachable by design (every failure is mapped above); never let it take the process down.
-        logger.error({ err }, 'proxy handler failed');
-        if (!res.headersSent) sendError(res, new LbError('LB_UPSTREAM_RESET', 'internal proxy error'), '', undefined);
+        // Our own bug (every upstream failure is mapped above): say so, not blame an upstream, and
+        // never let it take the process down.
+        logger.error({ err, method: req.method, url: req.url }, 'proxy handler failed');
+        if (!res.headersSent) sendError(res, new LbError('LB_INTERNAL', 'internal error in the balancer'), '', undefined);
         else res.destroy();
       });
     },

@@ -18,7 +18,7 @@ import { answerAndClose, rawErrorResponse } from './client-guard.js';
 import type { Config } from '../config.js';
 import type { DecisionLog } from '../decision-log.js';
 import type { OutlierDetector } from '../health/outlier-detector.js';
-import { LbError } from '../errors.js';
+import { LbError, statusOf } from '../errors.js';
 import { createTrustCheck, upstreamRequestHeaders } from '../forward-headers.js';
 import type { ClientInfo } from '../forward-headers.js';
 import type { Metrics } from '../metrics.js';
@@ -204,7 +204,7 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
     });
     const requestHead = serializeHead(req.method ?? 'GET', req.url ?? '/', headers);
     if (requestHead === undefined) {
-      const rejection = { status: 400, code: 'LB_BAD_REQUEST', reason: 'malformed', message: 'request head cannot be forwarded safely' } as const;
+      const rejection = { status: statusOf.LB_BAD_REQUEST, code: 'LB_BAD_REQUEST', reason: 'malformed', message: 'request head cannot be forwarded safely' } as const;
       guard.count(rejection);
       fail(socket, new LbError(rejection.code, rejection.message));
       return;

@@ -55,7 +55,13 @@ export function createWaitQueue(maxLength: number, timeoutMs: number): WaitQueue
         }, timeoutMs);
         const onAbort = (): void => {
           remove(waiter);
-          waiter.reject(new LbError('LB_QUEUE_TIMEOUT', 'client went away while queued'));
+          // The request's own deadline (--request-timeout-ms) may end the wait before the queue's:
+          // that request is still there to be told, and what it must hear is that time ran out.
+          waiter.reject(
+            cancel.reason === 'deadline'
+              ? new LbError('LB_QUEUE_TIMEOUT', 'the request deadline passed while it waited for an upstream with capacity')
+              : new LbError('LB_CLIENT_CLOSED', 'the client went away while queued'),
+          );
         };
         cancel.once('abort', onAbort);
         waiters.push(waiter);
