@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client';
+import type { RejectReason } from './data-path/client-guard.js';
 import type { FailureReason } from './errors.js';
 import type { PolicyName } from './picker/policy.js';
 import { imbalanceOf } from './snapshot.js';
@@ -8,10 +9,16 @@ import type { Upstream } from './upstreams/upstream.js';
 /** The label used for requests that found no upstream at all. */
 export const NO_UPSTREAM = 'none';
 
-/** The balancer's Prometheus metrics, on a registry of its own. */
+/** How an upgrade request ended: a tunnel, an upstream that refused it, or no upstream to try. */
+export type UpgradeOutcome = 'tunnel' | 'connect_error' | 'no_upstream';
+
+/** The balancer's Prometheus metrics, on a registry of its own: every metric is defined here. */
 export interface Metrics {
   readonly registry: PromRegistry;
-  /** Counts one finished client request (once, whatever the number of attempts). */
+  /**
+   * Counts one finished client request (once, whatever the number of attempts) in Prometheus;
+   * the live view's totals are the shared counters' (CounterTable.countRequest), not these.
+   */
   recordRequest(upstream: string, status: number, seconds: number): void;
   /** A failed attempt; `status`: an answer with a --retry-on-status code that was retried. */
   recordFailure(upstream: string, reason: FailureReason | 'status'): void;
@@ -20,6 +27,15 @@ export interface Metrics {
   recordPanicRequest(): void;
   /** A retry the budget refused. */
   recordRetryRefused(): void;
+  /** A client request refused before reaching an upstream (client guard). */
+  recordClientRejection(reason: RejectReason): void;
+  /** An upgrade (WebSocket) request's outcome; `upstream` is NO_UPSTREAM when none was tried. */
+  recordUpgrade(upstream: string, outcome: UpgradeOutcome): void;
+  /**
+   * Where lb_queue_length reads from (the data plane's wait queue; 0 until set). Set after the
+   * data plane is built, since the data plane records into these metrics.
+   */
+  readQueueLengthFrom(length: () => number): void;
 }
 
 export interface MetricsOptions {
@@ -36,22 +52,16 @@ export interface MetricsOptions {
  * With several data-path threads each has its own counters and histograms, which the admin
  * thread sums at scrape time (see cluster/worker-pool.ts).
  */
-export function createMetrics(
-  upstreams: UpstreamTable,
-  queueLength: () => number = () => 0,
-  options: MetricsOptions = { processMetrics: true, upstreamGauges: true },
-): Metrics {
+export function createMetrics(upstreams: UpstreamTable, options: MetricsOptions = { processMetrics: true, upstreamGauges: true }): Metrics {
+  let queueLength = (): number => 0;
   const registry = new PromRegistry();
   // The event-loop delay monitor samples on a timer: every 10 ms by default, which alone is most of
   // an idle process's CPU. Ten samples a second still give the lag percentiles.
   if (options.processMetrics) collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 100 });
+  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[] = []): Counter<L> =>
+    new Counter({ name, help, labelNames, registers: [registry] });
 
-  const requests = new Counter({
-    name: 'lb_requests_total',
-    help: 'Client requests finished, by the upstream that answered (none: no upstream) and status code.',
-    labelNames: ['upstream', 'code'] as const,
-    registers: [registry],
-  });
+  const requests = counter('lb_requests_total', 'Client requests finished, by the upstream that answered (none: no upstream) and status code.', ['upstream', 'code']);
   const duration = new Histogram({
     name: 'lb_request_duration_seconds',
     help: 'Time from receiving a request to the end of its response, by upstream.',
@@ -59,27 +69,12 @@ export function createMetrics(
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry],
   });
-  const failures = new Counter({
-    name: 'lb_upstream_failures_total',
-    help: 'Failed attempts on an upstream, by reason (connect, timeout, reset, aborted, ejected, status: a retried 5xx).',
-    labelNames: ['upstream', 'reason'] as const,
-    registers: [registry],
-  });
-  const retries = new Counter({
-    name: 'lb_retries_total',
-    help: 'Attempts retried on another upstream.',
-    registers: [registry],
-  });
-  const retriesRefused = new Counter({
-    name: 'lb_retry_budget_exhausted_total',
-    help: 'Retries not attempted because the retry budget was spent.',
-    registers: [registry],
-  });
-  const panicRequests = new Counter({
-    name: 'lb_panic_requests_total',
-    help: 'Requests sent to upstreams that fail their checks because none passes them (panic mode).',
-    registers: [registry],
-  });
+  const failures = counter('lb_upstream_failures_total', 'Failed attempts on an upstream, by reason (connect, timeout, reset, aborted, ejected, status: a retried 5xx).', ['upstream', 'reason']);
+  const retries = counter('lb_retries_total', 'Attempts retried on another upstream.');
+  const retriesRefused = counter('lb_retry_budget_exhausted_total', 'Retries not attempted because the retry budget was spent.');
+  const panicRequests = counter('lb_panic_requests_total', 'Requests sent to upstreams that fail their checks because none passes them (panic mode).');
+  const clientErrors = counter('lb_client_errors_total', 'Client requests refused before reaching an upstream, by reason.', ['reason']);
+  const upgrades = counter('lb_upgrades_total', 'Upgrade (WebSocket) requests by upstream (none: no upstream) and outcome (tunnel, connect_error, no_upstream).', ['upstream', 'outcome']);
   new Gauge({
     name: 'lb_queue_length',
     help: 'Requests waiting for an upstream under its max in-flight.',
@@ -103,12 +98,7 @@ export function createMetrics(
     });
   }
   // Which thread took the requests: shows how the kernel spreads connections over the workers.
-  const byThread = new Counter({
-    name: 'lb_thread_requests_total',
-    help: 'Client requests finished by each data-path thread (0 = the main thread, 1..N = workers).',
-    labelNames: ['thread'] as const,
-    registers: [registry],
-  }).labels(String(upstreams.counters.writer));
+  const byThread = counter('lb_thread_requests_total', 'Client requests finished by each data-path thread (0 = the main thread, 1..N = workers).', ['thread']).labels(String(upstreams.counters.writer));
 
   // Label children are bound once per upstream/code, so the data path does no label hashing.
   interface Bound {
@@ -125,11 +115,9 @@ export function createMetrics(
     return b;
   };
 
-  const { counters } = upstreams;
   return {
     registry,
     recordRequest(upstream, status, seconds) {
-      counters.countRequest(status);
       byThread.inc();
       const b = bind(upstream);
       let counter = b.codes.get(status);
@@ -152,6 +140,15 @@ export function createMetrics(
     recordPanicRequest() {
       panicRequests.inc();
     },
+    recordClientRejection(reason) {
+      clientErrors.inc({ reason });
+    },
+    recordUpgrade(upstream, outcome) {
+      upgrades.inc({ upstream, outcome });
+    },
+    readQueueLengthFrom(length) {
+      queueLength = length;
+    },
   };
 }
 
@@ -164,7 +161,7 @@ function registerUpstreamGauges(registry: PromRegistry, upstreams: UpstreamTable
     ['lb_upstream_max_in_flight', 'Cap on in-flight requests per upstream (0 = none).', (u) => u.maxInFlight],
     ['lb_upstream_ejections', 'Passive outlier ejections in a row (the next ejection lasts base x 2^n).', (u) => u.ejections],
     ['lb_upstream_long_lived_connections', 'Open upgraded (WebSocket) tunnels per upstream; each also counts in lb_upstream_in_flight.', (u) => u.longLived],
-    ['lb_upstream_healthy', '1 when the upstream may take new requests, else 0 (down, unproven or draining).', (u) => u.state === 'up' ? 1 : 0],
+    ['lb_upstream_healthy', '1 when the upstream may take new requests, else 0 (down, unproven or draining).', (u) => u.healthy ? 1 : 0],
   ];
   for (const [name, help, value] of perUpstream) {
     new Gauge({

@@ -8,10 +8,9 @@ import type { Logger } from 'pino';
 import { createAdminApp } from './admin/app.js';
 import { createEventHub } from './admin/event-hub.js';
 import { createWorkerPool } from './cluster/worker-pool.js';
-import type { WorkerPool } from './cluster/worker-pool.js';
 import { planWorkers } from './cluster/workers.js';
 import type { Config } from './config.js';
-import { createDataPlane } from './data-plane.js';
+import { createDataPlane } from './data-path/data-plane.js';
 import { createDecisionLog } from './decision-log.js';
 import { createDnsDiscovery, resolveAll } from './discovery/dns.js';
 import type { DnsDiscovery, Resolve } from './discovery/dns.js';
@@ -98,10 +97,17 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
     else logger.warn(plan.note);
   }
   const threaded = plan.count > 1;
-  // One row of statistics per data-path thread: this one (0) and each worker (1..N-1).
+  // Built in the order they depend on each other; the events that flow back (upstream changes to
+  // the data path and the workers) are wired at the end, once everything they reach exists.
+
+  // 1. Shared counts: one row of statistics per data-path thread, this one (0) and each worker (1..N-1).
   const counters = CounterTable.create(MAX_UPSTREAMS, plan.count);
+  // 2. The other data-path threads: they get the registry and what they report to when they start.
+  const workerPool = threaded
+    ? createWorkerPool({ count: plan.count - 1, config, counters, logger, onFatal: deps.onFatal ?? (() => undefined) })
+    : undefined;
+  // 3. The one owner of upstream state; with workers, a slot is freed once every worker let go of it.
   const healthActive = config.health.intervalMs > 0;
-  let pool: WorkerPool | undefined;
   const registry = createRegistry({
     logger: logger.child({ component: 'registry' }),
     pool: poolSettingsOf(config),
@@ -109,30 +115,31 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
     maxInFlight: config.maxInFlight,
     slowStartMs: config.slowStartMs,
     panic: config.panic,
+    rules: {
+      rise: config.health.rise,
+      fall: config.health.fall,
+      activeChecks: healthActive,
+      passiveFailures: config.passiveFailures,
+      passiveWindowMs: config.passiveWindowMs,
+      passiveDownMs: config.passiveDownMs,
+    },
     undrainedState: healthActive ? 'unproven' : 'up',
     // Configured upstreams are trusted like nginx/HAProxy servers; discovered ones must pass a probe.
     initialState: (source) => (source === 'dns' && healthActive ? 'unproven' : 'up'),
-    ...(threaded ? { releaseSlot: (slot: number) => pool?.releaseSlot(slot) } : {}),
-    // Called only after start() (sync, drain, weights, caps), when `dataPlane` exists.
-    onChange: () => {
-      pool?.broadcast();
-      dataPlane.upstreamsChanged();
-    },
+    ...(workerPool !== undefined ? { releaseSlot: (slot: number) => { workerPool.releaseSlot(slot); } } : {}),
   });
+  // 4. What the picker is told and what it tells: one policy for the process (workers get every
+  //    change as a message), and the log of recent decisions.
   const decisions = createDecisionLog();
-  // One setting for the process: this thread reads it, workers get every change as a message.
   const policy = createPolicySetting(config.policy, (name) => {
-    pool?.setPolicy(name);
+    workerPool?.setPolicy(name);
     logger.info({ policy: name }, 'selection policy changed');
   });
+  // 5. Health: both report to the registry, which decides.
   const health = createHealthChecker(registry, config, logger.child({ component: 'health' }));
-  const outliers = createOutlierDetector(registry, config, logger.child({ component: 'outliers' }));
-  // This thread proxies too (one isolate fewer than a dedicated control thread: ~35 MB less).
-  // Gauges are read at scrape time only, after `dataPlane` exists.
-  const metrics = createMetrics(registry, () => dataPlane.queueLength, { processMetrics: true, upstreamGauges: true, policy: () => policy.current });
-  const instance = deps.instance ?? hostname();
-  const snapshot = (): Snapshot => takeSnapshot(registry, decisions, { tieBreak: config.tieBreak, explain: config.explain, instance, policy: policy.current });
-  const events = createEventHub(snapshot, config.eventsIntervalMs);
+  const outliers = createOutlierDetector(registry);
+  // 6. This thread's data path (one isolate fewer than a dedicated control thread: ~35 MB less).
+  const metrics = createMetrics(registry, { processMetrics: true, upstreamGauges: true, policy: () => policy.current });
   const dataPlane = createDataPlane({
     config,
     upstreams: registry,
@@ -144,27 +151,15 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
     policy,
     sharedWithOtherThreads: threaded,
   });
-  if (threaded) {
-    pool = createWorkerPool({
-      count: plan.count - 1,
-      config,
-      counters,
-      registry: () => registry,
-      policy: () => policy.current,
-      logger,
-      onFailure: (u, reason) => {
-        outliers.recordFailure(u, reason);
-      },
-      onSuccess: (u) => {
-        outliers.recordSuccess(u);
-      },
-      onDecision: (chosen, reason, time) => {
-        decisions.record(chosen, reason, time);
-      },
-      onFatal: deps.onFatal ?? (() => undefined),
-    });
-  }
-  const workerPool = pool;
+  // 7. The wiring back: the data path and the workers follow every upstream change.
+  metrics.readQueueLengthFrom(() => dataPlane.queueLength);
+  registry.onChange(() => {
+    workerPool?.broadcast();
+    dataPlane.upstreamsChanged();
+  });
+  const instance = deps.instance ?? hostname();
+  const snapshot = (): Snapshot => takeSnapshot(registry, decisions, { tieBreak: config.tieBreak, explain: config.explain, instance, policy: policy.current });
+  const events = createEventHub(snapshot, config.eventsIntervalMs);
   /** Prometheus text: this thread's metrics plus every worker's, summed per series. */
   const scrape = async (): Promise<string> => {
     if (workerPool === undefined) return metrics.registry.metrics();
@@ -222,7 +217,19 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
   // This thread binds first (port 0 = any free one); the workers join it on the same port.
   const listenData = async (): Promise<AddressInfo> => {
     const address = await dataPlane.listen(config.port, config.host, threaded);
-    await workerPool?.start(address.port);
+    await workerPool?.start(address.port, {
+      registry,
+      policy: () => policy.current,
+      onFailure: (u, reason) => {
+        outliers.recordFailure(u, reason);
+      },
+      onSuccess: (u) => {
+        outliers.recordSuccess(u);
+      },
+      onDecision: (chosen, reason, time) => {
+        decisions.record(chosen, reason, time);
+      },
+    });
     return address;
   };
 

@@ -78,7 +78,7 @@ export function takeSnapshot(
       requests: u.requests,
       errors: u.errors,
       state: u.state,
-      available: u.state === 'up',
+      available: u.available,
       source: u.source,
     }),
   );

@@ -37,7 +37,7 @@ function harness(token: string): Harness {
     { host: '::1', port: 8003, weight: 1 },
   ]);
   const policy = createPolicySetting('least-connections');
-  const metrics = createMetrics(registry, () => 0, { processMetrics: false, upstreamGauges: true, policy: () => policy.current });
+  const metrics = createMetrics(registry, { processMetrics: false, upstreamGauges: true, policy: () => policy.current });
   const decisions = createDecisionLog();
   const snapshot = (): Snapshot => takeSnapshot(registry, decisions, { tieBreak: 'rotation', explain: false, instance: 'test', policy: policy.current });
   const events = createEventHub(snapshot, 50);

@@ -10,7 +10,7 @@ import type { Config } from '../src/config.js';
 import { createBalancer } from '../src/server.js';
 import { CounterTable } from '../src/upstreams/counters.js';
 import { createRegistry } from '../src/upstreams/registry.js';
-import type { Registry } from '../src/upstreams/registry.js';
+import type { Registry, RegistryOptions } from '../src/upstreams/registry.js';
 import type { Balancer, BalancerAddresses, BalancerDeps } from '../src/server.js';
 
 /** A test origin on 127.0.0.1:<random port>. */
@@ -131,7 +131,7 @@ export function stopAfterEach(current: () => { readonly lb: Running | undefined;
 export { seededRandom } from '../src/lab/random.js';
 
 /** A registry with no upstreams and short pool timeouts, for tests of parts built on one. */
-export function testRegistry(): Registry {
+export function testRegistry(overrides: Partial<RegistryOptions> = {}): Registry {
   return createRegistry({
     logger: silentLogger,
     initialState: () => 'up',
@@ -140,6 +140,7 @@ export function testRegistry(): Registry {
     undrainedState: 'up',
     pool: { connectTimeoutMs: 100, headersTimeoutMs: 100, bodyTimeoutMs: 100, keepAliveTimeoutMs: 100, connections: null },
     counters: CounterTable.create(64),
+    ...overrides,
   });
 }
 

@@ -3,7 +3,7 @@ import type { IncomingMessage } from 'node:http';
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import { request } from 'undici';
-import { ALLOW, MAX_REQUEST_HEADERS, createClientGuard } from '../src/client-guard.js';
+import { ALLOW, MAX_REQUEST_HEADERS, createClientGuard } from '../src/data-path/client-guard.js';
 import { createMetrics } from '../src/metrics.js';
 import { silentLogger, startBalancer, startOrigin, testConfig, testRegistry, waitFor } from './helpers.js';
 import type { Origin, Running } from './helpers.js';
@@ -466,7 +466,7 @@ describe('hostile client input on the data port', function () {
     it('sizes, timeouts and the check interval come from the config; no whole-request deadline', () => {
       const registry = testRegistry();
       const config = testConfig([1], { clientHeaderTimeoutMs: 10_000, clientKeepAliveTimeoutMs: 7000, maxHeaderBytes: 8192 });
-      const guard = createClientGuard({ config, promRegistry: createMetrics(registry).registry, logger: silentLogger });
+      const guard = createClientGuard({ config, metrics: createMetrics(registry), logger: silentLogger });
       assert.deepEqual(guard.serverOptions, {
         maxHeaderSize: 8192,
         headersTimeout: 10_000,

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { request } from 'undici';
-import { createRetryBudget } from '../src/retry-budget.js';
+import { createRetryBudget } from '../src/data-path/retry-budget.js';
 import { namedHandler, startBalancer, startOrigin, stopAfterEach, testConfig, waitFor } from './helpers.js';
 import type { Origin, Running } from './helpers.js';
 

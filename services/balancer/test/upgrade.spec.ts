@@ -3,7 +3,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Socket, connect } from 'node:net';
 import { request } from 'undici';
 import type { Snapshot, UpstreamView } from '../src/snapshot.js';
-import { serializeHead, upgradeRequestHeaders } from '../src/upgrade.js';
+import { serializeHead, upgradeRequestHeaders } from '../src/data-path/upgrade.js';
 import { deadPort, namedHandler, startBalancer, startOrigin, testConfig, waitFor } from './helpers.js';
 import type { Origin, Running } from './helpers.js';
 

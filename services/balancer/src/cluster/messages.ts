@@ -7,8 +7,11 @@ import type { PickReason } from '../picker/least-connections.js';
 import type { PolicyName } from '../picker/policy.js';
 import type { UpstreamSource, UpstreamState } from '../upstreams/upstream.js';
 
-/** One upstream as the data path needs it, keyed by its counter slot. */
+/** One upstream as the data path needs it. */
 export interface UpstreamView {
+  /** The upstream's key (Upstream.key): what reports from the data path name it by. */
+  readonly key: number;
+  /** Its cells in the shared CounterTable. */
   readonly slot: number;
   readonly host: string;
   readonly port: number;
@@ -30,7 +33,8 @@ export type ToWorker =
 
 export interface WorkerDecision {
   readonly time: number;
-  readonly slot: number;
+  /** Upstream.key, never the slot: a report may arrive after the slot went to a newcomer. */
+  readonly key: number;
   readonly reason: PickReason;
 }
 
@@ -38,8 +42,8 @@ export type FromWorker =
   | { readonly type: 'listening'; readonly port: number }
   | { readonly type: 'listen-failed'; readonly code: string; readonly message: string }
   /** Passive health: sent at once, as one failure may eject an upstream. */
-  | { readonly type: 'failure'; readonly slot: number; readonly reason: FailureReason | 'status' }
-  /** Sent a few times a second: recent decisions, and the slots that answered well. */
+  | { readonly type: 'failure'; readonly key: number; readonly reason: FailureReason | 'status' }
+  /** Sent a few times a second: recent decisions, and the upstreams (keys) that answered well. */
   | { readonly type: 'report'; readonly decisions: readonly WorkerDecision[]; readonly succeeded: readonly number[] }
   /** The worker let go of a slot that left the list: no request of its own is still on it. */
   | { readonly type: 'dropped'; readonly slot: number }

@@ -2,8 +2,8 @@ import type { Logger } from 'pino';
 import type { CounterTable } from '../upstreams/counters.js';
 import { availableOf } from '../upstreams/registry.js';
 import type { UpstreamTable } from '../upstreams/registry.js';
-import { Upstream } from '../upstreams/upstream.js';
-import type { PoolSettings } from '../upstreams/upstream.js';
+import { Upstream, initialFields } from '../upstreams/upstream.js';
+import type { PoolSettings, UpstreamFields } from '../upstreams/upstream.js';
 import type { UpstreamView } from './messages.js';
 
 /** A data-path thread's copy of the registry: what it may pick, with its own connection pools. */
@@ -26,6 +26,8 @@ export interface MirrorOptions {
 
 interface Entry {
   readonly upstream: Upstream;
+  /** The mirror's writable handle on the upstream's state, copied from the registry's views. */
+  readonly fields: UpstreamFields;
   /** Requests of this thread on the upstream (the shared count has every thread's). */
   local: number;
   gone: boolean;
@@ -39,7 +41,8 @@ interface Entry {
  */
 export function createUpstreamMirror(options: MirrorOptions): UpstreamMirror {
   const { counters, logger } = options;
-  const bySlot = new Map<number, Entry>();
+  // Keyed by the upstream's key, not its slot: a slot is reused by a newcomer once every thread let go of it.
+  const byKey = new Map<number, Entry>();
   const byUpstream = new Map<Upstream, Entry>();
   let list: readonly Upstream[] = [];
   let available: readonly Upstream[] = [];
@@ -47,7 +50,7 @@ export function createUpstreamMirror(options: MirrorOptions): UpstreamMirror {
   let stopped: Promise<void> | undefined;
 
   const drop = (entry: Entry): void => {
-    bySlot.delete(entry.upstream.slot);
+    byKey.delete(entry.upstream.key);
     byUpstream.delete(entry.upstream);
     entry.upstream.pool.close().catch((err: unknown) => {
       logger.warn({ upstream: entry.upstream.id, err }, 'closing pool failed');
@@ -56,7 +59,7 @@ export function createUpstreamMirror(options: MirrorOptions): UpstreamMirror {
   };
 
   const refresh = (): void => {
-    list = [...bySlot.values()].filter((e) => !e.gone).map((e) => e.upstream);
+    list = [...byKey.values()].filter((e) => !e.gone).map((e) => e.upstream);
     ({ available, panic: panicking } = availableOf(list, options.panic));
   };
 
@@ -92,30 +95,31 @@ export function createUpstreamMirror(options: MirrorOptions): UpstreamMirror {
     apply(views) {
       const wanted = new Set<number>();
       for (const view of views) {
-        wanted.add(view.slot);
-        let entry = bySlot.get(view.slot);
+        wanted.add(view.key);
+        let entry = byKey.get(view.key);
         if (entry === undefined) {
-          const upstream = new Upstream(view, view.source, view.state, options.pool, counters, view.slot);
-          entry = { upstream, local: 0, gone: false, negativeLogged: false };
-          bySlot.set(view.slot, entry);
+          const fields = initialFields(view.state, view.weight);
+          const upstream = new Upstream(view, view.source, view.key, fields, options.pool, counters, view.slot);
+          entry = { upstream, fields, local: 0, gone: false, negativeLogged: false };
+          byKey.set(view.key, entry);
           byUpstream.set(upstream, entry);
         }
-        const u = entry.upstream;
-        u.state = view.state;
-        u.weight = view.weight;
-        u.configuredWeight = view.configuredWeight;
-        u.maxInFlight = view.maxInFlight;
+        const f = entry.fields;
+        f.state = view.state;
+        f.weight = view.weight;
+        f.configuredWeight = view.configuredWeight;
+        f.maxInFlight = view.maxInFlight;
       }
-      for (const entry of [...bySlot.values()]) {
-        if (wanted.has(entry.upstream.slot) || entry.gone) continue;
+      for (const entry of [...byKey.values()]) {
+        if (wanted.has(entry.upstream.key) || entry.gone) continue;
         entry.gone = true;
         if (entry.local === 0) drop(entry);
       }
       refresh();
     },
     stop() {
-      stopped ??= Promise.all([...bySlot.values()].map((e) => e.upstream.pool.destroy().catch(() => undefined))).then(() => {
-        bySlot.clear();
+      stopped ??= Promise.all([...byKey.values()].map((e) => e.upstream.pool.destroy().catch(() => undefined))).then(() => {
+        byKey.clear();
         byUpstream.clear();
         refresh();
       });

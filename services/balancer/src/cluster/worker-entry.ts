@@ -4,7 +4,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Config } from '../config.js';
-import { createDataPlane } from '../data-plane.js';
+import { createDataPlane } from '../data-path/data-plane.js';
 import { createLogger } from '../logger.js';
 import { createMetrics } from '../metrics.js';
 import { createPolicySetting } from '../picker/policy.js';
@@ -48,7 +48,7 @@ const upstreams = createUpstreamMirror({
 // thread keeps the log the live view shows.
 let decisions: WorkerDecision[] = [];
 const succeeded = new Set<number>();
-const slotOf = new Map<string, number>();
+const keyOf = new Map<string, number>();
 const report = setInterval(() => {
   if (decisions.length === 0 && succeeded.size === 0) return;
   post({ type: 'report', decisions, succeeded: [...succeeded] });
@@ -60,8 +60,7 @@ report.unref();
 // Starts as configured; the registry thread sends every runtime switch (and the current one at start).
 const policy = createPolicySetting(config.policy);
 
-// Gauges are read at scrape time only, after `plane` exists.
-const metrics = createMetrics(upstreams, () => plane.queueLength, { processMetrics: false, upstreamGauges: false });
+const metrics = createMetrics(upstreams, { processMetrics: false, upstreamGauges: false });
 const plane = createDataPlane({
   config,
   upstreams,
@@ -72,30 +71,32 @@ const plane = createDataPlane({
   sharedWithOtherThreads: true,
   decisions: {
     record(id, reason, time = Date.now()) {
-      const slot = slotOf.get(id);
-      if (slot === undefined) return;
+      const key = keyOf.get(id);
+      if (key === undefined) return;
       // Only the last few matter to the live view; keep the batch bounded under any load.
       if (decisions.length >= 20) decisions.shift();
-      decisions.push({ time, slot, reason });
+      decisions.push({ time, key, reason });
     },
     recent: () => [],
   },
   outliers: {
     recordFailure(u, reason) {
-      post({ type: 'failure', slot: u.slot, reason });
+      post({ type: 'failure', key: u.key, reason });
     },
     recordSuccess(u) {
-      succeeded.add(u.slot);
+      succeeded.add(u.key);
     },
   },
 });
+
+metrics.readQueueLengthFrom(() => plane.queueLength);
 
 port.on('message', (message: ToWorker) => {
   switch (message.type) {
     case 'upstreams':
       upstreams.apply(message.upstreams);
-      slotOf.clear();
-      for (const u of upstreams.list()) slotOf.set(u.id, u.slot);
+      keyOf.clear();
+      for (const u of upstreams.list()) keyOf.set(u.id, u.key);
       plane.upstreamsChanged();
       break;
     case 'policy':

@@ -23,21 +23,28 @@ export interface WorkerPoolOptions {
   readonly config: Config;
   /** Made with count + 1 writers: row 0 is this thread's, row i worker i's (1..count). */
   readonly counters: CounterTable;
-  readonly registry: () => Registry;
+  readonly logger: Logger;
+  /** A worker died (a bug): the process cannot keep its counts honest and should exit. */
+  readonly onFatal: (err: Error) => void;
+}
+
+/**
+ * What the workers report to and read from, given at start(): the pool is built before the
+ * registry, which frees counter slots through it.
+ */
+export interface WorkerPoolLinks {
+  readonly registry: Registry;
   /** The selection policy in force, sent to each worker at start. */
   readonly policy: () => PolicyName;
-  readonly logger: Logger;
   readonly onFailure: (upstream: Upstream, reason: FailureReason | 'status') => void;
   readonly onSuccess: (upstream: Upstream) => void;
   readonly onDecision: (chosen: string, reason: PickReason, time: number) => void;
-  /** A worker died (a bug): the process cannot keep its counts honest and should exit. */
-  readonly onFatal: (err: Error) => void;
 }
 
 /** The data-path threads, seen from the thread that owns the registry. */
 export interface WorkerPool {
   /** Starts every worker on `port`, which this thread has bound with reusePort. */
-  start(port: number): Promise<void>;
+  start(port: number, links: WorkerPoolLinks): Promise<void>;
   /** Sends the upstream list to every worker (coalesced: once per tick however many changes). */
   broadcast(): void;
   /** Switches every worker to `policy`. */
@@ -73,8 +80,10 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
   let scrapeId = 0;
   let sweeper: NodeJS.Timeout | undefined;
   let stopped: Promise<void> | undefined;
+  let links: WorkerPoolLinks | undefined;
 
-  const upstreamBySlot = (slot: number): Upstream | undefined => options.registry().list().find((u) => u.slot === slot);
+  // By key, not slot: a batched report can arrive after its upstream's slot went to a newcomer.
+  const upstreamByKey = (key: number): Upstream | undefined => links?.registry.list().find((u) => u.key === key);
 
   const send = (m: Member, message: ToWorker): void => {
     if (!m.exited) m.worker.postMessage(message);
@@ -95,18 +104,18 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
         m.listening?.reject(Object.assign(new Error(message.message), { code: message.code }));
         break;
       case 'failure': {
-        const u = upstreamBySlot(message.slot);
-        if (u !== undefined) options.onFailure(u, message.reason);
+        const u = upstreamByKey(message.key);
+        if (u !== undefined) links?.onFailure(u, message.reason);
         break;
       }
       case 'report':
         for (const d of message.decisions) {
-          const u = upstreamBySlot(d.slot);
-          if (u !== undefined) options.onDecision(u.id, d.reason, d.time);
+          const u = upstreamByKey(d.key);
+          if (u !== undefined) links?.onDecision(u.id, d.reason, d.time);
         }
-        for (const slot of message.succeeded) {
-          const u = upstreamBySlot(slot);
-          if (u !== undefined) options.onSuccess(u);
+        for (const key of message.succeeded) {
+          const u = upstreamByKey(key);
+          if (u !== undefined) links?.onSuccess(u);
         }
         break;
       case 'dropped': {
@@ -157,10 +166,11 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
       send(m, { type: 'listen', port, host: config.host });
     });
 
-  const views = (): UpstreamView[] =>
-    options.registry().list().map((u) => {
+  const views = (registry: Registry): UpstreamView[] =>
+    registry.list().map((u) => {
       announced.add(u.slot);
       return {
+        key: u.key,
         slot: u.slot,
         host: u.host,
         port: u.port,
@@ -173,25 +183,28 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
     });
 
   return {
-    async start(port) {
+    async start(port, started) {
+      links = started;
+      const { registry } = started;
       for (let i = 1; i <= options.count; i++) members.push(spawn(i));
-      const list = views();
+      const list = views(registry);
       for (const m of members) {
         send(m, { type: 'upstreams', upstreams: list });
-        send(m, { type: 'policy', policy: options.policy() });
+        send(m, { type: 'policy', policy: started.policy() });
       }
       sweeper = setInterval(() => {
-        options.registry().sweep();
+        registry.sweep();
       }, SWEEP_INTERVAL_MS);
       sweeper.unref();
       await Promise.all(members.map((m) => listenOn(m, port)));
     },
     broadcast() {
-      if (broadcastQueued || members.length === 0) return;
+      const registry = links?.registry;
+      if (broadcastQueued || members.length === 0 || registry === undefined) return;
       broadcastQueued = true;
       queueMicrotask(() => {
         broadcastQueued = false;
-        const list = views();
+        const list = views(registry);
         for (const m of members) send(m, { type: 'upstreams', upstreams: list });
       });
     },

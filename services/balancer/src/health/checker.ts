@@ -2,11 +2,13 @@ import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import type { Registry } from '../upstreams/registry.js';
 import type { Upstream } from '../upstreams/upstream.js';
+import type { ProbeResult } from '../upstreams/verdicts.js';
 
 /**
- * Active health checks: a probe of `path` every interval; `fall` failures in a row take an up
- * upstream down, `rise` successes bring a down one back (one success for a new, unproven one).
- * An upstream ejected by passive outlier detection stays down until its ejection ends.
+ * Active health checks: a probe of `path` every interval, reported to the registry, which applies
+ * rise/fall (upstreams/verdicts.ts): `fall` failures in a row take an up upstream down, `rise`
+ * successes bring a down one back (one success for a new, unproven one). An upstream ejected by
+ * passive outlier detection stays down until its ejection ends.
  *
  * A probe passes only when the whole response arrived: status 2xx/3xx and the body read to its
  * end (up to `maxBodyBytes`) within the timeout. A reset, a truncated body or a stall fails it;
@@ -29,30 +31,14 @@ export interface HealthChecker {
   stop(): void;
 }
 
-/** Why a probe failed, in the words of the log line (an error code, a status, a size). */
-type ProbeResult = { readonly ok: true } | { readonly ok: false; readonly why: string };
-
 /** Creates the checker; nothing runs until start(). */
 export function createHealthChecker(registry: Registry, config: Config, logger: Logger): HealthChecker {
-  const { path, intervalMs, downIntervalMs, timeoutMs, maxBodyBytes, rise, fall } = config.health;
+  const { path, intervalMs, downIntervalMs, timeoutMs, maxBodyBytes } = config.health;
   const active = intervalMs > 0;
   const probing = new Set<Upstream>();
   const timers = new Map<Upstream, NodeJS.Timeout>();
   let sweeper: NodeJS.Timeout | undefined;
   let stopped = false;
-
-  const passed = (u: Upstream): void => {
-    u.probeFailures = 0;
-    u.probeSuccesses++;
-    if (u.state === 'unproven') registry.setState(u, 'up', 'first health probe passed');
-    else if (u.state === 'down' && u.probeSuccesses >= rise && Date.now() >= u.ejectedUntil) registry.setState(u, 'up', `${rise} health probes passed`);
-  };
-
-  const failed = (u: Upstream, why: string): void => {
-    u.probeSuccesses = 0;
-    u.probeFailures++;
-    if (u.state === 'up' && u.probeFailures >= fall) registry.setState(u, 'down', `${fall} health probes failed: ${why}`);
-  };
 
   /** One GET of `path`, read to the end of its body; never throws. */
   const check = async (u: Upstream): Promise<ProbeResult> => {
@@ -89,8 +75,8 @@ export function createHealthChecker(registry: Registry, config: Config, logger: 
     try {
       const result = await check(u);
       if (stopped || u.removed) return;
-      if (result.ok) passed(u);
-      else failed(u, result.why);
+      // The registry applies rise/fall: it owns the counts and the state.
+      registry.reportProbe(u, result);
     } finally {
       probing.delete(u);
     }

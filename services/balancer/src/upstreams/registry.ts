@@ -1,15 +1,19 @@
 import type { Logger } from 'pino';
+import type { FailureReason } from '../errors.js';
 import type { CounterTable } from './counters.js';
-import { Upstream, upstreamId } from './upstream.js';
-import type { PoolSettings, UpstreamAddress, UpstreamSource, UpstreamState } from './upstream.js';
+import { Upstream, initialFields, upstreamId } from './upstream.js';
+import type { PoolSettings, UpstreamAddress, UpstreamFields, UpstreamSource, UpstreamState } from './upstream.js';
+import { afterPassiveFailure, afterPassiveSuccess, afterProbe } from './verdicts.js';
+import type { HealthRules, ProbeResult, Verdict } from './verdicts.js';
 
 /** What the data path needs of the upstreams: which to pick from, and one acquire/release pair per attempt. */
 export interface UpstreamTable {
   /** Every upstream still known, draining ones included. */
   list(): readonly Upstream[];
   /**
-   * Upstreams that may take a new request now (state `up`); the same array until something
-   * changes. In panic mode (no upstream up, panic on) every down or unproven one instead.
+   * Upstreams that may be picked (healthy: state `up`), whether or not they have room under
+   * their cap; the same array until something changes. In panic mode (no upstream up, panic on)
+   * every down or unproven one instead.
    */
   available(): readonly Upstream[];
   /** Whether available() is the panic set: no upstream passes its checks and panic mode is on. */
@@ -38,11 +42,28 @@ export interface Registry extends UpstreamTable {
   undrain(upstream: Upstream): void;
   setWeight(upstream: Upstream, weight: number): void;
   setMaxInFlight(upstream: Upstream, maxInFlight: number): void;
+  /** Health checking reports a probe; the registry applies rise/fall. */
+  reportProbe(upstream: Upstream, result: ProbeResult): void;
+  /**
+   * The data path reports a failed attempt (passive health); the registry counts it and may eject
+   * the upstream. Returns the ejection's length when it ends on a timer (no active checks), for
+   * the outlier detector to call ejectionOver() then.
+   */
+  reportFailure(upstream: Upstream, reason: FailureReason | 'status'): number | undefined;
+  /** The data path reports a good answer: enough of them forgive earlier ejections. */
+  reportSuccess(upstream: Upstream): void;
+  /** A timed ejection ended (no active checks): an upstream still down is up again. */
+  ejectionOver(upstream: Upstream): void;
   /**
    * Forgets removed upstreams whose last request has ended. release() does it on this thread;
    * when other threads proxy, their owner calls this after they report releases.
    */
   sweep(): void;
+  /**
+   * Calls `listener` after anything the data path sees has changed: upstreams, states, weights,
+   * caps. Wired once the data path exists (the registry is built first: it depends on nothing).
+   */
+  onChange(listener: () => void): void;
   /** Destroys every pool (call once in-flight requests are done or given up on). Idempotent. */
   stop(): Promise<void>;
 }
@@ -61,11 +82,14 @@ export interface RegistryOptions {
   readonly counters: CounterTable;
   /** Frees a forgotten upstream's slot; other threads may have to let go of it first (default: at once). */
   readonly releaseSlot?: (slot: number) => void;
-  /** Called after anything the data path sees has changed: upstreams, states, weights, caps. */
-  readonly onChange?: () => void;
   /** Panic mode: with no upstream up, pick among all of them (see availableOf). */
   readonly panic?: boolean;
+  /** How probe and passive reports change state (default: the config's defaults). */
+  readonly rules?: HealthRules;
 }
+
+/** The config's defaults: rise 2, fall 2, 5 failures in 10 s eject for 10 s. */
+const DEFAULT_RULES: HealthRules = { rise: 2, fall: 2, activeChecks: true, passiveFailures: 5, passiveWindowMs: 10_000, passiveDownMs: 10_000 };
 
 /**
  * What the data path may pick from: the upstreams that are up; when none is and `panic` is on,
@@ -79,7 +103,7 @@ export function availableOf(upstreams: Iterable<Upstream>, panic: boolean): { re
   const rest: Upstream[] = [];
   for (const u of upstreams) {
     if (u.removed) continue;
-    if (u.state === 'up') up.push(u);
+    if (u.healthy) up.push(u);
     else if (u.state === 'down' || u.state === 'unproven') rest.push(u);
   }
   if (up.length > 0 || !panic || rest.length === 0) return { available: up, panic: false };
@@ -92,8 +116,20 @@ export function createRegistry(options: RegistryOptions): Registry {
   const releaseSlot = options.releaseSlot ?? ((slot: number) => {
     counters.release(slot);
   });
-  const changed = options.onChange ?? (() => undefined);
+  const listeners: (() => void)[] = [];
+  const changed = (): void => {
+    for (const listener of listeners) listener();
+  };
+  const rules = options.rules ?? DEFAULT_RULES;
   const upstreams = new Map<string, Upstream>();
+  // The only writable handle on each upstream's state (Upstream itself is read-only).
+  const fieldsOf = new Map<Upstream, UpstreamFields>();
+  const fields = (u: Upstream): UpstreamFields => {
+    const f = fieldsOf.get(u);
+    if (f === undefined) throw new Error(`upstream ${u.id} is not one of this registry's`);
+    return f;
+  };
+  let nextKey = 1;
   let availableCache: readonly Upstream[] = [];
   let panicking = false;
   let stopped: Promise<void> | undefined;
@@ -115,10 +151,10 @@ export function createRegistry(options: RegistryOptions): Registry {
   const ramp = (): void => {
     const now = Date.now();
     let ramping = false;
-    for (const u of upstreams.values()) {
-      const progress = slowStartMs > 0 && u.state === 'up' ? (now - u.upSince) / slowStartMs : 1;
+    for (const f of fieldsOf.values()) {
+      const progress = slowStartMs > 0 && f.state === 'up' ? (now - f.upSince) / slowStartMs : 1;
       if (progress < 1) ramping = true;
-      u.weight = u.configuredWeight * Math.min(1, Math.max(0.1, progress));
+      f.weight = f.configuredWeight * Math.min(1, Math.max(0.1, progress));
     }
     changed();
     if (!ramping && rampTimer !== undefined) {
@@ -131,6 +167,7 @@ export function createRegistry(options: RegistryOptions): Registry {
 
   const forget = (u: Upstream): void => {
     upstreams.delete(u.id);
+    fieldsOf.delete(u);
     refresh();
     releaseSlot(u.slot);
     logger.info({ upstream: u.id }, 'upstream removed');
@@ -141,15 +178,16 @@ export function createRegistry(options: RegistryOptions): Registry {
   };
 
   const setState = (u: Upstream, state: UpstreamState, why: string): void => {
-    if (u.state === state) return;
-    const from = u.state;
-    u.state = state;
-    u.probeSuccesses = 0;
-    u.probeFailures = 0;
-    if (state === 'up') u.upSince = Date.now();
+    const f = fields(u);
+    if (f.state === state) return;
+    const from = f.state;
+    f.state = state;
+    f.probeSuccesses = 0;
+    f.probeFailures = 0;
+    if (state === 'up') f.upSince = Date.now();
     if (state !== 'draining') {
-      u.drainStartedAt = 0;
-      u.drainDeadline = 0;
+      f.drainStartedAt = 0;
+      f.drainDeadline = 0;
     }
     refresh();
     // Joining after the start (not the first set of static upstreams) ramps up.
@@ -157,9 +195,16 @@ export function createRegistry(options: RegistryOptions): Registry {
     logger.info({ upstream: u.id, from, to: state, why }, `upstream ${state}`);
   };
 
+  /** Makes a verdict's state change; returns the length of a timed ejection. */
+  const apply = (u: Upstream, verdict: Verdict | undefined): number | undefined => {
+    if (verdict === undefined) return undefined;
+    setState(u, verdict.state, verdict.why);
+    return verdict.ejectedForMs;
+  };
+
   const drainAndForget = (u: Upstream, why: string): void => {
     setState(u, 'draining', why);
-    u.removed = true;
+    fields(u).removed = true;
     if (u.inFlight === 0) forget(u);
   };
 
@@ -176,9 +221,10 @@ export function createRegistry(options: RegistryOptions): Registry {
       for (const [id, address] of wanted) {
         const existing = upstreams.get(id);
         if (existing && !existing.removed) {
-          if (existing.configuredWeight !== address.weight) {
-            existing.configuredWeight = address.weight;
-            existing.weight = address.weight;
+          const f = fields(existing);
+          if (f.configuredWeight !== address.weight) {
+            f.configuredWeight = address.weight;
+            f.weight = address.weight;
           }
           continue;
         }
@@ -191,8 +237,9 @@ export function createRegistry(options: RegistryOptions): Registry {
           logger.error({ upstream: id, err }, 'upstream not added: no free counter slot');
           continue;
         }
-        const u = new Upstream(address, source, options.initialState(source), options.pool, counters, slot);
-        u.maxInFlight = options.maxInFlight;
+        const f = { ...initialFields(options.initialState(source), address.weight), maxInFlight: options.maxInFlight };
+        const u = new Upstream(address, source, nextKey++, f, options.pool, counters, slot);
+        fieldsOf.set(u, f);
         upstreams.set(id, u);
         logger.info({ upstream: id, source, weight: u.weight, state: u.state }, 'upstream added');
       }
@@ -202,24 +249,41 @@ export function createRegistry(options: RegistryOptions): Registry {
     drain(u, deadlineMs) {
       if (u.removed) return;
       setState(u, 'draining', 'operator drain');
-      u.drainStartedAt = Date.now();
-      u.drainDeadline = u.drainStartedAt + deadlineMs;
+      const f = fields(u);
+      f.drainStartedAt = Date.now();
+      f.drainDeadline = f.drainStartedAt + deadlineMs;
     },
     undrain(u) {
       if (u.removed || u.state !== 'draining') return;
       setState(u, options.undrainedState, 'operator undrain');
     },
     setWeight(u, weight) {
-      u.configuredWeight = weight;
-      u.weight = weight;
+      const f = fields(u);
+      f.configuredWeight = weight;
+      f.weight = weight;
       logger.info({ upstream: u.id, weight }, 'upstream weight changed');
       if (slowStartMs > 0) ramp();
       changed();
     },
     setMaxInFlight(u, maxInFlight) {
-      u.maxInFlight = maxInFlight;
+      fields(u).maxInFlight = maxInFlight;
       logger.info({ upstream: u.id, maxInFlight }, 'upstream max in-flight changed');
       changed();
+    },
+    reportProbe(u, result) {
+      if (u.removed) return;
+      apply(u, afterProbe(fields(u), result, rules, Date.now()));
+    },
+    reportFailure(u, reason) {
+      if (u.removed) return undefined;
+      return apply(u, afterPassiveFailure(fields(u), reason, rules, Date.now()));
+    },
+    reportSuccess(u) {
+      if (u.removed) return;
+      if (afterPassiveSuccess(fields(u), rules, Date.now())) logger.debug({ upstream: u.id }, 'ejection count reset');
+    },
+    ejectionOver(u) {
+      if (u.state === 'down' && !u.removed) setState(u, 'up', 'passive ejection over');
     },
     acquire(u) {
       return counters.tryAcquire(u.slot, u.maxInFlight);
@@ -237,6 +301,9 @@ export function createRegistry(options: RegistryOptions): Registry {
       for (const u of [...upstreams.values()]) if (u.removed && u.inFlight === 0) forget(u);
     },
     counters,
+    onChange(listener) {
+      listeners.push(listener);
+    },
     inFlight() {
       let n = 0;
       for (const u of upstreams.values()) n += u.inFlight;
@@ -247,6 +314,7 @@ export function createRegistry(options: RegistryOptions): Registry {
       rampTimer = undefined;
       stopped ??= Promise.all([...upstreams.values()].map((u) => u.pool.destroy().catch(() => undefined))).then(() => {
         upstreams.clear();
+        fieldsOf.clear();
         refresh();
       });
       return stopped;

@@ -46,53 +46,85 @@ export function upstreamId(host: string, port: number): string {
 }
 
 /**
- * One backend origin and its live counters. Mutated only by the registry (state) and by the
- * proxy through the registry's acquire/release pair. The counters live in a shared CounterTable
- * slot, so every data-path thread's Upstream for the same origin reads the same numbers.
+ * What only the owner of an upstream may change: the registry (on the thread that owns it) or a
+ * worker's mirror of it. Whoever constructs an Upstream keeps this object; everyone else reads
+ * the same values through the Upstream's getters.
+ */
+export interface UpstreamFields {
+  state: UpstreamState;
+  /** The weight the picker uses: configuredWeight, scaled down while slow start ramps it up. */
+  weight: number;
+  /** The weight from config, discovery or the admin API. */
+  configuredWeight: number;
+  /** Cap on in-flight requests (0 = none); settable at runtime through the admin API. */
+  maxInFlight: number;
+  /** Set once the registry has forgotten it: release() then closes the pool when idle. */
+  removed: boolean;
+  /** When the upstream last became `up` (ms epoch), for slow start. */
+  upSince: number;
+  /** Consecutive health probe results, for rise/fall. */
+  probeSuccesses: number;
+  probeFailures: number;
+  /** Passive outlier detection: recent failure times, ejections in a row, end of the current one. */
+  failureTimes: number[];
+  ejections: number;
+  ejectedUntil: number;
+  /** Drain requested by an operator (not by discovery): when it started and its deadline (ms epoch). */
+  drainStartedAt: number;
+  drainDeadline: number;
+}
+
+/** The fields of a new upstream in `state` with `weight`, no cap, no history. */
+export function initialFields(state: UpstreamState, weight: number): UpstreamFields {
+  return {
+    state,
+    weight,
+    configuredWeight: weight,
+    maxInFlight: 0,
+    removed: false,
+    upSince: 0,
+    probeSuccesses: 0,
+    probeFailures: 0,
+    failureTimes: [],
+    ejections: 0,
+    ejectedUntil: 0,
+    drainStartedAt: 0,
+    drainDeadline: 0,
+  };
+}
+
+/**
+ * One backend origin and its live counters, read-only for everyone but its owner (see
+ * UpstreamFields). The counters live in a shared CounterTable slot, so every data-path thread's
+ * Upstream for the same origin reads the same numbers.
  */
 export class Upstream implements Candidate {
   readonly id: string;
+  /**
+   * Unique for the life of the process, unlike `slot` (reused once an upstream is forgotten) and
+   * `id` (an address can leave and come back): what messages between threads name an upstream by.
+   */
+  readonly key: number;
   readonly origin: string;
   readonly host: string;
   readonly port: number;
   readonly source: UpstreamSource;
   readonly pool: Pool;
-  /** The weight the picker uses: configuredWeight, scaled down while slow start ramps it up. */
-  weight: number;
-  /** The weight from config, discovery or the admin API. */
-  configuredWeight: number;
   /** This upstream's cells in `counters`. */
   readonly slot: number;
   private readonly counters: CounterTable;
-  state: UpstreamState;
-  /** Consecutive health probe results, for rise/fall. */
-  probeSuccesses = 0;
-  probeFailures = 0;
-  /** Set once the registry has forgotten it: release() then closes the pool when idle. */
-  removed = false;
-  /** Cap on in-flight requests (0 = none); settable at runtime through the admin API. */
-  maxInFlight = 0;
-  /** When the upstream last became `up` (ms epoch), for slow start. */
-  upSince = 0;
-  /** Passive outlier detection: recent failure times, ejections in a row, end of the current one. */
-  failureTimes: number[] = [];
-  ejections = 0;
-  ejectedUntil = 0;
-  /** Drain requested by an operator (not by discovery): when it started and its deadline (ms epoch). */
-  drainStartedAt = 0;
-  drainDeadline = 0;
+  private readonly fields: Readonly<UpstreamFields>;
 
-  constructor(address: UpstreamAddress, source: UpstreamSource, state: UpstreamState, pool: PoolSettings, counters: CounterTable, slot: number) {
+  constructor(address: Omit<UpstreamAddress, 'weight'>, source: UpstreamSource, key: number, fields: UpstreamFields, pool: PoolSettings, counters: CounterTable, slot: number) {
     this.counters = counters;
     this.slot = slot;
+    this.key = key;
+    this.fields = fields;
     this.host = address.host;
     this.port = address.port;
-    this.weight = address.weight;
-    this.configuredWeight = address.weight;
     this.id = upstreamId(address.host, address.port);
     this.origin = `http://${this.id}`;
     this.source = source;
-    this.state = state;
     this.pool = new Pool(this.origin, {
       connections: pool.connections,
       connectTimeout: pool.connectTimeoutMs,
@@ -103,6 +135,75 @@ export class Upstream implements Candidate {
       // hides load from least-connections; one request per socket at a time.
       pipelining: 1,
     });
+  }
+
+  get state(): UpstreamState {
+    return this.fields.state;
+  }
+
+  get weight(): number {
+    return this.fields.weight;
+  }
+
+  get configuredWeight(): number {
+    return this.fields.configuredWeight;
+  }
+
+  get maxInFlight(): number {
+    return this.fields.maxInFlight;
+  }
+
+  get removed(): boolean {
+    return this.fields.removed;
+  }
+
+  get upSince(): number {
+    return this.fields.upSince;
+  }
+
+  get probeSuccesses(): number {
+    return this.fields.probeSuccesses;
+  }
+
+  get probeFailures(): number {
+    return this.fields.probeFailures;
+  }
+
+  get ejections(): number {
+    return this.fields.ejections;
+  }
+
+  get ejectedUntil(): number {
+    return this.fields.ejectedUntil;
+  }
+
+  get drainStartedAt(): number {
+    return this.fields.drainStartedAt;
+  }
+
+  get drainDeadline(): number {
+    return this.fields.drainDeadline;
+  }
+
+  /** Passes its health checks and is not leaving (the one definition of healthy). */
+  get healthy(): boolean {
+    return this.fields.state === 'up';
+  }
+
+  /** Requests that still fit under the cap now; Infinity without a cap (the one definition of room). */
+  get room(): number {
+    const max = this.fields.maxInFlight;
+    return max === 0 ? Infinity : Math.max(0, max - this.inFlight);
+  }
+
+  /** One more request fits under the cap now. */
+  get hasRoom(): boolean {
+    return this.room > 0;
+  }
+
+  /** Healthy and not full: would take a new request now (outside panic mode, see availableOf). */
+  get available(): boolean {
+    return this.healthy && this.hasRoom;
   }
 
   /** Requests in flight on this upstream, over every thread (what least-connections compares). */

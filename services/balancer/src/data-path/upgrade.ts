@@ -13,19 +13,19 @@ import { connect } from 'node:net';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { Counter } from 'prom-client';
-import type { Registry as PromRegistry } from 'prom-client';
 import type { ClientGuard } from './client-guard.js';
 import { answerAndClose, rawErrorResponse } from './client-guard.js';
-import type { Config } from './config.js';
-import type { DecisionLog } from './decision-log.js';
-import type { OutlierDetector } from './health/outlier-detector.js';
-import { LbError, statusOf } from './errors.js';
-import { createTrustCheck, upstreamRequestHeaders } from './forward-headers.js';
-import type { ClientInfo } from './forward-headers.js';
-import { pickLeastConnections } from './picker/least-connections.js';
-import type { UpstreamTable } from './upstreams/registry.js';
-import type { Upstream } from './upstreams/upstream.js';
+import type { Config } from '../config.js';
+import type { DecisionLog } from '../decision-log.js';
+import type { OutlierDetector } from '../health/outlier-detector.js';
+import { LbError, statusOf } from '../errors.js';
+import { createTrustCheck, upstreamRequestHeaders } from '../forward-headers.js';
+import type { ClientInfo } from '../forward-headers.js';
+import type { Metrics } from '../metrics.js';
+import { NO_UPSTREAM } from '../metrics.js';
+import { pickLeastConnections } from '../picker/least-connections.js';
+import type { UpstreamTable } from '../upstreams/registry.js';
+import type { Upstream } from '../upstreams/upstream.js';
 import type { WaitQueue } from './wait-queue.js';
 
 /** TCP keep-alive probes on both sockets of a tunnel, so a vanished peer does not hold it forever. */
@@ -73,7 +73,8 @@ export interface UpgradeDeps {
   /** Woken when a tunnel ends: its capacity is free for a request waiting in line. */
   readonly queue: Pick<WaitQueue, 'length' | 'wakeOne'>;
   /** The balancer's prom-client registry (the tunnel metrics are registered on it). */
-  readonly promRegistry: PromRegistry;
+  /** Where outcomes are counted (lb_upgrades_total). */
+  readonly metrics: Pick<Metrics, 'recordUpgrade'>;
   readonly logger: Logger;
   readonly random: () => number;
 }
@@ -95,12 +96,6 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
   const trusted = createTrustCheck(config.trustedProxies);
   let closed = false;
 
-  const outcomes = new Counter({
-    name: 'lb_upgrades_total',
-    help: 'Upgrade (WebSocket) requests by upstream (none: no upstream) and outcome (tunnel, connect_error, no_upstream).',
-    labelNames: ['upstream', 'outcome'] as const,
-    registers: [deps.promRegistry],
-  });
 
   const release = (upstream: Upstream): void => {
     registry.counters.addLongLived(upstream.slot, -1);
@@ -143,7 +138,7 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
       target.setTimeout(0);
       target.setNoDelay(true);
       target.setKeepAlive(true, KEEP_ALIVE_PROBE_MS);
-      outcomes.inc({ upstream: upstream.id, outcome: 'tunnel' });
+      deps.metrics.recordUpgrade(upstream.id, 'tunnel');
       target.write(requestHead);
       if (head.length > 0) target.write(head);
       client.pipe(target);
@@ -154,7 +149,7 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
         finish();
         return;
       }
-      outcomes.inc({ upstream: upstream.id, outcome: 'connect_error' });
+      deps.metrics.recordUpgrade(upstream.id, 'connect_error');
       outliers.recordFailure(upstream, 'connect');
       logger.debug({ upstream: upstream.id, err: err.code ?? err.message }, 'upgrade: cannot connect to upstream');
       const error = new LbError('LB_UPSTREAM_CONNECT', `cannot connect to upstream ${upstream.id} (${err.code ?? err.message})`, { cause: err });
@@ -190,10 +185,10 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
 
     // Caps apply to tunnels too; a tunnel does not wait in the queue (a client retries an upgrade itself).
     const available = registry.available();
-    const candidates = available.filter((u) => u.maxInFlight === 0 || u.inFlight < u.maxInFlight);
+    const candidates = available.filter((u) => u.hasRoom);
     const pick = pickLeastConnections(candidates, { tieBreak: config.tieBreak, random, turn: registry.counters.nextTurn() });
     if (pick === undefined) {
-      outcomes.inc({ upstream: 'none', outcome: 'no_upstream' });
+      deps.metrics.recordUpgrade(NO_UPSTREAM, 'no_upstream');
       fail(socket, new LbError('LB_NO_UPSTREAM', available.length === 0 ? 'no upstream is available' : 'every upstream is at its in-flight cap'));
       return;
     }
@@ -216,7 +211,7 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
     }
     if (!registry.acquire(upstream)) {
       // Another thread took its last place since the pick.
-      outcomes.inc({ upstream: 'none', outcome: 'no_upstream' });
+      deps.metrics.recordUpgrade(NO_UPSTREAM, 'no_upstream');
       fail(socket, new LbError('LB_NO_UPSTREAM', 'every upstream is at its in-flight cap'));
       return;
     }

@@ -1,5 +1,5 @@
 import type { Cancellation } from './cancellation.js';
-import { LbError } from './errors.js';
+import { LbError } from '../errors.js';
 
 /**
  * The bounded FIFO where requests wait when every available upstream is at its in-flight cap

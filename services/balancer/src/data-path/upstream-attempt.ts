@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import type { Dispatcher } from 'undici';
-import { clientResponseHeaders } from './forward-headers.js';
+import { clientResponseHeaders } from '../forward-headers.js';
 
 /** What an attempt adds to the client response besides the upstream's own headers. */
 export interface ResponseExtras {

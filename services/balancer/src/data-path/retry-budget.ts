@@ -5,6 +5,8 @@
  */
 export interface RetryBudget {
   recordRequest(): void;
+  /** Whether a retry is left, without taking it (for a decision made before the retry is sure). */
+  available(): boolean;
   /** Takes one retry from the budget, or returns false when it is spent. */
   tryAcquire(): boolean;
 }
@@ -40,10 +42,13 @@ export function createRetryBudget(percent: number, minRetries: number, windowMs 
       const slot = advance();
       requests[slot] = (requests[slot] ?? 0) + 1;
     },
+    available() {
+      advance();
+      return sum(retries) + 1 <= Math.max(minRetries, (sum(requests) * percent) / 100);
+    },
     tryAcquire() {
       const slot = advance();
-      const allowed = Math.max(minRetries, (sum(requests) * percent) / 100);
-      if (sum(retries) + 1 > allowed) return false;
+      if (!this.available()) return false;
       retries[slot] = (retries[slot] ?? 0) + 1;
       return true;
     },

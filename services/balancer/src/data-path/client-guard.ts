@@ -12,11 +12,10 @@ import { STATUS_CODES } from 'node:http';
 import type { IncomingMessage, RequestListener, Server, ServerOptions, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { Counter } from 'prom-client';
-import type { Registry as PromRegistry } from 'prom-client';
-import type { Config } from './config.js';
-import { errorBody, statusOf } from './errors.js';
-import type { LbErrorCode } from './errors.js';
+import type { Config } from '../config.js';
+import { errorBody, statusOf } from '../errors.js';
+import type { LbErrorCode } from '../errors.js';
+import type { Metrics } from '../metrics.js';
 
 /** More header lines than this are refused with 431 (HAProxy's tune.http.maxhdr is 101). */
 export const MAX_REQUEST_HEADERS = 100;
@@ -144,8 +143,8 @@ export function answerAndClose(socket: Duplex, payload: string): void {
 
 export interface ClientGuardDeps {
   readonly config: Config;
-  /** The balancer's prom-client registry (lb_client_errors_total is registered on it). */
-  readonly promRegistry: PromRegistry;
+  /** Where refusals are counted (lb_client_errors_total). */
+  readonly metrics: Pick<Metrics, 'recordClientRejection'>;
   readonly logger: Logger;
 }
 
@@ -166,14 +165,8 @@ export interface ClientGuard {
 /** Creates the guard; nothing happens until attach() and wrap() are used by the server. */
 export function createClientGuard(deps: ClientGuardDeps): ClientGuard {
   const { config, logger } = deps;
-  const rejected = new Counter({
-    name: 'lb_client_errors_total',
-    help: 'Client requests refused before reaching an upstream, by reason.',
-    labelNames: ['reason'] as const,
-    registers: [deps.promRegistry],
-  });
   const count = (rejection: Rejection, remote?: string): void => {
-    rejected.inc({ reason: rejection.reason });
+    deps.metrics.recordClientRejection(rejection.reason);
     logger.debug({ remote, status: rejection.status, reason: rejection.reason, message: rejection.message }, 'client request refused');
   };
 

@@ -3,14 +3,14 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { createClientGuard } from './client-guard.js';
-import type { Config } from './config.js';
-import type { DecisionLog } from './decision-log.js';
-import type { OutcomeSink } from './health/outlier-detector.js';
-import type { Metrics } from './metrics.js';
-import type { PolicySetting } from './picker/policy.js';
+import type { Config } from '../config.js';
+import type { DecisionLog } from '../decision-log.js';
+import type { OutcomeSink } from '../health/outlier-detector.js';
+import type { Metrics } from '../metrics.js';
+import type { PolicySetting } from '../picker/policy.js';
 import { createProxyHandler } from './proxy.js';
 import { createRetryBudget } from './retry-budget.js';
-import type { UpstreamTable } from './upstreams/registry.js';
+import type { UpstreamTable } from '../upstreams/registry.js';
 import { createUpgradeHandler } from './upgrade.js';
 import { createWaitQueue } from './wait-queue.js';
 import type { WaitQueue } from './wait-queue.js';
@@ -95,7 +95,7 @@ export function createDataPlane(deps: DataPlaneDeps): DataPlane {
       }
     : localQueue;
 
-  const guard = createClientGuard({ config, promRegistry: deps.metrics.registry, logger: logger.child({ component: 'client' }) });
+  const guard = createClientGuard({ config, metrics: deps.metrics, logger: logger.child({ component: 'client' }) });
   const retryBudget = createRetryBudget(config.retryBudgetPercent, config.retryBudgetMin);
   const proxy = createProxyHandler({
     config,
@@ -118,7 +118,7 @@ export function createDataPlane(deps: DataPlaneDeps): DataPlane {
     guard,
     outliers: deps.outliers,
     queue,
-    promRegistry: deps.metrics.registry,
+    metrics: deps.metrics,
     logger: logger.child({ component: 'upgrade' }),
     random: deps.random,
   });
@@ -172,13 +172,7 @@ export function createDataPlane(deps: DataPlaneDeps): DataPlane {
     upstreamsChanged() {
       proxy.rescueFromDown();
       let free = 0;
-      for (const u of upstreams.available()) {
-        if (u.maxInFlight === 0) {
-          free = queue.length; // no cap: every waiter can go
-          break;
-        }
-        free += Math.max(0, u.maxInFlight - u.inFlight);
-      }
+      for (const u of upstreams.available()) free += u.room; // Infinity without a cap: every waiter can go
       for (let i = Math.min(free, queue.length); i > 0; i--) queue.wakeOne();
     },
     stop() {
