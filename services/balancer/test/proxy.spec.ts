@@ -17,7 +17,9 @@ describe('proxy: least connections over real sockets', () => {
 
   it('rotates sequential requests across every upstream (no "first wins")', async () => {
     origins = await Promise.all(['a', 'b', 'c', 'd'].map((n) => startOrigin(namedHandler(n))));
-    lb = await startBalancer(testConfig(origins.map((o) => o.port)));
+    // Rotation named: under the default latency tie-break, one cold first connection slower than
+    // 2x the others + 20 ms on a busy machine hands that upstream's turn to the next.
+    lb = await startBalancer(testConfig(origins.map((o) => o.port), { tieBreak: 'rotation' }));
     const seen: string[] = [];
     for (let i = 0; i < 8; i++) seen.push((await get(`${lb.url}/x`)).body);
     assert.deepEqual(seen, ['a', 'b', 'c', 'd', 'a', 'b', 'c', 'd']);
