@@ -31,6 +31,16 @@ function cli(args: string[], env: Record<string, string> = {}): Cli {
   return { child, out: () => out, err: () => err, exited };
 }
 
+/** Waits for `text` in the CLI's stdout; a timeout says what the process did instead. */
+async function untilOutput(run: Cli, what: string, text: string, timeoutMs: number): Promise<void> {
+  try {
+    await until(what, () => run.out().includes(text), timeoutMs);
+  } catch (err) {
+    const state = run.child.exitCode !== null ? `exited ${run.child.exitCode}` : run.child.signalCode !== null ? `killed by ${run.child.signalCode}` : 'still running';
+    throw new Error(`${err instanceof Error ? err.message : String(err)}; the process is ${state}\nstdout: ${run.out()}\nstderr: ${run.err()}`, { cause: err });
+  }
+}
+
 // A port that was free a moment ago (the backend refuses port 0, so the test picks one).
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -80,7 +90,7 @@ describe('backend CLI', function () {
         return (JSON.parse(info.body.toString()) as { inFlight: number }).inFlight === 1;
       });
       run.child.kill('SIGTERM');
-      await until('the shutdown to start', () => run.out().includes('shutting down'), 10_000);
+      await untilOutput(run, 'the shutdown to start', 'shutting down', 10_000);
       assert.match(run.out(), /"msg":"shutting down"/);
       assert.match(run.out(), /"inFlight":1/, 'SIGTERM arrived while the image waited');
       const res = await image;
@@ -99,7 +109,7 @@ describe('backend CLI', function () {
     try {
       await until('the listening line', () => run.out().includes('listening on') || run.child.exitCode !== null, 15_000);
       run.child.kill('SIGTERM');
-      await until('the shutdown to start', () => run.out().includes('shutting down'), 10_000);
+      await untilOutput(run, 'the shutdown to start', 'shutting down', 10_000);
       const health = await get(`http://127.0.0.1:${port}/healthz`);
       assert.equal(health.status, 503, 'the probe fails at once');
       const image = await get(`http://127.0.0.1:${port}/images/1`);
@@ -122,7 +132,7 @@ describe('backend CLI', function () {
       });
       const started = performance.now();
       run.child.kill('SIGTERM');
-      await until('the shutdown to start', () => run.out().includes('shutting down'), 10_000);
+      await untilOutput(run, 'the shutdown to start', 'shutting down', 10_000);
       run.child.kill('SIGINT');
       await assert.rejects(image, { code: 'ECONNRESET' });
       assert.equal(await run.exited, 0);
