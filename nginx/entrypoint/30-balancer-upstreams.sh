@@ -41,11 +41,9 @@ if ! mkdir -p "$out" || [ ! -w "$out" ]; then
   exit 1
 fi
 
-# `ROLE IP` lines, sorted, for every address the names have now (none for a name that does not
-# resolve). One `getent` per role and bash for the rest: this runs all the time, and forks are its
-# only cost. An address under both roles counts as active.
-# One lookup: fills `found` (address -> active | standby). One getent per name and nothing else
-# forked: this runs every few seconds for the container's whole life.
+# One lookup: fills `found` (address -> active | standby; none for a name that does not resolve;
+# an address under both roles counts as active). One getent per name and nothing else forked: this
+# runs every few seconds for the container's whole life, and forks are its only cost.
 declare -A found=()
 lookup() {
   local ip _rest name
