@@ -227,9 +227,13 @@ describe('--workers 2: two data-path threads sharing exact counts (a balancer pr
     await waitFor(() => healthy.held() === 8, 5000, 'the held requests moved');
     healthy.release();
     assert.deepEqual((await Promise.all(held)).map((r) => [r.status, r.body]), Array.from({ length: 8 }, () => [200, 'o2']));
+    // A worker thread reports its counts every 100 ms: poll until both threads' reports are in.
     let m = await metricsOf(admin);
+    await waitFor(async () => {
+      m = await metricsOf(admin);
+      return [0, 1].every((t) => (m.get(`lb_thread_requests_total{thread="${t}"}`) ?? 0) > 0);
+    }, 3000, 'both threads to report the requests they took');
     assert.equal(m.get(`lb_upstream_failures_total{upstream="${sick.id}",reason="ejected"}`), 4);
-    assert.ok([0, 1].every((t) => (m.get(`lb_thread_requests_total{thread="${t}"}`) ?? 0) > 0), 'both threads took requests');
 
     failing = new Set([0, 1]);
     await waitFor(async () => (await metricsOf(admin)).get('lb_panic_mode') === 1, 5000, 'panic mode');
