@@ -13,7 +13,7 @@ interface UpdateStatus {
 /** `docker service update --force` (update_config: start-first, parallelism 1) under load. */
 export function rollingUpdateSuite(cluster: () => SwarmCluster, replicas: number): void {
   describe('rolling update of the backend service', () => {
-    it(`replaces all ${replicas} tasks one by one, start-first, under open-loop GETs (200/s): 0 failed, never fewer than the replicas healthy; ≤ 5 over 0.5 s logged`, async function () {
+    it(`replaces all ${replicas} tasks one by one, start-first, under open-loop GETs (200/s): 0 failed, ≤ 5 over 0.5 s`, async function () {
       this.timeout(300_000);
       const c = cluster();
       const service = `${c.stack}_backend`;
@@ -61,11 +61,7 @@ export function rollingUpdateSuite(cluster: () => SwarmCluster, replicas: number
           `never fewer than ${minServing} healthy tasks; stream ${streamText(result)} over ${result.backends.size} tasks`,
       );
       assert.equal(result.summary.failed, 0, `failed requests: ${failureText(result)}`);
-      // Printed, not asserted, like the scaling goals (README): with the same code and images, three
-      // clean-clone CI runs on 2026-12-03 measured 0, 13 and 95 over 0.5 s here, the last two in runs
-      // where Swarm's own task start-up slowed the whole stack (scale-up p50 96-409 ms before any
-      // upstream changed in the balancer). The failures and the start-first guarantee stay asserted.
-      console.log(`      [swarm] rolling-update latency goal (≤ ${MAX_SLOW} over ${SLOW_MS} ms) ${result.summary.slow <= MAX_SLOW ? 'met' : 'not met'}: ${result.summary.slow} over (p99 ${Math.round(result.summary.p99)} ms)`);
+      assert.ok(result.summary.slow <= MAX_SLOW, `${result.summary.slow} requests over ${SLOW_MS} ms (p99 ${Math.round(result.summary.p99)} ms)`);
       assert.ok(minServing >= replicas, `start-first kept ${replicas} healthy tasks at all times (saw ${minServing})`);
       assert.equal(fresh.length, replicas);
     });
