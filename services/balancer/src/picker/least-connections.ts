@@ -154,10 +154,12 @@ function rotate<T extends Candidate>(candidates: readonly T[], tied: readonly T[
 }
 
 /** The tied candidates not much slower lately than the typical one of them (never empty). */
-function notMuchSlower<T extends Candidate>(tied: readonly T[], latencyMs: (candidate: T) => number): T[] {
+function notMuchSlower<T extends Candidate>(tied: T[], latencyMs: (candidate: T) => number): T[] {
   const latencies = tied.map(latencyMs);
   const sorted = [...latencies].sort((a, b) => a - b);
   const typical = sorted[(sorted.length - 1) >> 1] ?? 0;
   const limit = typical * LATENCY_TIE_FACTOR + LATENCY_TIE_SLACK_MS;
+  // The usual case on the request path: nobody is slow, so no third array.
+  if ((sorted.at(-1) ?? 0) <= limit) return tied;
   return tied.filter((_, i) => (latencies[i] ?? 0) <= limit);
 }
