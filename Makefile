@@ -4,7 +4,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 N ?= 4
 # The tool's stdout is captured before eval: `eval "$$(failing command)"` would succeed silently.
-DOCKER_ENV := docker_env="$$(bash ../shared/tools/docker-offline.sh all)" && eval "$$docker_env" && export DOCKER_BUILDKIT=0 &&
+# Then the daemons get a CPU cgroup of their own, as systemd would give them (no-op on such hosts):
+# in the root cgroup they starve every container while tasks start (scripts/docker-daemon-cgroup.sh).
+DOCKER_ENV := docker_env="$$(bash ../shared/tools/docker-offline.sh all)" && eval "$$docker_env" && export DOCKER_BUILDKIT=0 && \
+  bash scripts/docker-daemon-cgroup.sh &&
 # Every npm/node recipe runs on the project's Node (24 LTS): the machine's when it is new enough,
 # else the copy scripts/ensure-node.sh installs once from the npm registry into .cache/node24.
 # Captured before use, like DOCKER_ENV: a failing install must stop the recipe.

@@ -8,7 +8,8 @@
 #
 # Environment: LCB_STACK (lcb), LCB_IMAGE_TAG (local), LCB_SKIP_BUILD=1, LCB_REMOVE_IMAGES=1 (down
 # also removes the three images), LCB_WAIT_S (180: bound of every wait), SWARM_ADVERTISE_ADDR
-# (127.0.0.1), LCB_PUBLISH_MODE (ingress when the kernel has IPVS, else host), and the knobs of
+# (127.0.0.1), LCB_PUBLISH_MODE (ingress when the kernel has IPVS, else host), LCB_ENDPOINT_MODE
+# (of the published services: dnsrr in host mode, else vip), and the knobs of
 # docker-stack.yml. Expects a working `docker` (make runs ../shared/tools/docker-offline.sh first).
 set -euo pipefail
 
@@ -83,9 +84,12 @@ up() {
     *) die "swarm state is '$(swarm_state)'; expected inactive or active" ;;
   esac
   LCB_PUBLISH_MODE=$(publish_mode)
+  # The routing mesh needs a VIP on each published service; in host mode nothing uses one, and a
+  # VIP costs every task a load-balancer update whenever a task starts or stops (docker-stack.yml).
+  if [ "$LCB_PUBLISH_MODE" = host ]; then LCB_ENDPOINT_MODE=${LCB_ENDPOINT_MODE:-dnsrr}; else LCB_ENDPOINT_MODE=${LCB_ENDPOINT_MODE:-vip}; fi
   PROMETHEUS_CONFIG_VERSION=$(sha256sum deploy/swarm/prometheus.yml | cut -c1-12)
-  export LCB_PUBLISH_MODE PROMETHEUS_CONFIG_VERSION
-  log "docker stack deploy $STACK (images :$TAG, ports published in $LCB_PUBLISH_MODE mode)"
+  export LCB_PUBLISH_MODE LCB_ENDPOINT_MODE PROMETHEUS_CONFIG_VERSION
+  log "docker stack deploy $STACK (images :$TAG, ports published in $LCB_PUBLISH_MODE mode, endpoint mode $LCB_ENDPOINT_MODE)"
   # --resolve-image never: the images are local; asking a registry for digests would only fail.
   docker stack deploy --resolve-image never --prune -c "$STACK_FILE" "$STACK" >&2
   wait_converged

@@ -95,7 +95,6 @@ export async function createSwarmCluster(): Promise<SwarmCluster> {
     // The same images as the Compose suite: 1, 150, 250 ms and one slow 3 s.
     BACKEND_DELAY_SCALE: '0.01',
     BACKEND_DELAYS_MS: '100,15000,25000,300000',
-    HEALTHCHECK_INTERVAL: '1s',
     LCB_WAIT_S: '180',
     LCB_REMOVE_IMAGES: '1',
   };

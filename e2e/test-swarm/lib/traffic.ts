@@ -1,6 +1,9 @@
-import type { HttpClient } from '../../test-compose/lib/http.js';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { SLOW_MS, startOpenLoop, type LoadRun } from '../../load/open-loop.js';
-import { describeSummary, summarize, type Summary } from '../../load/report.js';
+import { describeSummary, perSecondTable, summarize, type Summary } from '../../load/report.js';
+import { ARTIFACTS } from '../../test-compose/lib/cluster.js';
+import type { HttpClient } from '../../test-compose/lib/http.js';
 import { pollUntil } from '../../../scripts/poll.mjs';
 
 /** The stream's image, as in the Compose suite: 1 ms, so latency under change is the cluster's own. */
@@ -26,6 +29,8 @@ export interface TrackedStream {
   readonly firstServed: ReadonlyMap<string, number>;
   /** Resolves once the stream has finished `requests` requests and seen `backends` backends; bounded. */
   flowing(requests: number, backends: number, timeoutMs?: number): Promise<void>;
+  /** Notes a moment (the event's command, its end) for the per-second table. */
+  mark(label: string): void;
   /** Resolves once every id in `ids` has served a response; bounded. */
   served(ids: readonly string[], timeoutMs?: number): Promise<void>;
   /** Stops sending, waits for the requests in flight, returns what users saw. Idempotent. */
@@ -55,6 +60,9 @@ export function startTrackedStream(client: HttpClient): TrackedStream {
     firstServed,
     flowing: (requests, backends, timeoutMs = 30_000) =>
       until(() => finished() >= requests && firstServed.size >= backends, `${requests} requests over ${backends} backends`, timeoutMs),
+    mark: (label) => {
+      loop.mark(label);
+    },
     served: (ids, timeoutMs = 30_000) => until(() => (finished(), ids.every((id) => firstServed.has(id))), `responses from ${ids.join(', ')}`, timeoutMs),
     stop() {
       stopped ??= loop.stop().then((run) => {
@@ -79,3 +87,9 @@ export const streamText = (result: TrackedResult): string => describeSummary(res
 /** Most requests over SLOW_MS that an event may cost (the Compose suite's goal). */
 export const MAX_SLOW = 5;
 export { SLOW_MS };
+
+/** Keeps the stream's per-second table (requests, failed, slow, p50/p99/max) in e2e/artifacts/<name>.txt. */
+export async function savePerSecond(name: string, result: TrackedResult): Promise<void> {
+  await mkdir(ARTIFACTS, { recursive: true });
+  await writeFile(join(ARTIFACTS, `${name}.txt`), `${name}\n${streamText(result)}\n\n${perSecondTable(result.run)}\n`);
+}

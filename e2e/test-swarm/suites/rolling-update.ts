@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BACKEND_PORT } from '../../test-compose/lib/cluster.js';
 import { waitFor } from '../../test-compose/lib/wait.js';
 import type { SwarmCluster } from '../lib/swarm.js';
-import { MAX_SLOW, SLOW_MS, failureText, seconds, startTrackedStream, streamText, type TrackedResult } from '../lib/traffic.js';
+import { MAX_SLOW, SLOW_MS, failureText, savePerSecond, seconds, startTrackedStream, streamText, type TrackedResult } from '../lib/traffic.js';
 
 interface UpdateStatus {
   State: string;
@@ -27,6 +27,7 @@ export function rollingUpdateSuite(cluster: () => SwarmCluster, replicas: number
       try {
         await stream.flowing(20, replicas);
         const t0 = performance.now();
+        stream.mark('service update --force');
         await c.docker(['service', 'update', '--force', '--detach', service]);
         // start-first: the number of running, healthy tasks never drops below the replica count.
         const status = await waitFor(
@@ -60,8 +61,9 @@ export function rollingUpdateSuite(cluster: () => SwarmCluster, replicas: number
         `      [swarm] service update --force (${replicas} tasks, start-first): completed in ${seconds(updateMs)}, ` +
           `never fewer than ${minServing} healthy tasks; stream ${streamText(result)} over ${result.backends.size} tasks`,
       );
+      await savePerSecond('swarm-rolling-update', result);
       assert.equal(result.summary.failed, 0, `failed requests: ${failureText(result)}`);
-      assert.ok(result.summary.slow <= MAX_SLOW, `${result.summary.slow} requests over ${SLOW_MS} ms (p99 ${Math.round(result.summary.p99)} ms)`);
+      assert.ok(result.summary.slow <= MAX_SLOW, `${result.summary.slow} requests over ${SLOW_MS} ms (p99 ${Math.round(result.summary.p99)} ms; per second: e2e/artifacts/swarm-rolling-update.txt)`);
       assert.ok(minServing >= replicas, `start-first kept ${replicas} healthy tasks at all times (saw ${minServing})`);
       assert.equal(fresh.length, replicas);
     });

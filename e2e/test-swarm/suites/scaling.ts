@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BACKEND_PORT } from '../../test-compose/lib/cluster.js';
 import { upstreamIdOf, type SwarmCluster, type TaskContainer } from '../lib/swarm.js';
-import { MAX_SLOW, SLOW_MS, failureText, seconds, startTrackedStream, streamText, type TrackedResult } from '../lib/traffic.js';
+import { MAX_SLOW, SLOW_MS, failureText, savePerSecond, seconds, startTrackedStream, streamText, type TrackedResult } from '../lib/traffic.js';
 import { expectBackendTargets } from './prometheus.js';
 
 /** How soon after its first passing health probe a new task must serve: Swarm adds it to DNS, the balancer
@@ -12,7 +12,7 @@ const MAX_JOIN_LAG_MS = 4_000;
 /** `docker service scale` while a steady stream of GETs runs through nginx. */
 export function scalingSuite(cluster: () => SwarmCluster, from: number, up: number, down: number): void {
   describe('docker service scale under open-loop GETs (200/s)', () => {
-    it(`scale ${from} → ${up}: new tasks get traffic once healthy, 0 failed`, async function () {
+    it(`scale ${from} → ${up}: new tasks get traffic once healthy, 0 failed, ≤ ${MAX_SLOW} over ${SLOW_MS} ms`, async function () {
       this.timeout(300_000);
       const c = cluster();
       const before = await c.waitForBackends(from);
@@ -26,8 +26,9 @@ export function scalingSuite(cluster: () => SwarmCluster, from: number, up: numb
       try {
         await stream.flowing(20, from);
         const t0 = performance.now();
+        stream.mark(`scale ${from} → ${up}`);
         scaleMs = await c.scale(up);
-        // Once a second (Docker keeps the last 5 probe results, one per second here): note when each
+        // Once a second (Docker keeps the last 5 probe results, one every 2 s here): note when each
         // new task first passed its probe, until all are running and available in the balancer.
         let after: TaskContainer[] | undefined;
         for (let i = 0; i < 150 && after === undefined; i++) {
@@ -44,6 +45,7 @@ export function scalingSuite(cluster: () => SwarmCluster, from: number, up: numb
         }
         assert.ok(after, `${up} healthy tasks, all available in the balancer, within 150 s`);
         availableMs = performance.now() - t0;
+        stream.mark(`all ${up} available`);
         fresh = after.filter((t) => !old.has(t.id)).map((t) => `${t.hostname}:${BACKEND_PORT}`);
         await stream.served(fresh);
         // Late failures count too.
@@ -63,16 +65,16 @@ export function scalingSuite(cluster: () => SwarmCluster, from: number, up: numb
         `      [swarm] scale ${from} → ${up}: all ${up} tasks available in the balancer ${seconds(availableMs)} after the command; ` +
           `new tasks first served ${lags.map((l) => `${l} ms`).join(', ')} after healthy; stream ${streamText(result)}`,
       );
+      await savePerSecond(`swarm-scale-${from}-${up}`, result);
       assert.equal(result.summary.failed, 0, `failed requests: ${failureText(result)}`);
-      // Not asserted yet, and said so in the README: on this 2-CPU machine, Swarm starting three
-      // tasks at once (overlay network, IPVS and DNS programming in every task) still costs the
-      // request path 80-800 requests over 0.5 s at 200 GET/s, where Compose meets the goal.
-      console.log(`      [swarm] scale-up latency goal (≤ ${MAX_SLOW} over ${SLOW_MS} ms) not enforced under Swarm: ${result.summary.slow} over`);
+      // The issue's goal, as under Compose. Missed by far (80-1545 over 0.5 s) while the Docker
+      // daemons ran in the root CPU cgroup and every service had a VIP (README, "The cluster under change").
+      assert.ok(result.summary.slow <= MAX_SLOW, `${result.summary.slow} requests over ${SLOW_MS} ms (p99 ${Math.round(result.summary.p99)} ms; per second: e2e/artifacts/swarm-scale-${from}-${up}.txt)`);
       assert.equal(fresh.length, up - from, 'new tasks');
       for (const lag of lags) assert.ok(Number.isFinite(lag) && lag <= MAX_JOIN_LAG_MS, `a new task served ${lag} ms after it was healthy (limit ${MAX_JOIN_LAG_MS} ms)`);
     });
 
-    it(`scale ${up} → ${down}: 0 failed`, async function () {
+    it(`scale ${up} → ${down}: 0 failed, ≤ ${MAX_SLOW} over ${SLOW_MS} ms`, async function () {
       this.timeout(300_000);
       const c = cluster();
       await c.waitForBackends(up);
@@ -83,8 +85,10 @@ export function scalingSuite(cluster: () => SwarmCluster, from: number, up: numb
         // Scale down only once the stream flows through every task.
         await stream.flowing(20, up);
         const t0 = performance.now();
+        stream.mark(`scale ${up} → ${down}`);
         await c.scale(down);
         await c.waitForBackends(down, 120_000);
+        stream.mark(`${down} remain`);
         settledMs = performance.now() - t0;
         await sleep(1_000);
       } finally {
@@ -92,10 +96,9 @@ export function scalingSuite(cluster: () => SwarmCluster, from: number, up: numb
       }
       Object.assign(c.figures, { scaleDownSettledMs: Math.round(settledMs), scaleDownRequests: result.summary.requests, scaleDownFailed: result.summary.failed });
       console.log(`      [swarm] scale ${up} → ${down}: ${seconds(settledMs)} until ${down} tasks remain; stream ${streamText(result)} over ${result.backends.size} tasks`);
+      await savePerSecond(`swarm-scale-${up}-${down}`, result);
       assert.equal(result.summary.failed, 0, `failed requests: ${failureText(result)}`);
-      // Not asserted yet, as for the scale-up (README): measured 0, 0 and 142 over 0.5 s in three
-      // runs with these settings; Swarm's task removal still stalls the request path now and then.
-      console.log(`      [swarm] scale-down latency goal (≤ ${MAX_SLOW} over ${SLOW_MS} ms) not enforced under Swarm: ${result.summary.slow} over`);
+      assert.ok(result.summary.slow <= MAX_SLOW, `${result.summary.slow} requests over ${SLOW_MS} ms (p99 ${Math.round(result.summary.p99)} ms; per second: e2e/artifacts/swarm-scale-${up}-${down}.txt)`);
       assert.equal(result.backends.size, up, `the stream reached all ${up} tasks before the scale-down`);
       assert.ok(result.summary.ok >= 400, `the stream kept flowing (${result.summary.ok} requests)`);
     });
