@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   eventTable,
@@ -13,6 +13,7 @@ import {
 } from '../../load/events.js';
 import { describeSummary, perSecondTable } from '../../load/report.js';
 import { ARTIFACTS, upstreamIdOf, type Cluster } from '../lib/cluster.js';
+import { run } from '../lib/exec.js';
 import { expectBackendTargets } from './prometheus.js';
 
 /**
@@ -24,15 +25,16 @@ import { expectBackendTargets } from './prometheus.js';
 const NOISE_MARGIN_MS = 100;
 
 /**
- * The scale-up goal (≤ 5 requests over 0.5 s, each second within NOISE_MARGIN_MS of the direct
- * stream) is met in some runs on this machine and missed in others (16-83 over 0.5 s, one second
- * 400-600 ms slower than the direct stream while Docker starts the two containers; see README).
- * It is logged as met or not; what is asserted is the bound that the cluster before this work
- * broke by far (440-1480 over 0.5 s, p99 up to 3.8 s), so a regression still fails the test.
+ * The scale-up goal: ≤ 5 requests over 0.5 s (asserted), and each second's p99 within
+ * NOISE_MARGIN_MS of the direct stream's (logged as met or not). What is asserted per second is
+ * SCALE_UP_BOUND_MARGIN_MS: with the Docker daemons in a CPU cgroup of their own (the fix for the
+ * stalls, scripts/docker-daemon-cgroup.sh) the worst second was 27-127 ms above the direct
+ * stream in seven runs (0 over 0.5 s in all), while the kernel here runs the start-up of the two
+ * containers without preempting it; before the fix, 16-83 over 0.5 s and one second 400-600 ms
+ * above the direct stream (README, "The cluster under change").
  */
 const SCALE_UP_GOAL_SLOW = 5;
-const SCALE_UP_BOUND_SLOW = 100;
-const SCALE_UP_BOUND_MARGIN_MS = 500;
+const SCALE_UP_BOUND_MARGIN_MS = 250;
 
 /** Open-loop rate through nginx (:8080), as in the issue's measurements. */
 const RATE = 200;
@@ -86,13 +88,25 @@ export function underChangeSuite(cluster: () => Cluster): void {
       await writeFile(join(ARTIFACTS, 'under-change.md'), `${table}\n`);
     });
 
-    it(`scale 4 → 6: 0 failed; goal ≤ ${SCALE_UP_GOAL_SLOW} over 0.5 s and each second no worse than a direct stream (+${NOISE_MARGIN_MS} ms) logged, ≤ ${SCALE_UP_BOUND_SLOW} and +${SCALE_UP_BOUND_MARGIN_MS} ms asserted`, async () => {
+    it('the Docker daemons run in a CPU cgroup of their own, not the root one (scripts/docker-daemon-cgroup.sh; a container start stalled the cluster otherwise)', async function () {
+      const fromPidFile = (await readFile('/run/docker.pid', 'utf8').catch(() => '')).trim();
+      const pid = fromPidFile || (await run('pgrep', ['-xo', 'dockerd'], { allowFailure: true })).stdout.trim();
+      // A remote daemon (DOCKER_HOST elsewhere) is not this machine's to check: said, not passed.
+      if (pid === '') this.skip();
+      const lines = (await readFile(`/proc/${pid}/cgroup`, 'utf8')).split('\n');
+      const cpu = lines.find((l) => /^\d+:([^:]*,)?cpu(,[^:]*)?:/.test(l)) ?? lines.find((l) => l.startsWith('0::')) ?? '';
+      const path = cpu.slice(cpu.lastIndexOf(':') + 1);
+      log(`dockerd (pid ${pid}) CPU cgroup: ${path}`);
+      assert.notEqual(path, '/', 'dockerd runs in the root CPU cgroup, where it and its helpers outweigh every container together');
+    });
+
+    it(`scale 4 → 6: 0 failed, ≤ ${SCALE_UP_GOAL_SLOW} over 0.5 s; each second no worse than a direct stream (+${NOISE_MARGIN_MS} ms logged, +${SCALE_UP_BOUND_MARGIN_MS} ms asserted)`, async () => {
       const o = await record(await scaleEvent(chaos(), 4, 6, { rate: RATE }));
       assert.equal(o.window.failed, 0, failuresOf(o));
       const late = worseThanDirect(o, NOISE_MARGIN_MS);
       const met = o.window.slow <= SCALE_UP_GOAL_SLOW && late.length === 0;
       log(`scale-up goal ${met ? 'met' : `NOT met: ${o.window.slow} over 0.5 s${late.length > 0 ? `; ${late.join('; ')}` : ''}`}`);
-      assert.ok(o.window.slow <= SCALE_UP_BOUND_SLOW, `${o.window.slow} requests over 0.5 s`);
+      assert.ok(o.window.slow <= SCALE_UP_GOAL_SLOW, `${o.window.slow} requests over 0.5 s`);
       assert.deepEqual(worseThanDirect(o, SCALE_UP_BOUND_MARGIN_MS), []);
       const newcomers = Object.keys(o.window.byReplica).length;
       assert.equal(newcomers, 6, `all 6 replicas answered during the window (${newcomers})`);
