@@ -3,7 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BACKEND_PORT } from '../../test-compose/lib/cluster.js';
 import { waitFor } from '../../test-compose/lib/wait.js';
 import type { SwarmCluster } from '../lib/swarm.js';
-import { MAX_SLOW, SLOW_MS, failureText, savePerSecond, seconds, startTrackedStream, streamText, type TrackedResult } from '../lib/traffic.js';
+import { MAX_SLOW, SLOW_MS, WARMUP_MS, failureText, savePerSecond, seconds, startTrackedStream, streamText, type TrackedResult } from '../lib/traffic.js';
 
 interface UpdateStatus {
   State: string;
@@ -26,6 +26,7 @@ export function rollingUpdateSuite(cluster: () => SwarmCluster, replicas: number
       let minServing = Infinity;
       try {
         await stream.flowing(20, replicas);
+        await sleep(WARMUP_MS);
         const t0 = performance.now();
         stream.mark('service update --force');
         await c.docker(['service', 'update', '--force', '--detach', service]);

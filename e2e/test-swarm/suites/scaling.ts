@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { BACKEND_PORT } from '../../test-compose/lib/cluster.js';
 import { upstreamIdOf, type SwarmCluster, type TaskContainer } from '../lib/swarm.js';
-import { MAX_SLOW, SCALE_BOUND_SLOW, SLOW_MS, failureText, savePerSecond, seconds, startTrackedStream, streamText, type TrackedResult } from '../lib/traffic.js';
+import { MAX_SLOW, SCALE_BOUND_SLOW, SLOW_MS, WARMUP_MS, failureText, savePerSecond, seconds, startTrackedStream, streamText, type TrackedResult } from '../lib/traffic.js';
 import { expectBackendTargets } from './prometheus.js';
 
 /** How soon after its first passing health probe a new task must serve: Swarm adds it to DNS, the balancer
@@ -31,6 +31,7 @@ export function scalingSuite(cluster: () => SwarmCluster, from: number, up: numb
       let fresh: string[];
       try {
         await stream.flowing(20, from);
+        await sleep(WARMUP_MS);
         const t0 = performance.now();
         stream.mark(`scale ${from} → ${up}`);
         scaleMs = await c.scale(up);
@@ -89,6 +90,7 @@ export function scalingSuite(cluster: () => SwarmCluster, from: number, up: numb
       try {
         // Scale down only once the stream flows through every task.
         await stream.flowing(20, up);
+        await sleep(WARMUP_MS);
         const t0 = performance.now();
         stream.mark(`scale ${up} → ${down}`);
         await c.scale(down);
