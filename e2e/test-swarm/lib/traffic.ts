@@ -93,15 +93,6 @@ export const WARMUP_MS = 3_000;
 /** Most requests over SLOW_MS that an event may cost (the goal, as in the Compose suite). */
 export const MAX_SLOW = 5;
 
-/**
- * What the scaling tests assert under Swarm: the goal (MAX_SLOW) plus this machine's margin, said
- * in the README. On 2 CPUs Swarm starts or stops several tasks at once (runc, the network sandbox,
- * Node's start-up, a process exiting), and the kernel here does not preempt that work, so every
- * container waits now and then. Measured after the fixes (Docker daemons in a cgroup of their own,
- * no VIPs): scale 4 → 6 0-27 over 0.5 s, 6 → 2 0-8; before them (3 → 6 → 2) 7-1545 and 0-296. The goal
- * is logged as met or not.
- */
-export const SCALE_BOUND_SLOW = 50;
 export { SLOW_MS };
 
 /** Keeps the stream's per-second table (requests, failed, slow, p50/p99/max) in e2e/artifacts/<name>.txt. */
