@@ -12,8 +12,8 @@ const MAX_JOIN_LAG_MS = 4_000;
 /**
  * Logs whether a scaling event met the issue's goal (≤ MAX_SLOW over SLOW_MS); not asserted under
  * Swarm (README, "Beyond one machine"). With the daemons in a cgroup of their own and no VIPs it
- * was met in most runs here (0-27 over 0.5 s, from 7-1545 before), but in both clean-clone CI runs
- * of 2026-12-03 the second right after `docker service scale`, before any new container had
+ * was met in most runs here (0-27 over 0.5 s, from 7-1545 before), but in two of three clean-clone
+ * CI runs of 2026-12-03 the second right after `docker service scale`, before any new container had
  * started, cost 138 and 190 requests; that cause is not found yet.
  */
 const logGoal = (event: string, result: TrackedResult): void => {
