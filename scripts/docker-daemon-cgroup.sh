@@ -60,7 +60,8 @@ fi
 # alone; processes the daemons start later inherit $NAME.
 pids=()
 # shellcheck disable=SC2207
-queue=("$dockerd_pid" $(pgrep -x containerd || true) $(pgrep -f '^/usr/bin/containerd-shim' || true))
+# (`containerd-shim` is the kernel's 15-character name of containerd-shim-runc-v2, wherever it is installed.)
+queue=("$dockerd_pid" $(pgrep -x containerd || true) $(pgrep -x containerd-shim || true))
 while [ "${#queue[@]}" -gt 0 ]; do
   pid=${queue[0]}
   queue=("${queue[@]:1}")
