@@ -89,7 +89,8 @@ export function perSecondTable(run: LoadRun): string {
     const s = Math.floor(m.at / 1000);
     marksBySecond.set(s, [...(marksBySecond.get(s) ?? []), m.label]);
   }
-  const lines = ['  s   req   ok fail slow    p50     p99     max  replicas  marks'];
+  // The wall-clock start lines the table up with `docker events`, container logs and host samples.
+  const lines = [`second 0 = ${new Date(run.startedAtEpoch).toISOString()}`, '  s   req   ok fail slow    p50     p99     max  replicas  marks'];
   for (const s of perSecond(run.records)) {
     const replicas = Object.keys(s.byReplica).length;
     lines.push(
