@@ -225,15 +225,15 @@ export function worstSecond(outcome: EventOutcome): { web: number; direct: numbe
 /** The events as a table for a person: one row per event, what users saw from its start on. */
 export function eventTable(outcomes: readonly EventOutcome[]): string {
   const rows = [
-    '| event | requests | failed | over 0.5 s | resent | p50 | p99 | max | worst second p99 (direct to a replica) | note |',
-    '|---|---|---|---|---|---|---|---|---|---|',
+    '| event | requests | failed | over 0.5 s | resent | p50 | p99 | max | worst second p99 (direct to a replica) | client late ≤ | note |',
+    '|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const o of outcomes) {
     const w = o.window;
     const worst = worstSecond(o);
     const note = o.stalledShare === undefined ? `command ${ms(o.actionMs)}` : `stalled replica's share ${(o.stalledShare * 100).toFixed(1)} %`;
     rows.push(
-      `| ${o.name} | ${w.requests} | ${describeFailures(w)} | ${w.slow} | ${w.resent} | ${ms(w.p50)} | ${ms(w.p99)} | ${ms(w.max)} | ${ms(worst.web)}${worst.direct === undefined ? '' : ` (${ms(worst.direct)})`} | ${note} |`,
+      `| ${o.name} | ${w.requests} | ${describeFailures(w)} | ${w.slow} | ${w.resent} | ${ms(w.p50)} | ${ms(w.p99)} | ${ms(w.max)} | ${ms(worst.web)}${worst.direct === undefined ? '' : ` (${ms(worst.direct)})`} | ${ms(w.late)} | ${note} |`,
     );
   }
   return rows.join('\n');

@@ -16,6 +16,12 @@ export interface Summary {
   p50: number;
   p99: number;
   max: number;
+  /**
+   * The most this process sent a request after its due time (ms). Latency counts from the due time,
+   * so when the load tool itself is starved of CPU (it shares the machine with the cluster), that
+   * shows here: a slow second with a large `late` was slow in the client too, not only in the cluster.
+   */
+  late: number;
   failedByKind: Partial<Record<FailureKind, number>>;
   /** X-Backend-Id -> requests it answered. */
   byReplica: Record<string, number>;
@@ -55,6 +61,7 @@ export function summarize(records: readonly RequestRecord[], fromMs = 0, toMs = 
     p50: percentile(latencies, 50),
     p99: percentile(latencies, 99),
     max: latencies.at(-1) ?? 0,
+    late: chosen.reduce((m, r) => Math.max(m, r.sentAt - r.dueAt), 0),
     failedByKind,
     byReplica,
   };
@@ -79,7 +86,7 @@ export function describeFailures(s: Summary): string {
 
 /** One line: requests, failed, slow, p50/p99/max. */
 export function describeSummary(s: Summary): string {
-  return `${s.requests} requests, ${describeFailures(s)}, ${s.slow} over ${SLOW_MS} ms, ${s.resent} resent, p50 ${ms(s.p50)}, p99 ${ms(s.p99)}, max ${ms(s.max)}`;
+  return `${s.requests} requests, ${describeFailures(s)}, ${s.slow} over ${SLOW_MS} ms, ${s.resent} resent, p50 ${ms(s.p50)}, p99 ${ms(s.p99)}, max ${ms(s.max)}, client late ≤ ${ms(s.late)}`;
 }
 
 /** A per-second table for a person (and for the artifacts of a failed test). */
@@ -90,11 +97,11 @@ export function perSecondTable(run: LoadRun): string {
     marksBySecond.set(s, [...(marksBySecond.get(s) ?? []), m.label]);
   }
   // The wall-clock start lines the table up with `docker events`, container logs and host samples.
-  const lines = [`second 0 = ${new Date(run.startedAtEpoch).toISOString()}`, '  s   req   ok fail slow    p50     p99     max  replicas  marks'];
+  const lines = [`second 0 = ${new Date(run.startedAtEpoch).toISOString()}`, '  s   req   ok fail slow    p50     p99     max    late  replicas  marks'];
   for (const s of perSecond(run.records)) {
     const replicas = Object.keys(s.byReplica).length;
     lines.push(
-      `${String(s.second).padStart(3)} ${String(s.requests).padStart(5)} ${String(s.ok).padStart(4)} ${String(s.failed).padStart(4)} ${String(s.slow).padStart(4)} ${ms(s.p50).padStart(7)} ${ms(s.p99).padStart(7)} ${ms(s.max).padStart(7)}  ${String(replicas).padStart(8)}  ${(marksBySecond.get(s.second) ?? []).join(', ')}`,
+      `${String(s.second).padStart(3)} ${String(s.requests).padStart(5)} ${String(s.ok).padStart(4)} ${String(s.failed).padStart(4)} ${String(s.slow).padStart(4)} ${ms(s.p50).padStart(7)} ${ms(s.p99).padStart(7)} ${ms(s.max).padStart(7)} ${ms(s.late).padStart(7)}  ${String(replicas).padStart(8)}  ${(marksBySecond.get(s.second) ?? []).join(', ')}`,
     );
   }
   return lines.join('\n');
