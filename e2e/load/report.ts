@@ -84,7 +84,7 @@ export function describeFailures(s: Summary): string {
   return `${s.failed} failed${kinds ? ` (${kinds})` : ''}`;
 }
 
-/** One line: requests, failed, slow, p50/p99/max. */
+/** One line: requests, failed, slow, p50/p99/max, and how late the client itself sent. */
 export function describeSummary(s: Summary): string {
   return `${s.requests} requests, ${describeFailures(s)}, ${s.slow} over ${SLOW_MS} ms, ${s.resent} resent, p50 ${ms(s.p50)}, p99 ${ms(s.p99)}, max ${ms(s.max)}, client late ≤ ${ms(s.late)}`;
 }

@@ -29,8 +29,8 @@ const NOISE_MARGIN_MS = 100;
  * direct stream's) is logged as met or not. Asserted is this machine's margin: with the Docker
  * daemons in a CPU cgroup of their own (the fix for the stalls, scripts/docker-daemon-cgroup.sh)
  * eight runs had 0, 0, 0, 0, 0, 0, 0 and 7 over 0.5 s, the worst second 27-228 ms above the direct
- * stream, whose own p99 reached 316 ms in that second; 22 later runs here had 0, two clean-clone CI
- * runs 7 and 9.
+ * stream, whose own p99 reached 316 ms in that second; 22 later runs here had 0, clean-clone CI runs
+ * 7, 9 (with a sampler beside it), 0, 0 and 0.
  * What is left is plain CPU saturation: the two new replicas' Node start-up (about 0.6 CPU-s each)
  * fills both CPUs for half a second, and every process waits its turn, the load generator too (the
  * per-second tables' `late` column: up to 190 ms). Not kernel non-preemption: a SCHED_FIFO probe
