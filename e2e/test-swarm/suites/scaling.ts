@@ -18,7 +18,7 @@ const MAX_JOIN_LAG_MS = 4_000;
  * itself sent up to 310 ms late (the per-second `late` column), a local one 77, earlier CI runs 138
  * and 190. A `cpuacct` cgroup around the daemons showed them at 0.6-1.6 CPUs for that second (task
  * set-up: shims, runc, libnetwork's helpers, iptables), the containers at their usual 0.5. Giving
- * the daemons less weight is no fix: docker-proxy, on the path of every request to :8080, is one of them.
+ * the daemons less CPU weight did not help under Compose (README), so that is no fix to show yet.
  */
 const logGoal = (event: string, result: TrackedResult): void => {
   const met = result.summary.slow <= MAX_SLOW;
