@@ -59,8 +59,8 @@ fi
 # the root cgroup (docker-proxy). Container processes are in cgroups of their own and are left
 # alone; processes the daemons start later inherit $NAME.
 pids=()
-# shellcheck disable=SC2207
 # (`containerd-shim` is the kernel's 15-character name of containerd-shim-runc-v2, wherever it is installed.)
+# shellcheck disable=SC2207
 queue=("$dockerd_pid" $(pgrep -x containerd || true) $(pgrep -x containerd-shim || true))
 while [ "${#queue[@]}" -gt 0 ]; do
   pid=${queue[0]}

@@ -95,7 +95,7 @@ export const MAX_SLOW = 5;
 
 export { SLOW_MS };
 
-/** Keeps the stream's per-second table (requests, failed, slow, p50/p99/max) in e2e/artifacts/<name>.txt. */
+/** Keeps the stream's per-second table (perSecondTable: outcomes, percentiles, the client's lateness) in e2e/artifacts/<name>.txt. */
 export async function savePerSecond(name: string, result: TrackedResult): Promise<void> {
   await mkdir(ARTIFACTS, { recursive: true });
   await writeFile(join(ARTIFACTS, `${name}.txt`), `${name}\n${streamText(result)}\n\n${perSecondTable(result.run)}\n`);
