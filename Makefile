@@ -1,19 +1,19 @@
-# One entry point for people and CI. Targets that need Docker go through the offline installer,
-# which is idempotent (about 1 s when everything is already there).
+# One entry point for people and CI. Docker targets need only Docker Engine with Compose (v2's
+# `docker compose`, or docker-compose v1) and this repository; they change nothing on the host but
+# the project's containers, images, networks and volumes.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 N ?= 4
-# The tool's stdout is captured before eval: `eval "$$(failing command)"` would succeed silently.
-# Then the daemons get a CPU cgroup of their own, as systemd would give them (no-op on such hosts):
-# in the root cgroup they starve every container while tasks start (scripts/docker-daemon-cgroup.sh).
-DOCKER_ENV := docker_env="$$(bash ../shared/tools/docker-offline.sh all)" && eval "$$docker_env" && export DOCKER_BUILDKIT=0 && \
-  bash scripts/docker-daemon-cgroup.sh &&
+# Checks that Docker answers before a Docker target runs, and says what to do when it does not.
+# Our own machines have no Docker Hub: there (only there) `.ci/run` or the developer's shell runs
+# the team's offline bootstrap first; a user's machine never needs it.
+DOCKER_ENV := docker info >/dev/null 2>&1 || { echo "make: Docker does not answer (docker info failed): install Docker Engine with Compose v2 and start it" >&2; exit 1; } &&
 # Every npm/node recipe runs on the project's Node (24 LTS): the machine's when it is new enough,
 # else the copy scripts/ensure-node.sh installs once from the npm registry into .cache/node24.
 # Captured before use, like DOCKER_ENV: a failing install must stop the recipe.
 WITH_NODE := node_dir="$$(bash scripts/ensure-node.sh)" && export PATH="$$node_dir:$$PATH" &&
-# `docker compose` (v2, or the v1 shim) when it answers, else docker-compose v1.
-COMPOSE := $$(docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+# `docker compose` (v2) when it answers, else docker-compose v1; a clear message when neither does.
+COMPOSE := $$(if docker compose version >/dev/null 2>&1; then echo "docker compose"; elif command -v docker-compose >/dev/null; then echo docker-compose; else echo "make: neither 'docker compose' nor docker-compose is installed" >&2; echo false; fi)
 
 .PHONY: help deps build start test lint typecheck check up down logs ps scale e2e bench chaos
 
@@ -79,6 +79,11 @@ lab: deps build ## algorithm lab: one slow replica among ten, every policy, same
 
 bench-connections: deps build ## 10,000 idle keep-alive clients: RSS of the balancer, nginx, HAProxy
 	$(WITH_NODE) node bench/connections.mjs
+
+.PHONY: host-docker-cgroup
+
+host-docker-cgroup: ## CHANGES THE HOST: moves dockerd/containerd out of the root CPU cgroup (measurement machines without systemd; see scripts/docker-daemon-cgroup.sh)
+	@bash scripts/docker-daemon-cgroup.sh
 
 .PHONY: swarm-up swarm-down e2e-swarm
 

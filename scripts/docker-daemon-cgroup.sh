@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Gives the Docker daemons a CPU cgroup of their own, as systemd does on a normal host
 # (docker.service, containerd.service), when they run in the root cgroup: that is how
-# ../shared/tools/docker-offline.sh starts them (no systemd), and how CI gets them.
+# a daemon started by hand or by a bootstrap script without systemd runs them (CI's machines).
 #
 # Why it matters (measured; README, "The cluster under change"): with the cgroupfs
 # driver every container sits under one `docker` cgroup, which weighs as much as ONE process of the

@@ -10,7 +10,7 @@
 # also removes the three images), LCB_WAIT_S (180: bound of every wait), SWARM_ADVERTISE_ADDR
 # (127.0.0.1), LCB_PUBLISH_MODE (ingress when the kernel has IPVS, else host), LCB_ENDPOINT_MODE
 # (of the published services: dnsrr in host mode, else vip), and the knobs of
-# docker-stack.yml. Expects a working `docker` (make runs ../shared/tools/docker-offline.sh first).
+# docker-stack.yml. Expects a working `docker` (make checks that it answers).
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -21,7 +21,6 @@ STACK_FILE=deploy/swarm/docker-stack.yml
 # Set on the node by `up` when it ran `docker swarm init`: `down` leaves only a swarm it created.
 OWNER_LABEL=lcb.swarm-created-by
 IMAGES=(backend balancer frontend)
-export DOCKER_BUILDKIT=${DOCKER_BUILDKIT:-0}
 export LCB_STACK=$STACK LCB_IMAGE_TAG=$TAG
 
 log() { printf 'swarm [%4ss] %s\n' "$SECONDS" "$*" >&2; }

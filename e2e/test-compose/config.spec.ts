@@ -6,10 +6,10 @@ import { createCompose } from './lib/compose.js';
 import { run } from './lib/exec.js';
 
 describe('Compose inputs', () => {
-  it('prometheus/prometheus.yml passes the image\'s own promtool (Prometheus 2.42 in the stand-in)', async () => {
+  it('prometheus/prometheus.yml passes the image\'s own promtool (Prometheus 3.5)', async () => {
     const res = await run(
       'docker',
-      ['run', '--rm', '--network', 'none', '--entrypoint', '/bin/promtool', '-v', `${join(REPO_ROOT, 'prometheus')}:/cfg:ro`, 'prom/prometheus:v2.53.4', 'check', 'config', '/cfg/prometheus.yml'],
+      ['run', '--rm', '--network', 'none', '--entrypoint', '/bin/promtool', '-v', `${join(REPO_ROOT, 'prometheus')}:/cfg:ro`, 'prom/prometheus:v3.5.3', 'check', 'config', '/cfg/prometheus.yml'],
       { timeoutMs: 60_000, allowFailure: true },
     );
     assert.equal(res.code, 0, res.stdout + res.stderr);

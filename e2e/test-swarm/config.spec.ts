@@ -19,7 +19,7 @@ describe('Swarm inputs', () => {
   it('deploy/swarm/prometheus.yml passes the image\'s own promtool (Prometheus 2.42 in the stand-in)', async () => {
     const res = await run(
       'docker',
-      ['run', '--rm', '--network', 'none', '--entrypoint', '/bin/promtool', '-v', `${join(REPO_ROOT, 'deploy/swarm')}:/cfg:ro`, 'prom/prometheus:v2.53.4', 'check', 'config', '/cfg/prometheus.yml'],
+      ['run', '--rm', '--network', 'none', '--entrypoint', '/bin/promtool', '-v', `${join(REPO_ROOT, 'deploy/swarm')}:/cfg:ro`, 'prom/prometheus:v3.5.3', 'check', 'config', '/cfg/prometheus.yml'],
       { timeoutMs: 60_000, allowFailure: true },
     );
     assert.equal(res.code, 0, res.stdout + res.stderr);

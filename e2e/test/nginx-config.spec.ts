@@ -1,9 +1,11 @@
 /**
  * nginx/default.conf.template and nginx/entrypoint/30-balancer-upstreams.sh: the server block plus
- * the balancer upstream lists the script writes from DNS, checked with Debian's `nginx -t`, then
- * run for real in front of real balancers to prove what the config is for: cache headers, gzip,
- * GET-only /api/, unbuffered SSE, JSON errors while no balancer answers, recovery without a
- * reload, and no lost request while the active balancer restarts (the standby takes over).
+ * the balancer server lines the script writes once at start, checked with Debian's `nginx -t`
+ * (1.22: given addresses, the lines have no `resolve`, which needs 1.27.3; the image's own
+ * re-resolution is tested in e2e/test-compose/nginx-resolve.spec.ts), then run for real in front
+ * of real balancers to prove what the config is for: cache headers, gzip, GET-only /api/,
+ * unbuffered SSE, JSON errors (the balancer unreachable, and nginx's own refusals), recovery
+ * without a reload, and no lost request while the active balancer restarts (the standby takes over).
  */
 import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -45,7 +47,7 @@ async function render(dir: string, balancers: Balancers): Promise<string> {
       BALANCER_HOST: balancers.hosts,
       BALANCER_PORT: String(balancers.port),
       BALANCER_ADMIN_PORT: String(balancers.adminPort),
-      BALANCER_WATCH_INTERVAL: '0',
+      BALANCER_RESOLVER: '127.0.0.1',
       BALANCER_UPSTREAMS_DIR: upstreams,
     },
   });
@@ -191,80 +193,62 @@ describe('nginx/default.conf.template', function () {
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  it('has no environment variables for envsubst, and no resolver on the request path', async () => {
+  it('has no environment variables for envsubst; the upstreams keep a zone and keep-alive, and no request waits for DNS', async () => {
     const template = await readFile(TEMPLATE, 'utf8');
-    assert.doesNotMatch(template, /\$\{[A-Za-z_]/, 'the balancer addresses come from the upstream lists, not from envsubst');
-    assert.doesNotMatch(template, /^\s*resolver\s/m, 'no request waits for DNS');
-    assert.match(template, /upstream balancer_data \{[^}]*keepalive \d+;/, 'keep-alive to the balancers');
-  });
-
-  it('writes the active balancer first and the others as `backup` (one balancer sees every request)', async () => {
-    const text = (await render(dir, { hosts: '127.0.0.1, 127.0.0.2 nope.invalid', port: 8001, adminPort: 9001 }), await readFile(join(dir, 'conf.d', 'upstreams', 'data.inc'), 'utf8'));
-    const servers = text.split('\n').filter((l) => l.startsWith('server '));
-    assert.deepEqual(servers, ['server 127.0.0.1:8001 max_fails=1 fail_timeout=2s;', 'server 127.0.0.2:8001 max_fails=1 fail_timeout=2s backup;']);
-    const admin = await readFile(join(dir, 'conf.d', 'upstreams', 'admin.inc'), 'utf8');
-    assert.match(admin, /server 127\.0\.0\.1:9001 /);
-  });
-
-  it('keeps watching DNS: rewrites the lists and reloads nginx only when the set changes, forking nothing but getent per round', async () => {
-    // Stand-ins on PATH that log each call: DNS answers from files, an nginx that only records.
-    const bin = join(dir, 'watch-bin');
-    const calls = join(dir, 'watch-calls.log');
-    const upstreams = join(dir, 'watch-upstreams');
-    await mkdir(bin, { recursive: true });
-    await mkdir(upstreams, { recursive: true });
-    const logged = (name: string, then = ''): string => `#!/bin/bash\necho "${name} $*" >> '${calls}'\n${then}\n`;
-    await writeFile(join(bin, 'getent'), logged('getent', `cat "${dir}/dns.$2" 2>/dev/null`), { mode: 0o755 });
-    await writeFile(join(bin, 'nginx'), logged('nginx'), { mode: 0o755 });
-    await writeFile(join(bin, 'sleep'), logged('sleep', 'exec /bin/sleep "$@"'), { mode: 0o755 });
-    await writeFile(join(bin, 'sort'), logged('sort', 'exec /usr/bin/sort "$@"'), { mode: 0o755 });
-    await writeFile(join(dir, 'dns.lb'), '10.9.0.1 STREAM lb\n');
-    await writeFile(join(dir, 'dns.lb-b'), '10.9.0.2 STREAM lb-b\n');
-    const child = spawn('bash', [UPSTREAMS_SCRIPT], {
-      detached: true,
-      stdio: 'ignore',
-      env: {
-        PATH: `${bin}:${process.env.PATH ?? ''}`,
-        BALANCER_HOST: 'lb,lb-b',
-        BALANCER_PORT: '8001',
-        BALANCER_ADMIN_PORT: '9001',
-        BALANCER_WATCH_INTERVAL: '0.1',
-        BALANCER_FORGET_AFTER: '1',
-        BALANCER_UPSTREAMS_DIR: upstreams,
-      },
-    });
-    const log = async (): Promise<string[]> => (await readFile(calls, 'utf8').catch(() => '')).split('\n').filter(Boolean);
-    const servers = async (): Promise<string> => (await readFile(join(upstreams, 'data.inc'), 'utf8').catch(() => '')).split('\n').filter((l) => l.startsWith('server ')).join('\n');
-    const until = async (what: string, check: () => Promise<boolean>): Promise<void> => {
-      const deadline = Date.now() + 10_000;
-      while (!(await check())) {
-        assert.ok(Date.now() < deadline, `timed out waiting for ${what}; calls:\n${(await log()).join('\n')}`);
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    };
-    try {
-      // Ten rounds with nothing changed: one getent per name each, no reload, no other process.
-      await until('ten rounds of lookups', async () => (await log()).filter((l) => l.startsWith('getent')).length >= 22);
-      const quiet = await log();
-      assert.deepEqual(quiet.filter((l) => !l.startsWith('getent') && !l.startsWith('sort')), [], 'no sleep and no nginx call while DNS is unchanged');
-      assert.equal(quiet.filter((l) => l.startsWith('sort')).length, 1, `sorted once, for the first list: ${quiet.join('\n')}`);
-      assert.equal(await servers(), 'server 10.9.0.1:8001 max_fails=1 fail_timeout=2s;\nserver 10.9.0.2:8001 max_fails=1 fail_timeout=2s backup;');
-
-      // The active balancer gets a new address (an upgrade): listed at once, the old one forgotten later.
-      await writeFile(join(dir, 'dns.lb'), '10.9.0.3 STREAM lb\n');
-      await until('the new address listed', async () => (await servers()).includes('10.9.0.3:8001'));
-      await until('the old address forgotten', async () => !(await servers()).includes('10.9.0.1:8001'));
-      assert.equal(await servers(), 'server 10.9.0.3:8001 max_fails=1 fail_timeout=2s;\nserver 10.9.0.2:8001 max_fails=1 fail_timeout=2s backup;');
-      await until('the second reload', async () => (await log()).filter((l) => l === 'nginx -s reload').length === 2);
-      assert.equal((await log()).filter((l) => l.startsWith('sleep')).length, 0);
-    } finally {
-      // The script returns after starting its watch loop in the background: end the whole group.
-      try {
-        process.kill(-(child.pid ?? 0), 'SIGTERM');
-      } catch {
-        // already gone
-      }
+    assert.doesNotMatch(template, /\$\{[A-Za-z_]/, 'the balancer names come from the script\'s server lines, not from envsubst');
+    assert.doesNotMatch(template, /proxy_pass\s+\$/, 'a variable in proxy_pass would resolve on the request path');
+    for (const name of ['balancer_data', 'balancer_admin']) {
+      const block = new RegExp(`upstream ${name} \\{[^}]*\\}`).exec(template)?.[0] ?? '';
+      assert.match(block, /zone \w+ \d+k;/, `${name}: \`resolve\` needs the upstream in a shared zone`);
+      assert.match(block, /keepalive \d+;/, `${name}: keep-alive to the balancers`);
     }
+    assert.match(template, /^include \/etc\/nginx\/conf\.d\/upstreams\/resolver\.inc;/m, 'the resolver the names are re-resolved with');
+  });
+
+  it('writes the active balancer first and the others as `backup`; names get `resolve`, addresses do not', async () => {
+    const upstreams = join(dir, 'conf.d', 'upstreams');
+    const servers = async (file: string): Promise<string[]> => (await readFile(join(upstreams, file), 'utf8')).split('\n').filter((l) => l.startsWith('server '));
+    await render(dir, { hosts: '127.0.0.1, 127.0.0.2', port: 8001, adminPort: 9001 });
+    assert.deepEqual(await servers('data.inc'), ['server 127.0.0.1:8001 max_fails=1 fail_timeout=2s;', 'server 127.0.0.2:8001 max_fails=1 fail_timeout=2s backup;']);
+    assert.match((await servers('admin.inc')).join('\n'), /^server 127\.0\.0\.1:9001 /);
+    await render(dir, { hosts: 'balancer balancer-b', port: 8001, adminPort: 9001 });
+    assert.deepEqual(await servers('data.inc'), ['server balancer:8001 resolve max_fails=1 fail_timeout=2s;', 'server balancer-b:8001 resolve max_fails=1 fail_timeout=2s backup;']);
+    assert.deepEqual(await servers('admin.inc'), ['server balancer:9001 resolve max_fails=1 fail_timeout=2s;', 'server balancer-b:9001 resolve max_fails=1 fail_timeout=2s backup;']);
+    assert.equal(await readFile(join(upstreams, 'resolver.inc'), 'utf8'), 'resolver 127.0.0.1 valid=1s ipv6=off;\n');
+  });
+
+  it('takes the resolver from /etc/resolv.conf unless BALANCER_RESOLVER is set, and exits: nothing keeps watching', async () => {
+    const upstreams = join(dir, 'once');
+    const started = Date.now();
+    const r = spawnSync('bash', [UPSTREAMS_SCRIPT], {
+      encoding: 'utf8',
+      timeout: 10_000,
+      env: { PATH: process.env.PATH, BALANCER_HOST: 'lb', BALANCER_PORT: '8001', BALANCER_ADMIN_PORT: '9001', BALANCER_UPSTREAMS_DIR: upstreams },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(Date.now() - started < 5_000, 'the script returns instead of starting a watch loop');
+    const nameservers = (await readFile('/etc/resolv.conf', 'utf8'))
+      .split('\n')
+      .map((l) => /^nameserver\s+(\S+)/.exec(l)?.[1])
+      .filter((ns): ns is string => ns !== undefined)
+      .map((ns) => (ns.includes(':') ? `[${ns}]` : ns));
+    assert.ok(nameservers.length > 0, 'this machine has a nameserver');
+    assert.equal(await readFile(join(upstreams, 'resolver.inc'), 'utf8'), `resolver ${nameservers.join(' ')} valid=1s ipv6=off;\n`);
+    assert.match(r.stdout, /active balancer lb, standby none/);
+  });
+
+  it('refuses bad settings with a message instead of writing a broken config', () => {
+    const attempt = (env: Record<string, string>): { status: number | null; stderr: string } =>
+      spawnSync('bash', [UPSTREAMS_SCRIPT], {
+        encoding: 'utf8',
+        env: { PATH: process.env.PATH, BALANCER_PORT: '8001', BALANCER_ADMIN_PORT: '9001', BALANCER_RESOLVER: '127.0.0.1', BALANCER_UPSTREAMS_DIR: join(dir, 'refused'), ...env },
+      });
+    const none = attempt({ BALANCER_HOST: ' , ' });
+    assert.equal(none.status, 1);
+    assert.match(none.stderr, /BALANCER_HOST names no balancer/);
+    const valid = attempt({ BALANCER_HOST: 'lb', BALANCER_RESOLVE_VALID: '1.5s' });
+    assert.equal(valid.status, 1);
+    assert.match(valid.stderr, /BALANCER_RESOLVE_VALID must be a whole number of seconds \(got '1\.5s'\)/);
   });
 
   it('passes `nginx -t` once rendered', async function () {
@@ -283,6 +267,79 @@ describe('nginx/default.conf.template', function () {
     await rm(join(dir, 'conf.d', 'upstreams'), { recursive: true, force: true });
     const r = spawnSync(bin, ['-t', '-p', dir, '-c', conf, '-e', join(dir, 'error.log')], { encoding: 'utf8' });
     assert.notEqual(r.status, 0);
+  });
+
+  // No balancer runs behind these: every answer below is nginx's own.
+  describe("nginx's own refusals", function () {
+    let nginx: { base: string; stop(): Promise<void> } | undefined;
+    let port = 0;
+
+    before(async function () {
+      requireNginx(this);
+      [port = 0] = await freePorts(1);
+      nginx = await startNginx({ hosts: '127.0.0.1', port, adminPort: port });
+    });
+
+    after(async () => {
+      await nginx?.stop();
+    });
+
+    /** One raw HTTP/1.1 exchange (fetch refuses TRACE and cannot send an oversized header). */
+    const raw = async (request: string): Promise<{ status: number; headers: string; body: string }> => {
+      const { port: nginxPort } = new URL(nginx?.base ?? '');
+      const socket = connect(Number(nginxPort), '127.0.0.1');
+      socket.setEncoding('utf8');
+      let text = '';
+      socket.on('data', (chunk: string) => (text += chunk));
+      socket.write(request);
+      await once(socket, 'end');
+      socket.destroy();
+      const [head = '', body = ''] = text.split('\r\n\r\n');
+      return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1]), headers: head, body };
+    };
+
+    const expectJson = (res: { status: number; headers: string; body: string }, status: number, code: string): void => {
+      assert.equal(res.status, status, res.headers);
+      assert.match(res.headers, /\r\nContent-Type: application\/json/i);
+      assert.equal((JSON.parse(res.body) as { error: string }).error, code);
+    };
+
+    it('TRACE: 405 LB_EDGE_METHOD_NOT_ALLOWED', async () => {
+      expectJson(await raw('TRACE / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'), 405, 'LB_EDGE_METHOD_NOT_ALLOWED');
+    });
+
+    it('a header over 8 KB: 400 LB_EDGE_HEADERS_TOO_LARGE', async () => {
+      expectJson(await raw(`GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(9000)}\r\nConnection: close\r\n\r\n`), 400, 'LB_EDGE_HEADERS_TOO_LARGE');
+    });
+
+    it('a request line over 8 KB: 414 LB_EDGE_URI_TOO_LONG', async () => {
+      expectJson(await raw(`GET /${'a'.repeat(9000)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`), 414, 'LB_EDGE_URI_TOO_LONG');
+    });
+
+    it('a malformed request: 400 LB_EDGE_BAD_REQUEST', async () => {
+      expectJson(await raw('GET / HTTP/1.1\r\nConnection: close\r\n\r\n'), 400, 'LB_EDGE_BAD_REQUEST');
+    });
+
+    it('an unknown page: 404 LB_EDGE_NOT_FOUND', async () => {
+      const res = await fetch(`${nginx?.base ?? ''}/no-such-page`);
+      assert.equal(res.status, 404);
+      assert.equal(((await res.json()) as { error: string }).error, 'LB_EDGE_NOT_FOUND');
+    });
+
+    it('a body over 1 MB to /images/: 413 LB_EDGE_BODY_TOO_LARGE, before any balancer is asked', async () => {
+      expectJson(await raw('POST /images/1 HTTP/1.1\r\nHost: x\r\nContent-Length: 2000000\r\nConnection: close\r\n\r\n'), 413, 'LB_EDGE_BODY_TOO_LARGE');
+    });
+
+    it('a write to /api/metrics: 403 LB_EDGE_FORBIDDEN', async () => {
+      const res = await fetch(`${nginx?.base ?? ''}/api/metrics`, { method: 'DELETE' });
+      assert.equal(res.status, 403);
+      assert.equal(((await res.json()) as { error: string }).error, 'LB_EDGE_FORBIDDEN');
+    });
+
+    it('the error pages themselves are not reachable from outside', async () => {
+      const res = await fetch(`${nginx?.base ?? ''}/_edge/forbidden`);
+      assert.equal(res.status, 404);
+    });
   });
 
   // The balancer sends `X-Accel-Buffering: no`, which alone turns nginx's buffering off; this

@@ -27,8 +27,6 @@ export interface ComposeOptions {
 export async function createCompose(options: ComposeOptions): Promise<Compose> {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    // The legacy builder: the offline machines have no buildx (see compose-offline.md).
-    DOCKER_BUILDKIT: process.env.DOCKER_BUILDKIT ?? '0',
     ...options.env,
     COMPOSE_PROJECT_NAME: options.project,
   };

@@ -83,7 +83,6 @@ export async function createSwarmCluster(): Promise<SwarmCluster> {
   const [frontendPort, lbPort, prometheusPort] = [await freePort(), await freePort(), await freePort()];
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    DOCKER_BUILDKIT: process.env.DOCKER_BUILDKIT ?? '0',
     LCB_STACK: STACK,
     LCB_IMAGE_TAG: IMAGE_TAG,
     // Host mode: the port is bound on this node only, and the tests send traffic to 127.0.0.1 only.
