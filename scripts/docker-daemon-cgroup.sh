@@ -3,7 +3,7 @@
 # (docker.service, containerd.service), when they run in the root cgroup: that is how
 # a daemon started by hand or by a bootstrap script without systemd runs them (CI's machines).
 #
-# Why it matters (measured; README, "The cluster under change"): with the cgroupfs
+# Why it matters (measured; docs/measurements.md, "The cluster under change"): with the cgroupfs
 # driver every container sits under one `docker` cgroup, which weighs as much as ONE process of the
 # root cgroup. While Swarm or Compose starts tasks, dockerd, containerd, runc, and libnetwork's
 # re-executed helpers (`exe`, iptables) are several runnable processes in that root cgroup, so all

@@ -11,14 +11,14 @@ const MAX_JOIN_LAG_MS = 4_000;
 
 /**
  * Logs whether a scaling event met the issue's goal (≤ MAX_SLOW over SLOW_MS); not asserted under
- * Swarm (README, "Beyond one machine"). With the daemons in a cgroup of their own and no VIPs it
+ * Swarm (docs/measurements.md). With the daemons in a cgroup of their own and no VIPs it
  * was met in most runs here (0-27 over 0.5 s, from 7-1545 before), but in the second right after
  * `docker service scale`, before any new container has started, the whole machine is sometimes
  * short of CPU: a clean-clone CI run had 24 over 0.5 s in that second while the load generator
  * itself sent up to 310 ms late (the per-second `late` column), a local one 77, earlier CI runs 138
  * and 190. A `cpuacct` cgroup around the daemons showed them at 0.6-1.6 CPUs for that second (task
  * set-up: shims, runc, libnetwork's helpers, iptables), the containers at their usual 0.5. Giving
- * the daemons less CPU weight did not help under Compose (README), so that is no fix to show yet.
+ * the daemons less CPU weight did not help under Compose (docs/measurements.md), so that is no fix to show yet.
  */
 const logGoal = (event: string, result: TrackedResult): void => {
   const met = result.summary.slow <= MAX_SLOW;
