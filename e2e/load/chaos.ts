@@ -4,6 +4,10 @@
  * stalls and kills a replica, then scales back), and the table of what users saw. Traffic goes to
  * 127.0.0.1 (nginx) and to the project's own containers only.
  *
+ * The stream mixes /images/1..4 and knows what each takes on this cluster (the backends' delays,
+ * read from their containers), so a request counts as slow only beyond its own image's delay:
+ * on a default cluster (scale 1) every request takes 1-10 s and none of that is the event's doing.
+ *
  *   npx tsx e2e/load/chaos.ts [--rate N] [--events scale-up,scale-down,restart,upgrade,stall,kill]
  */
 import { basename } from 'node:path';
@@ -21,7 +25,9 @@ import {
   type ChaosCluster,
   type EventOutcome,
 } from './events.js';
-import { describeSummary } from './report.js';
+import { describeDelays, MIXED_IMAGES, readBackendDelays } from './delays.js';
+import { SLOW_MS } from './open-loop.js';
+import { describeSummary, ms } from './report.js';
 
 const EVENTS = ['scale-up', 'scale-down', 'restart', 'upgrade', 'stall', 'kill'] as const;
 type EventName = (typeof EVENTS)[number];
@@ -59,9 +65,17 @@ const scaleTo = async (n: number): Promise<void> => {
   await cluster.waitForBackends(n);
 };
 
-const settings = { rate };
+const settings = { rate, paths: MIXED_IMAGES };
 const outcomes: EventOutcome[] = [];
 console.log(`chaos: project ${project}, ${rate} GET/s open-loop through ${web}; events: ${chosen.join(', ')}`);
+const delays = await readBackendDelays(compose).catch((err: unknown) => {
+  console.error(`chaos: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+});
+const backends = `backends: ${describeDelays(delays)} (found in ${delays.replicas} running backend containers)`;
+const meanMs = delays.imageMs.reduce((a, b) => a + b, 0) / delays.imageMs.length;
+console.log(backends);
+console.log(`stream: ${MIXED_IMAGES.join(', ')} in turn, about ${Math.round((rate * meanMs) / 1000)} requests open at once; slow = more than ${ms(SLOW_MS)} beyond the image's delay`);
 try {
   await scaleTo(4);
   for (const name of chosen) {
@@ -81,4 +95,4 @@ try {
 } finally {
   await balancers.close();
 }
-console.log(`\n${eventTable(outcomes)}`);
+console.log(`\n${backends}\n${eventTable(outcomes)}`);

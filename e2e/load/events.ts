@@ -8,7 +8,8 @@ import { readFile } from 'node:fs/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Compose, ContainerInfo } from '../test-compose/lib/compose.js';
 import { run } from '../test-compose/lib/exec.js';
-import { startOpenLoop, type LoadRun } from './open-loop.js';
+import { expectedByPath, readBackendDelays, type BackendDelays } from './delays.js';
+import { SLOW_MS, startOpenLoop, type LoadRun, type OpenLoopOptions, type RequestRecord } from './open-loop.js';
 import { describeFailures, ms, perSecond, summarize, type SecondSummary, type Summary } from './report.js';
 
 /** What an event needs of a running Compose cluster. */
@@ -23,11 +24,14 @@ export interface ChaosCluster {
 export interface LoadSettings {
   /** Requests per second through nginx (default 200). */
   readonly rate?: number;
-  /** Traffic before the event, so the window starts from a steady state (default 3 s). */
+  /**
+   * Traffic before the event, so the window starts from a steady state: 3 s, or the longest
+   * expected time of the paths if longer (10 s images fill the in-flight set in 10 s).
+   */
   readonly warmupMs?: number;
   /** Traffic after the cluster settled, so late failures count too (default 3 s). */
   readonly tailMs?: number;
-  /** Paths cycled through (default the fast image). */
+  /** Paths cycled through (default /images/1; MIXED_IMAGES for all four). */
   readonly paths?: readonly string[];
 }
 
@@ -36,8 +40,10 @@ export interface EventOutcome {
   readonly name: string;
   /** The traffic through nginx. */
   readonly run: LoadRun;
-  /** From the event's start to the end of the run. */
+  /** The requests due from the event's start to the end of the run, and those still open when it began. */
   readonly window: Summary;
+  /** The backends' delays during the event (each request's expected time). */
+  readonly delays: BackendDelays;
   /** A slower stream straight to a replica that stays, over the same seconds (when there is one). */
   readonly direct?: LoadRun;
   /** Per second of the window: through nginx, and straight to the surviving replica. */
@@ -52,6 +58,14 @@ const DIRECT_RATE = 20;
 const MAX_RUN_MS = 240_000;
 /** Where every backend replica listens inside the Compose network. */
 const BACKEND_PORT_IN_NETWORK = 8002;
+
+/**
+ * What users saw from the event's start on: the requests due from then, and the ones due before
+ * but still open when it began (a 10 s image sent 5 s earlier is in flight while replicas leave).
+ */
+export function eventWindow(records: readonly RequestRecord[], eventAt: number, endAt: number): Summary {
+  return summarize(records.filter((r) => r.dueAt >= eventAt || r.endAt > eventAt), 0, endAt);
+}
 
 /** Compose's replica number of a container (1, 2, ...). */
 const numberOf = (c: ContainerInfo): number => Number(c.labels['com.docker.compose.container-number'] ?? Infinity);
@@ -69,13 +83,15 @@ async function underLoad(
   observe?: (outcome: { run: LoadRun; eventAt: number; endAt: number }) => Partial<EventOutcome>,
 ): Promise<EventOutcome> {
   const paths = settings.paths ?? ['/images/1'];
-  const web = startOpenLoop({ origin: cluster.web, ratePerSecond: settings.rate ?? 200, durationMs: MAX_RUN_MS, paths });
+  const delays = await readBackendDelays(cluster.compose);
+  const expectedMs = expectedByPath(delays);
+  const web = startOpenLoop({ origin: cluster.web, ratePerSecond: settings.rate ?? 200, durationMs: MAX_RUN_MS, paths, expectedMs });
   const direct = directTo?.ip
-    ? startOpenLoop({ origin: `http://${directTo.ip}:${BACKEND_PORT_IN_NETWORK}`, ratePerSecond: DIRECT_RATE, durationMs: MAX_RUN_MS, paths })
+    ? startOpenLoop({ origin: `http://${directTo.ip}:${BACKEND_PORT_IN_NETWORK}`, ratePerSecond: DIRECT_RATE, durationMs: MAX_RUN_MS, paths, expectedMs })
     : undefined;
   let actionMs: number;
   try {
-    await sleep(settings.warmupMs ?? 3_000);
+    await sleep(settings.warmupMs ?? Math.max(3_000, ...paths.map((p) => expectedMs[p] ?? 0)));
     web.mark('event');
     const started = performance.now();
     await action();
@@ -94,7 +110,8 @@ async function underLoad(
   return {
     name,
     run: webRun,
-    window: summarize(webRun.records, eventAt, endAt),
+    window: eventWindow(webRun.records, eventAt, endAt),
+    delays,
     ...(directRun ? { direct: directRun } : {}),
     seconds: webSeconds.map((s) => {
       const d = directSeconds?.get(s.second);
@@ -215,25 +232,44 @@ export async function stallReplicaEvent(cluster: ChaosCluster, replicas: number,
   );
 }
 
-/** Worst per-second p99 of the window through nginx, and of the direct stream in the same seconds. */
+/**
+ * Worst per-second p99 beyond the expected time in the window through nginx, and of the direct
+ * stream in the same seconds (beyond it: with mixed images a second's plain p99 is the 10 s image's).
+ */
 export function worstSecond(outcome: EventOutcome): { web: number; direct: number | undefined } {
-  const web = Math.max(0, ...outcome.seconds.map((s) => s.web.p99));
-  const direct = outcome.direct ? Math.max(0, ...outcome.seconds.map((s) => s.direct?.p99 ?? 0)) : undefined;
+  const web = Math.max(0, ...outcome.seconds.map((s) => s.web.beyond.p99));
+  const direct = outcome.direct ? Math.max(0, ...outcome.seconds.map((s) => s.direct?.beyond.p99 ?? 0)) : undefined;
   return { web, direct };
+}
+
+/** `20 GET/s, /images/1..4 (1.00 s–10.00 s)`: the rate, the paths and their expected times. */
+export function describeStream(options: OpenLoopOptions): string {
+  const ids = options.paths.map((p) => /^\/images\/(\d+)$/.exec(p)?.[1]).map(Number);
+  const consecutive = ids.length > 1 && ids.every((id, i) => Number.isInteger(id) && id === (ids[0] ?? 0) + i);
+  const paths = consecutive ? `/images/${ids[0] ?? ''}..${ids.at(-1) ?? ''}` : [...new Set(options.paths)].join(' ');
+  const expected = options.paths.flatMap((p) => {
+    const t = options.expectedMs?.[p];
+    return t === undefined ? [] : [t];
+  });
+  const [low, high] = [Math.min(...expected), Math.max(...expected)];
+  const times = expected.length === 0 ? '' : ` (${low === high ? ms(low) : `${ms(low)}–${ms(high)}`})`;
+  return `${options.ratePerSecond} GET/s, ${paths}${times}`;
 }
 
 /** The events as a table for a person: one row per event, what users saw from its start on. */
 export function eventTable(outcomes: readonly EventOutcome[]): string {
   const rows = [
-    '| event | requests | failed | over 0.5 s | resent | p50 | p99 | max | worst second p99 (direct to a replica) | client late ≤ | note |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    `slow: more than ${ms(SLOW_MS)} beyond the request's expected time (its image's delay at the backends' delay scale); +p99, +max: latency beyond that time.`,
+    '',
+    '| event | stream (expected) | requests | failed | slow | resent | p50 | p99 | max | +p99 | +max | worst second +p99 (direct to a replica) | client late ≤ | note |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|---|',
   ];
   for (const o of outcomes) {
     const w = o.window;
     const worst = worstSecond(o);
     const note = o.stalledShare === undefined ? `command ${ms(o.actionMs)}` : `stalled replica's share ${(o.stalledShare * 100).toFixed(1)} %`;
     rows.push(
-      `| ${o.name} | ${w.requests} | ${describeFailures(w)} | ${w.slow} | ${w.resent} | ${ms(w.p50)} | ${ms(w.p99)} | ${ms(w.max)} | ${ms(worst.web)}${worst.direct === undefined ? '' : ` (${ms(worst.direct)})`} | ${ms(w.late)} | ${note} |`,
+      `| ${o.name} | ${describeStream(o.run.options)} | ${w.requests} | ${describeFailures(w)} | ${w.slow} | ${w.resent} | ${ms(w.p50)} | ${ms(w.p99)} | ${ms(w.max)} | ${ms(w.beyond.p99)} | ${ms(w.beyond.max)} | ${ms(worst.web)}${worst.direct === undefined ? '' : ` (${ms(worst.direct)})`} | ${ms(w.late)} | ${note} |`,
     );
   }
   return rows.join('\n');

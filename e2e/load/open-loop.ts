@@ -26,8 +26,10 @@ export interface RequestRecord {
   ok: boolean;
   status?: number;
   failure?: FailureKind;
-  /** Error code or the first bytes of a failed response, for the report. */
+  /** The client's error code (ECONNRESET, ...), or the status and the answer's own code (`504 LB_UPSTREAM_TIMEOUT`), for the report. */
   detail?: string;
+  /** How long the server is meant to take for this path (its own delay), when known: slow means slower than this. */
+  expectedMs?: number;
   /** X-Backend-Id of the replica that answered. */
   replica?: string;
   /**
@@ -44,7 +46,12 @@ export interface OpenLoopOptions {
   readonly durationMs: number;
   /** Cycled in order. */
   readonly paths: readonly string[];
-  /** Client timeout per request, from its due time (default 10 s). */
+  /**
+   * Path -> how long the server is meant to take for it (an image's delay), kept on each request:
+   * a request is slow when it exceeds this by more than SLOW_MS, and its timeout runs beyond it.
+   */
+  readonly expectedMs?: Readonly<Record<string, number>>;
+  /** Client timeout per request, from its due time plus its expected time (default 10 s). */
   readonly timeoutMs?: number;
   /** Safety cap on requests outstanding at once; beyond it a request fails as `other` (default 4096). */
   readonly maxOutstanding?: number;
@@ -73,8 +80,22 @@ export interface LoadRun {
   readonly marks: readonly { label: string; at: number }[];
 }
 
-/** Over this a request is "slow" (what a person notices on a page). */
+/** Over this beyond its expected time a request is "slow" (what a person notices on a page). */
 export const SLOW_MS = 500;
+
+/** Most of an error answer read for its code: the cluster's are JSON of a few dozen bytes. */
+const ERROR_BODY_BYTES = 4096;
+
+/** The `error` code of a JSON error answer (`{"error":"LB_UPSTREAM_TIMEOUT","message":...}`), if it is one. */
+export function errorCodeOf(body: string): string | undefined {
+  try {
+    const parsed: unknown = JSON.parse(body);
+    const code = typeof parsed === 'object' && parsed !== null ? (parsed as { error?: unknown }).error : undefined;
+    return typeof code === 'string' && code !== '' ? code : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 const kindOf = (err: unknown): { failure: FailureKind; detail: string } => {
   const code = (err as { code?: string }).code ?? '';
@@ -87,6 +108,17 @@ const kindOf = (err: unknown): { failure: FailureKind; detail: string } => {
   if (code === 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH' || code === 'UND_ERR_REQ_CONTENT_LENGTH_MISMATCH') return { failure: 'truncated', detail };
   return { failure: 'other', detail };
 };
+
+/** The first `limit` bytes of a body as text, read to its end (so that a cut shows as an error). */
+async function readHead(body: AsyncIterable<Buffer>, limit: number): Promise<string> {
+  const kept: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    if (size < limit) kept.push(chunk.subarray(0, limit - size));
+    size += chunk.length;
+  }
+  return Buffer.concat(kept).toString('utf8');
+}
 
 /**
  * Starts a run at once. Requests go out on a schedule of `ratePerSecond`, each on any free
@@ -112,7 +144,8 @@ export function startOpenLoop(options: OpenLoopOptions): OpenLoop {
 
   const send = (seq: number, dueAt: number): void => {
     const path = options.paths[seq % options.paths.length] ?? '/';
-    const record: RequestRecord = { seq, path, dueAt, sentAt: now(), endAt: 0, latencyMs: 0, ok: false };
+    const expectedMs = options.expectedMs?.[path];
+    const record: RequestRecord = { seq, path, dueAt, sentAt: now(), endAt: 0, latencyMs: 0, ok: false, ...(expectedMs === undefined ? {} : { expectedMs }) };
     records.push(record);
     const finish = (): void => {
       record.endAt = now();
@@ -123,8 +156,9 @@ export function startOpenLoop(options: OpenLoopOptions): OpenLoop {
       finish();
       return;
     }
-    // The timeout runs from the due time: a request the client sent late has less time left.
-    const budget = Math.max(1, Math.ceil(timeoutMs - (record.sentAt - dueAt)));
+    // The timeout runs from the due time: a request the client sent late has less time left. A
+    // 10 s image gets its 10 s on top, or every one of them would time out.
+    const budget = Math.max(1, Math.ceil(timeoutMs + (expectedMs ?? 0) - (record.sentAt - dueAt)));
     const signal = AbortSignal.timeout(budget);
     const get = () =>
       request(new URL(path, options.origin), { method: 'GET', dispatcher: agent, headersTimeout: budget, bodyTimeout: budget, signal });
@@ -142,15 +176,20 @@ export function startOpenLoop(options: OpenLoopOptions): OpenLoop {
           record.resent = true;
           res = await get();
         }
-        // Read to the end: a body cut short is a failure, not a success.
-        await res.body.dump({ limit: Number.MAX_SAFE_INTEGER });
+        const ok = res.statusCode >= 200 && res.statusCode < 300;
+        // Read to the end: a body cut short is a failure, not a success. An error answer's own
+        // code (`LB_UPSTREAM_TIMEOUT`) says more than its status.
+        let errorBody = '';
+        if (ok) await res.body.dump({ limit: Number.MAX_SAFE_INTEGER });
+        else errorBody = await readHead(res.body, ERROR_BODY_BYTES);
         record.status = res.statusCode;
         const replica = res.headers['x-backend-id'];
         if (typeof replica === 'string') record.replica = replica;
-        record.ok = res.statusCode >= 200 && res.statusCode < 300;
-        if (!record.ok) {
+        record.ok = ok;
+        if (!ok) {
           record.failure = 'status';
-          record.detail = String(res.statusCode);
+          const code = errorCodeOf(errorBody);
+          record.detail = code === undefined ? String(res.statusCode) : `${res.statusCode} ${code}`;
         }
       } catch (err) {
         Object.assign(record, kindOf(err));

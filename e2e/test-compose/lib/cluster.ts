@@ -17,6 +17,20 @@ export const REPO_ROOT = resolve(here, '../../..');
 /** e2e/artifacts: Compose logs and timings of the last run (ignored by git). */
 export const ARTIFACTS = resolve(here, '../../artifacts');
 
+/** The backends' delays, as Compose passes them ('' for BACKEND_DELAYS_MS: the backend's default, the seed's 1, 3, 5 and 10 s). */
+export interface BackendDelayEnv {
+  readonly BACKEND_DELAY_SCALE: string;
+  readonly BACKEND_DELAYS_MS: string;
+}
+
+/**
+ * The suite's own, as in the issue's measurements: /images/1 takes 1 ms, so latency under change
+ * is the cluster's own. Ids 2 and 3 (150, 250 ms) overlap for the least-connections checks, and id
+ * 4 stays slow (3 s) so that requests to it are reliably still in flight while others are
+ * routed. (The backend accepts delays up to 600 s before scaling.)
+ */
+export const SUITE_DELAYS: BackendDelayEnv = { BACKEND_DELAY_SCALE: '0.01', BACKEND_DELAYS_MS: '100,15000,25000,300000' };
+
 /** Durations of the Compose steps, for the report (`e2e/artifacts/compose-timings.json`). */
 export type Timings = Record<string, number>;
 
@@ -42,6 +56,13 @@ export interface Cluster {
   backends(): Promise<ContainerInfo[]>;
   /** `up -d --no-recreate --scale backend=N backend`; resolves with the command's duration (ms). */
   scale(replicas: number): Promise<number>;
+  /**
+   * `up -d --force-recreate --no-deps --scale backend=N backend` with `delays` (the rest of the
+   * cluster stays), then waits until every balancer routes to the N new replicas. The delays are
+   * set at a backend's start, so this is how they change. Other commands keep SUITE_DELAYS: call
+   * this again without `delays` to go back.
+   */
+  recreateBackends(replicas: number, delays?: BackendDelayEnv): Promise<void>;
   /** See Balancers.waitForBackends. */
   waitForBackends(replicas: number, timeoutMs?: number): Promise<ContainerInfo[]>;
   /** Saves the logs, then `down -v --remove-orphans --rmi local`. Idempotent. */
@@ -60,29 +81,21 @@ export async function createCluster(): Promise<Cluster> {
   const adminToken = randomBytes(16).toString('hex');
   const tokenFile = join(tmpdir(), `${project}-admin-token`);
   await writeFile(tokenFile, `${adminToken}\n`, { mode: 0o644 });
-  const compose = await createCompose({
-    root: REPO_ROOT,
-    project,
-    env: {
-      FRONTEND_ADDR: '127.0.0.1',
-      FRONTEND_PORT: String(frontendPort),
-      LB_ADDR: '127.0.0.1',
-      LB_PORT_PUBLISHED: String(lbPort),
-      LB_ADMIN_TOKEN_FILE: tokenFile,
-      // The backends' fault scenarios, reached through the balancer (the algorithm lab).
-      BACKEND_ADMIN_TOKEN: randomBytes(16).toString('hex'),
-      LB_ADMIN_ADDR: '127.0.0.1',
-      LB_ADMIN_PORT_PUBLISHED: String(adminPort),
-      PROMETHEUS_ADDR: '127.0.0.1',
-      PROMETHEUS_PORT: String(prometheusPort),
-      // As in the issue's measurements: /images/1 takes 1 ms, so latency under change is the
-      // cluster's own. Ids 2 and 3 (150, 250 ms) overlap for the least-connections checks, and id
-      // 4 stays slow (3 s) so that requests to it are reliably still in flight while others are
-      // routed. (The backend accepts delays up to 600 s before scaling.)
-      BACKEND_DELAY_SCALE: '0.01',
-      BACKEND_DELAYS_MS: '100,15000,25000,300000',
-    },
-  });
+  const env: Record<string, string> = {
+    FRONTEND_ADDR: '127.0.0.1',
+    FRONTEND_PORT: String(frontendPort),
+    LB_ADDR: '127.0.0.1',
+    LB_PORT_PUBLISHED: String(lbPort),
+    LB_ADMIN_TOKEN_FILE: tokenFile,
+    // The backends' fault scenarios, reached through the balancer (the algorithm lab).
+    BACKEND_ADMIN_TOKEN: randomBytes(16).toString('hex'),
+    LB_ADMIN_ADDR: '127.0.0.1',
+    LB_ADMIN_PORT_PUBLISHED: String(adminPort),
+    PROMETHEUS_ADDR: '127.0.0.1',
+    PROMETHEUS_PORT: String(prometheusPort),
+    ...SUITE_DELAYS,
+  };
+  const compose = await createCompose({ root: REPO_ROOT, project, env });
   const web = createHttpClient(`http://127.0.0.1:${frontendPort}`);
   const balancer = createHttpClient(`http://127.0.0.1:${lbPort}`);
   const prometheus = createHttpClient(`http://127.0.0.1:${prometheusPort}`);
@@ -152,6 +165,12 @@ export async function createCluster(): Promise<Cluster> {
     async scale(replicas) {
       const result = await compose.compose(['up', '-d', '--no-recreate', '--scale', `backend=${replicas}`, 'backend'], 300_000);
       return result.ms;
+    },
+    async recreateBackends(replicas, delays = SUITE_DELAYS) {
+      const withDelays = await createCompose({ root: REPO_ROOT, project, env: { ...env, ...delays } });
+      const result = await withDelays.compose(['up', '-d', '--force-recreate', '--no-deps', '--scale', `backend=${replicas}`, 'backend'], 300_000);
+      await balancers.waitForBackends(replicas, 120_000);
+      log(`backends recreated with BACKEND_DELAY_SCALE=${delays.BACKEND_DELAY_SCALE} BACKEND_DELAYS_MS=${delays.BACKEND_DELAYS_MS || '(default)'}: ${(result.ms / 1000).toFixed(1)} s`);
     },
     stop() {
       stopping ??= stopOnce();
