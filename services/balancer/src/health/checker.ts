@@ -23,7 +23,8 @@ export interface HealthChecker {
   /**
    * Starts probing. Resolves once the first probe of every upstream known now has ended (passed,
    * failed or timed out, so within the probe timeout): a balancer that listens before that would
-   * answer 503 for upstreams it simply has not checked yet.
+   * answer 503 for upstreams it simply has not checked yet. Then tells the registry, which raises
+   * no panic-mode alarm before.
    */
   start(): Promise<void>;
   /** Probes every unproven upstream now instead of at its next turn (after discovery added some). */
@@ -114,7 +115,9 @@ export function createHealthChecker(registry: Registry, config: Config, logger: 
           await probe(u);
           schedule(u, nextDelay(u));
         }),
-      ).then(() => undefined);
+      ).then(() => {
+        if (!stopped) registry.firstProbeRoundOver();
+      });
       // Picks up upstreams added later (discovery); the ones above are probing, so it leaves them be.
       sweeper = setInterval(sweep, Math.min(intervalMs, downIntervalMs));
       return firstRound;

@@ -16,7 +16,10 @@ export interface UpstreamTable {
    * every down or unproven one instead.
    */
   available(): readonly Upstream[];
-  /** Whether available() is the panic set: no upstream passes its checks and panic mode is on. */
+  /**
+   * Whether available() is the panic set: no upstream passes its checks and panic mode is on (on
+   * the registry, never before health checking's first round has ended: see firstProbeRoundOver).
+   */
   panicking(): boolean;
   /**
    * Counts a request on the upstream, unless it is at its max in-flight (another thread may have
@@ -44,6 +47,12 @@ export interface Registry extends UpstreamTable {
   setMaxInFlight(upstream: Upstream, maxInFlight: number): void;
   /** Health checking reports a probe; the registry applies rise/fall. */
   reportProbe(upstream: Upstream, result: ProbeResult): void;
+  /**
+   * Health checking's first round has ended: every upstream known at start has been probed once.
+   * With active checks on, panic mode is neither flagged nor warned about before this: no upstream
+   * up then means none has been probed yet, not that they all fail their checks.
+   */
+  firstProbeRoundOver(): void;
   /**
    * The data path reports a failed attempt (passive health); the registry counts it and may eject
    * the upstream. Returns the ejection's length when it ends on a timer (no active checks), for
@@ -132,11 +141,16 @@ export function createRegistry(options: RegistryOptions): Registry {
   let nextKey = 1;
   let availableCache: readonly Upstream[] = [];
   let panicking = false;
+  // Every start has upstreams that nothing has probed yet (DNS-discovered ones begin unproven):
+  // calling that panic would raise the alarm on every start, before a single check has failed.
+  let probedOnce = !rules.activeChecks;
   let stopped: Promise<void> | undefined;
 
   const refresh = (): void => {
     const wasPanicking = panicking;
-    ({ available: availableCache, panic: panicking } = availableOf(upstreams.values(), options.panic ?? false));
+    const next = availableOf(upstreams.values(), options.panic ?? false);
+    availableCache = next.available;
+    panicking = next.panic && probedOnce;
     if (panicking !== wasPanicking) {
       if (panicking) logger.warn({ upstreams: availableCache.map((u) => u.id) }, 'panic mode: no upstream passes its checks; spreading requests over all of them');
       else logger.info('panic mode over');
@@ -273,6 +287,11 @@ export function createRegistry(options: RegistryOptions): Registry {
     reportProbe(u, result) {
       if (u.removed) return;
       apply(u, afterProbe(fields(u), result, rules, Date.now()));
+    },
+    firstProbeRoundOver() {
+      if (probedOnce) return;
+      probedOnce = true;
+      refresh();
     },
     reportFailure(u, reason) {
       if (u.removed) return undefined;
