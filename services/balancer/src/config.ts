@@ -169,8 +169,20 @@ const configSchema = z.object({
 
 type DeepReadonly<T> = T extends readonly (infer U)[] ? readonly DeepReadonly<U>[] : T extends object ? { readonly [K in keyof T]: DeepReadonly<T[K]> } : T;
 
+/**
+ * How the admin token was given (never the token): a refused admin write names from it the knob
+ * that would enable writes on this balancer.
+ */
+export type AdminTokenSource =
+  /** Neither token nor file: `token` and `file` are the knobs of the way this balancer was configured (flags or env). */
+  | { readonly kind: 'unset'; readonly token: string; readonly file: string }
+  /** Given directly by `knob` (possibly empty: `--admin-token ''`, `LB_ADMIN_TOKEN=`). */
+  | { readonly kind: 'token'; readonly knob: string }
+  /** Read from the file at `path`, named by `knob`. */
+  | { readonly kind: 'file'; readonly knob: string; readonly path: string };
+
 /** The balancer's settings, validated once at start and frozen (see configSchema for each one). */
-export type Config = DeepReadonly<z.output<typeof configSchema>>;
+export type Config = DeepReadonly<z.output<typeof configSchema> & { adminTokenSource: AdminTokenSource }>;
 
 /** What the command line asked for besides the config itself. */
 export type ParseResult =
@@ -205,6 +217,13 @@ function optionsOf(shape: Readonly<Record<string, z.ZodType>>, prefix: readonly 
 export const OPTIONS: readonly OptionEntry[] = Object.freeze(optionsOf(configSchema.shape));
 const BY_FLAG = new Map(OPTIONS.map((o) => [o.meta.flag, o]));
 const UPSTREAMS = OPTIONS.find((o) => o.meta.multiple === true);
+const optionAt = (key: keyof Config): OptionEntry => {
+  const entry = OPTIONS.find((o) => o.path.length === 1 && o.path[0] === key);
+  if (entry === undefined) throw new Error(`config field ${key} has no option`);
+  return entry;
+};
+const ADMIN_TOKEN = optionAt('adminToken');
+const ADMIN_TOKEN_FILE = optionAt('adminTokenFile');
 
 /** The `--help` text, generated from the option table. */
 export function helpText(): string {
@@ -255,6 +274,8 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
   const positionals: string[] = [];
   const flagUpstreams: string[] = [];
   let check = false;
+  // Whether settings came on the command line (vs only the environment): the knobs to name later.
+  let commandLine = false;
 
   // Not strict: parseArgs would stop at the first unknown flag, and every problem is wanted at once.
   const { tokens } = parseArgs({
@@ -265,13 +286,17 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     tokens: true,
   });
   for (const token of tokens) {
-    if (token.kind === 'positional') positionals.push(token.value);
+    if (token.kind === 'positional') {
+      positionals.push(token.value);
+      commandLine = true;
+    }
     if (token.kind !== 'option') continue;
     if (token.name === 'help') return { kind: 'help', text: helpText() };
     if (token.name === 'check') {
       check = true;
       continue;
     }
+    commandLine = true;
     // `--no-panic`, `--no-passive-5xx`: the off switch of a boolean option.
     const negated = token.name.startsWith('no-') && token.value === undefined ? BY_FLAG.get(token.name.slice(3)) : undefined;
     if (negated?.meta.boolean === true) {
@@ -337,7 +362,23 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     }
   }
   if (errors.length > 0) return { kind: 'error', errors };
-  return { kind: 'config', config: deepFreeze({ ...parsed, adminToken }), check };
+  const adminTokenSource = adminTokenSourceOf(given, env, commandLine, parsed.adminTokenFile);
+  return { kind: 'config', config: deepFreeze({ ...parsed, adminToken, adminTokenSource }), check };
+}
+
+/** Who gave the admin token or its file, else which pair of knobs fits how the balancer was configured. */
+function adminTokenSourceOf(given: ReadonlyMap<OptionEntry, Given>, env: Readonly<Record<string, string | undefined>>, commandLine: boolean, file: string): AdminTokenSource {
+  const whoGave = (entry: OptionEntry): string => {
+    const from = given.get(entry);
+    return from === undefined ? 'default' : sourceOf(from, undefined);
+  };
+  if (file !== '') return { kind: 'file', knob: whoGave(ADMIN_TOKEN_FILE), path: file };
+  if (whoGave(ADMIN_TOKEN) !== 'default') return { kind: 'token', knob: whoGave(ADMIN_TOKEN) };
+  // An empty env value counts as unset for every option, but whoever wrote `LB_ADMIN_TOKEN=` meant this knob.
+  if (env[ADMIN_TOKEN.meta.env] === '') return { kind: 'token', knob: ADMIN_TOKEN.meta.env };
+  return commandLine
+    ? { kind: 'unset', token: `--${ADMIN_TOKEN.meta.flag}`, file: `--${ADMIN_TOKEN_FILE.meta.flag}` }
+    : { kind: 'unset', token: ADMIN_TOKEN.meta.env, file: ADMIN_TOKEN_FILE.meta.env };
 }
 
 /** One problem, naming who gave the value, the value, and what is accepted. */

@@ -188,7 +188,7 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
   let ready = false;
   const admin = createAdminApp({
     lab: { runner: lab, relay },
-    metrics, scrape, snapshot, events, ready: () => ready, logger: logger.child({ component: 'admin' }), writes: { registry, token: config.adminToken, policy },
+    metrics, scrape, snapshot, events, ready: () => ready, logger: logger.child({ component: 'admin' }), writes: { registry, token: { value: config.adminToken, source: config.adminTokenSource }, policy },
   });
   const adminHandler = admin.callback();
   // Koa's callback handles its own errors; the promise it returns carries nothing more.

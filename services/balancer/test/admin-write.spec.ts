@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { pino } from 'pino';
 import request from 'supertest';
@@ -6,6 +9,8 @@ import { request as undiciRequest } from 'undici';
 import { createAdminApp } from '../src/admin/app.js';
 import { createEventHub } from '../src/admin/event-hub.js';
 import { DEFAULT_DRAIN_TIMEOUT_MS, MAX_BODY_BYTES, tokenMatches } from '../src/admin/write-api.js';
+import { parseConfig } from '../src/config.js';
+import type { AdminTokenSource } from '../src/config.js';
 import { createDecisionLog } from '../src/decision-log.js';
 import { createMetrics } from '../src/metrics.js';
 import { createPolicySetting } from '../src/picker/policy.js';
@@ -30,7 +35,7 @@ interface Harness {
 }
 
 /** The admin app over a real registry (two upstreams, nothing listening: pools connect lazily). */
-function harness(token: string): Harness {
+function harness(token: string, source?: AdminTokenSource): Harness {
   const registry = testRegistry();
   registry.sync('static', [
     { host: '127.0.0.1', port: 8002, weight: 1 },
@@ -43,7 +48,7 @@ function harness(token: string): Harness {
   const events = createEventHub(snapshot, 50);
   const logs: Record<string, unknown>[] = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => logs.push(JSON.parse(line) as Record<string, unknown>) });
-  const app = createAdminApp({ metrics, snapshot, events, ready: () => true, logger, writes: { registry, token, policy } });
+  const app = createAdminApp({ metrics, snapshot, events, ready: () => true, logger, writes: { registry, token: { value: token, source }, policy } });
   return {
     registry,
     app,
@@ -282,6 +287,73 @@ describe('admin write API', () => {
         { upstream: A, action: 'weight', to: 3 },
         { upstream: A, action: 'max-in-flight', to: 4 },
       ]);
+    });
+  });
+
+  describe('the 403 names what would enable writes, as this balancer was configured', () => {
+    /** The refusal of a balancer configured by `argv` and `env`; `files` are what the token file reader finds. */
+    const refusalOf = async (argv: string[], env: Record<string, string>, files: Record<string, string> = {}): Promise<string> => {
+      const parsed = parseConfig(argv, env, (path) => {
+        const text = files[path];
+        if (text === undefined) throw Object.assign(new Error('no such file'), { code: 'ENOENT' });
+        return text;
+      });
+      if (parsed.kind !== 'config') throw new Error(`bad config: ${JSON.stringify(parsed)}`);
+      const off = harness(parsed.config.adminToken, parsed.config.adminTokenSource);
+      try {
+        const res = await request(off.app.callback()).put('/api/policy').send({ policy: 'p2c' }).expect(403);
+        assert.equal(res.body.error, 'LB_ADMIN_WRITES_DISABLED');
+        return String(res.body.message);
+      } finally {
+        await off.stop();
+      }
+    };
+
+    it('configured by flags and given no token: --admin-token or --admin-token-file', async () => {
+      assert.equal(
+        await refusalOf(['--port', '8001', 'a:1'], {}),
+        'admin writes are disabled: no admin token is configured; give one with --admin-token or --admin-token-file (a file holding it) to enable them',
+      );
+    });
+
+    it('configured by the environment and given no token: LB_ADMIN_TOKEN or LB_ADMIN_TOKEN_FILE', async () => {
+      assert.equal(
+        await refusalOf([], { LB_UPSTREAMS: 'a:1' }),
+        'admin writes are disabled: no admin token is configured; give one with LB_ADMIN_TOKEN or LB_ADMIN_TOKEN_FILE (a file holding it) to enable them',
+      );
+    });
+
+    it('given an empty token: the flag or env var that gave it', async () => {
+      assert.equal(await refusalOf(['--admin-token=', 'a:1'], {}), 'admin writes are disabled: --admin-token is empty; give it a token to enable them');
+      assert.equal(await refusalOf([], { LB_UPSTREAMS: 'a:1', LB_ADMIN_TOKEN: '' }), 'admin writes are disabled: LB_ADMIN_TOKEN is empty; give it a token to enable them');
+    });
+
+    it('an empty token file (Compose\'s default secret): the file, who named it, and how to start Compose with a token', async () => {
+      const compose = await refusalOf([], { LB_DISCOVERY_DNS: 'backend', LB_ADMIN_TOKEN_FILE: '/run/secrets/lb_admin_token' }, { '/run/secrets/lb_admin_token': '\n' });
+      assert.match(compose, /^admin writes are disabled: the admin token file \/run\/secrets\/lb_admin_token \(LB_ADMIN_TOKEN_FILE\) is empty; /);
+      assert.ok(compose.includes('`LB_ADMIN_TOKEN_FILE=./secrets/admin-token docker compose up -d` (or `make up` with the same variable)'), compose);
+      const flag = await refusalOf(['--admin-token-file', '/etc/lb/token', 'a:1'], {}, { '/etc/lb/token': '' });
+      assert.match(flag, /^admin writes are disabled: the admin token file \/etc\/lb\/token \(--admin-token-file\) is empty; /);
+    });
+
+    it('a running balancer refuses with its own source (real sockets, a real empty token file)', async () => {
+      const dir = await mkdtemp(join(tmpdir(), 'lb-token-'));
+      const file = join(dir, 'token');
+      await writeFile(file, '');
+      const origin = await startOrigin((_req, res) => res.writeHead(200).end('ok'));
+      const running = await startBalancer(testConfig([origin.port], {}, ['--admin-token-file', file]));
+      try {
+        const res = await undiciRequest(`${running.adminUrl}/api/upstreams/${origin.id}/drain`, { method: 'POST', headers: bearer('anything') });
+        assert.equal(res.statusCode, 403);
+        const body = (await res.body.json()) as { error: string; message: string };
+        assert.equal(body.error, 'LB_ADMIN_WRITES_DISABLED');
+        assert.ok(body.message.startsWith(`admin writes are disabled: the admin token file ${file} (--admin-token-file) is empty; `), body.message);
+        assert.equal(running.balancer.registry.get(origin.id)?.state, 'up', 'not drained');
+      } finally {
+        await running.balancer.stop();
+        await origin.close();
+        await rm(dir, { recursive: true });
+      }
     });
   });
 

@@ -11,6 +11,7 @@ import type { LabRunner } from '../lab/runner.js';
 import type { ScenarioRelay } from '../lab/scenario-relay.js';
 import type { EventHub } from './event-hub.js';
 import { registerWriteRoutes } from './write-api.js';
+import type { AdminToken } from './write-api.js';
 
 export interface AdminDeps {
   readonly metrics: Metrics;
@@ -22,7 +23,7 @@ export interface AdminDeps {
   readonly ready: () => boolean;
   readonly logger: Logger;
   /** The write API (drain, weight, max in-flight); without it the admin port is read-only. */
-  readonly writes?: { readonly registry: Registry; readonly token: string; readonly policy: PolicySetting };
+  readonly writes?: { readonly registry: Registry; readonly token: AdminToken; readonly policy: PolicySetting };
   /** The algorithm lab (load generator, comparisons, backend scenarios); needs `writes`' token. */
   readonly lab?: { readonly runner: LabRunner; readonly relay: ScenarioRelay };
 }
@@ -56,7 +57,7 @@ export function createAdminApp(deps: AdminDeps): Koa {
     deps.events.attach(ctx.res);
   });
   if (deps.writes !== undefined) registerWriteRoutes(router, { ...deps.writes, snapshot: deps.snapshot, logger: deps.logger });
-  if (deps.lab !== undefined) registerLabRoutes(router, { ...deps.lab, token: deps.writes?.token ?? '', logger: deps.logger });
+  if (deps.lab !== undefined) registerLabRoutes(router, { ...deps.lab, token: deps.writes?.token ?? { value: '' }, logger: deps.logger });
 
   app.on('error', (err: unknown) => {
     const code = (err as { code?: string }).code;

@@ -3,7 +3,8 @@
  * the selection policy of the whole balancer.
  *
  * Every write needs `Authorization: Bearer <LB_ADMIN_TOKEN>`; without a configured token every
- * write is refused, so an admin port exposed by mistake cannot be used to take upstreams out.
+ * write is refused, so an admin port exposed by mistake cannot be used to take upstreams out. The
+ * refusal names the knob that would enable writes, as this balancer was configured.
  * Changes go through the registry (the one owner of upstream state) and are logged.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -11,6 +12,7 @@ import type { IncomingMessage } from 'node:http';
 import type { Router, RouterContext } from '@koa/router';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import type { AdminTokenSource } from '../config.js';
 import { LbError } from '../errors.js';
 import type { LbErrorCode } from '../errors.js';
 import { POLICIES } from '../picker/policy.js';
@@ -33,11 +35,18 @@ export class WriteError extends LbError {
   }
 }
 
+/** The admin bearer token, and how it was given. */
+export interface AdminToken {
+  /** Empty = every write refused with 403. */
+  readonly value: string;
+  /** Unknown (a test's token) = the refusal names no knob. */
+  readonly source?: AdminTokenSource;
+}
+
 /** What the write routes need from the balancer. */
 export interface WriteApiDeps {
   readonly registry: Registry;
-  /** The bearer token; empty = every write refused with 403. */
-  readonly token: string;
+  readonly token: AdminToken;
   /** The selection policy, switched by `PUT /api/policy`. */
   readonly policy: PolicySetting;
   readonly snapshot: () => Snapshot;
@@ -120,17 +129,39 @@ export async function parseBody<T>(ctx: RouterContext, schema: z.ZodType<T>): Pr
   return result.data;
 }
 
+/** Why writes are refused without a token, and what would enable them where this balancer was configured. */
+export function writesDisabledMessage(source: AdminTokenSource | undefined): string {
+  const disabled = 'admin writes are disabled';
+  switch (source?.kind) {
+    case undefined:
+      return `${disabled}: no admin token is configured`;
+    case 'unset':
+      return `${disabled}: no admin token is configured; give one with ${source.token} or ${source.file} (a file holding it) to enable them`;
+    case 'token':
+      return `${disabled}: ${source.knob} is empty; give it a token to enable them`;
+    case 'file':
+      // Compose mounts the file named by the host's LB_ADMIN_TOKEN_FILE as a Docker secret, by
+      // default an empty one (secrets/no-admin-token): the usual way to land here.
+      return (
+        `${disabled}: the admin token file ${source.path} (${source.knob}) is empty; put a token in it to enable them. ` +
+        'In Compose: write a token to ./secrets/admin-token and start with `LB_ADMIN_TOKEN_FILE=./secrets/admin-token docker compose up -d` ' +
+        '(or `make up` with the same variable)'
+      );
+  }
+}
+
 /**
  * Wraps an admin write: refuses it without the bearer token (403 when none is configured), and
  * turns a WriteError thrown by `run` into its status and `{ error, message }` body. Other admin
  * write routes (the lab) use it too, so every write is authorised the same way.
  */
-export function guardedWrite(token: string, run: (ctx: RouterContext) => Promise<void>): (ctx: RouterContext) => Promise<void> {
+export function guardedWrite(token: AdminToken, run: (ctx: RouterContext) => Promise<void>): (ctx: RouterContext) => Promise<void> {
+  const refusal = writesDisabledMessage(token.source);
   return async (ctx) => {
     try {
-      if (token === '') throw new WriteError('LB_ADMIN_WRITES_DISABLED', 'admin writes are disabled: set LB_ADMIN_TOKEN to enable them');
+      if (token.value === '') throw new WriteError('LB_ADMIN_WRITES_DISABLED', refusal);
       const presented = BEARER_RE.exec(ctx.get('authorization'))?.[1];
-      if (presented === undefined || !tokenMatches(presented, token)) {
+      if (presented === undefined || !tokenMatches(presented, token.value)) {
         ctx.set('www-authenticate', 'Bearer realm="balancer admin"');
         throw new WriteError('LB_UNAUTHORIZED', 'a valid "Authorization: Bearer <token>" header is required');
       }

@@ -8,6 +8,7 @@ import type { Router, RouterContext } from '@koa/router';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import { WriteError, guardedWrite, parseBody } from '../admin/write-api.js';
+import type { AdminToken } from '../admin/write-api.js';
 import { POLICIES } from '../picker/policy.js';
 import { toCsv } from './export.js';
 import { LIMITS } from './runner.js';
@@ -32,7 +33,7 @@ const specBody = z.strictObject({
 export interface LabRouteDeps {
   readonly runner: LabRunner;
   readonly relay: ScenarioRelay;
-  readonly token: string;
+  readonly token: AdminToken;
   readonly logger: Logger;
 }
 
