@@ -35,9 +35,9 @@ export interface Config {
   readonly adminToken: string;
 }
 
-/** What {@link parseConfig} returns: a config, a request for help, or every problem found. */
+/** What {@link parseConfig} returns: a config (`check`: only validate it), a request for help, or every problem found. */
 export type ParseResult =
-  | { readonly kind: 'config'; readonly config: Config }
+  | { readonly kind: 'config'; readonly config: Config; readonly check: boolean }
   | { readonly kind: 'help'; readonly text: string }
   | { readonly kind: 'errors'; readonly errors: readonly string[] };
 
@@ -46,6 +46,8 @@ export type BackendEnv = Readonly<Partial<Record<string, string | undefined>>>;
 
 /** Usage text, printed for `--help` and after configuration errors. */
 export const USAGE = `usage: backend [PORT]
+       backend --check [PORT]   validate the configuration, print a summary and exit (0 ok, 2 bad)
+       backend --help           this text
 
 Serves /images/1..4 (PNG) after a per-id delay, plus /healthz, /info and /metrics.
 
@@ -126,13 +128,15 @@ function envValue(env: BackendEnv, name: string): string | undefined {
  */
 export function parseConfig(argv: readonly string[], env: BackendEnv, hostname: string): ParseResult {
   if (argv.includes('--help') || argv.includes('-h')) return { kind: 'help', text: USAGE };
-  const options = argv.filter((a) => a.startsWith('-') && !/^-\d/.test(a));
+  const check = argv.includes('--check');
+  const args = argv.filter((a) => a !== '--check');
+  const options = args.filter((a) => a.startsWith('-') && !/^-\d/.test(a));
   if (options.length > 0) {
-    return { kind: 'errors', errors: options.map((o) => `✖ unknown option ${o} (the only argument is the port)`) };
+    return { kind: 'errors', errors: options.map((o) => `✖ unknown option ${o} (the only argument is the port; see --help)`) };
   }
   const parsed = Input.safeParse({
-    arguments: argv,
-    PORT: argv[0],
+    arguments: args,
+    PORT: args[0],
     BACKEND_PORT: envValue(env, 'BACKEND_PORT'),
     BACKEND_HOST: envValue(env, 'BACKEND_HOST'),
     BACKEND_ID: envValue(env, 'BACKEND_ID'),
@@ -158,5 +162,15 @@ export function parseConfig(argv: readonly string[], env: BackendEnv, hostname: 
     shutdownDelayMs: input.BACKEND_SHUTDOWN_DELAY_MS ?? 0,
     adminToken: input.BACKEND_ADMIN_TOKEN ?? '',
   };
-  return { kind: 'config', config: Object.freeze(config) };
+  return { kind: 'config', config: Object.freeze(config), check };
+}
+
+/** The one line `--check` prints: every setting but the admin token, which it only says is set or not. */
+export function describeConfig(config: Config): string {
+  const listen = `${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
+  const scenarios = config.adminToken === '' ? 'refused (no BACKEND_ADMIN_TOKEN)' : 'enabled';
+  return (
+    `listen ${listen}, id ${config.id}, delays ${config.delaysMs.join(',')} ms x ${config.delayScale}, ` +
+    `shutdown delay ${config.shutdownDelayMs} ms, log level ${config.logLevel}, fault scenarios ${scenarios}`
+  );
 }

@@ -3,7 +3,7 @@
 import { createServer } from 'node:http';
 import { hostname } from 'node:os';
 import { createApp } from './app.js';
-import { parseConfig, USAGE } from './config.js';
+import { describeConfig, parseConfig, USAGE } from './config.js';
 import { createLogger } from './logger.js';
 
 /** Exit code for a configuration the backend refuses to start with. */
@@ -25,6 +25,10 @@ async function main(): Promise<number> {
     return EXIT_BAD_CONFIG;
   }
   const config = parsed.config;
+  if (parsed.check) {
+    process.stdout.write(`backend: configuration ok (${describeConfig(config)})\n`);
+    return 0;
+  }
   const logger = createLogger(config.logLevel);
   // POST /admin/exit: exit 1 like a crash, so Compose's restart policy brings the replica back.
   const backend = createApp(config, { logger, exit: () => process.exit(EXIT_FAILURE) });

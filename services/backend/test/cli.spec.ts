@@ -71,6 +71,35 @@ describe('backend CLI', function () {
     assert.equal(run.out(), '');
   });
 
+  it('--help prints its own usage, --check and every BACKEND_* variable included, and exits 0', async () => {
+    const run = cli(['--help']);
+    assert.equal(await run.exited, 0);
+    assert.match(run.out(), /^usage: backend \[PORT\]\n {7}backend --check \[PORT\] /);
+    for (const name of ['PORT', 'HOST', 'ID', 'DELAYS_MS', 'DELAY_SCALE', 'LOG_LEVEL', 'SHUTDOWN_DELAY_MS', 'ADMIN_TOKEN']) {
+      assert.match(run.out(), new RegExp(`^ {2}BACKEND_${name} `, 'm'), `BACKEND_${name}`);
+    }
+    assert.equal(run.err(), '');
+  });
+
+  it('--check validates, prints a summary and exits 0 without listening', async () => {
+    const port = await freePort();
+    const run = cli(['--check', String(port)], { BACKEND_ID: 'cli-check', BACKEND_DELAYS_MS: '0,0,0,0', BACKEND_ADMIN_TOKEN: 'never-printed' });
+    assert.equal(await run.exited, 0, run.err());
+    assert.equal(
+      run.out(),
+      `backend: configuration ok (listen 127.0.0.1:${port}, id cli-check, delays 0,0,0,0 ms x 1, shutdown delay 0 ms, log level info, fault scenarios enabled)\n`,
+    );
+    assert.equal(run.err(), '');
+  });
+
+  it('--check with a bad configuration: the problem on stderr, exit 2', async () => {
+    const run = cli(['--check'], { BACKEND_DELAY_SCALE: 'fast' });
+    assert.equal(await run.exited, 2);
+    assert.match(run.err(), /invalid configuration[\s\S]*must be a number, got "fast"[\s\S]*→ at BACKEND_DELAY_SCALE/);
+    assert.doesNotMatch(run.err(), /unknown option/);
+    assert.equal(run.out(), '');
+  });
+
   it('prints the listening line, serves, and exits 0 on SIGTERM after in-flight images finish', async () => {
     const port = await freePort();
     const run = cli([String(port)], { BACKEND_ID: 'cli-1', BACKEND_DELAYS_MS: '1500,1500,1500,1500' });

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { DEFAULT_DELAYS_MS, parseConfig, type BackendEnv, type Config } from '../src/config.js';
+import { DEFAULT_DELAYS_MS, describeConfig, parseConfig, type BackendEnv, type Config } from '../src/config.js';
 
 const HOST = 'box';
 
@@ -92,6 +92,25 @@ describe('parseConfig', () => {
     for (const where of ['PORT', 'BACKEND_DELAYS_MS[1]', 'BACKEND_DELAY_SCALE', 'BACKEND_LOG_LEVEL']) {
       assert.ok(all.some((e) => e.includes(`→ at ${where}`)), `${where} in ${all.join('\n')}`);
     }
+  });
+
+  it('--check: the config to validate, the port argument and env read as without it', () => {
+    const result = parseConfig(['--check', '8003'], { BACKEND_ID: 'b7', BACKEND_DELAY_SCALE: '0.5' }, HOST);
+    if (result.kind !== 'config') assert.fail(`expected a config, got ${JSON.stringify(result)}`);
+    assert.equal(result.check, true);
+    assert.equal(result.config.port, 8003);
+    assert.equal(
+      describeConfig(result.config),
+      'listen 127.0.0.1:8003, id b7, delays 1000,3000,5000,10000 ms x 0.5, shutdown delay 0 ms, log level info, fault scenarios refused (no BACKEND_ADMIN_TOKEN)',
+    );
+    const started = parseConfig(['8003'], {}, HOST);
+    assert.equal(started.kind === 'config' && started.check, false);
+    assert.match(errors(['--check'], { BACKEND_LOG_LEVEL: 'loud' }), /must be one of[\s\S]*BACKEND_LOG_LEVEL/);
+  });
+
+  it('--check never shows the admin token, only whether scenarios are enabled', () => {
+    const c = config([], { BACKEND_ADMIN_TOKEN: 's3cret', BACKEND_HOST: '::' });
+    assert.equal(describeConfig(c), 'listen [::]:8002, id box:8002, delays 1000,3000,5000,10000 ms x 1, shutdown delay 0 ms, log level info, fault scenarios enabled');
   });
 
   it('answers --help with the usage', () => {
