@@ -68,8 +68,9 @@ export function errorBody(code: LbErrorCode, message: string): string {
 
 /**
  * Why an attempt on an upstream failed, as counted in metrics and used for the retry decision.
- * `ejected`: the upstream was taken out (failed probes, outlier ejection) while this attempt
- * still waited for its response headers, and the request was moved.
+ * `ejected`: the upstream stopped answering and was taken out (timed-out probes, or an outlier
+ * ejection on timeouts) while this attempt still waited for its response headers, and the
+ * request was moved.
  */
 export type FailureReason = 'connect' | 'timeout' | 'reset' | 'aborted' | 'ejected';
 

@@ -116,7 +116,7 @@ describe('worker thread: a negative in-flight count', () => {
       panic: true,
     });
     try {
-      mirror.apply([{ key: 1, slot: 3, host: '127.0.0.1', port: 1, source: 'static', state: 'up', weight: 1, configuredWeight: 1, maxInFlight: 0 }]);
+      mirror.apply([{ key: 1, slot: 3, host: '127.0.0.1', port: 1, source: 'static', state: 'up', unresponsive: false, weight: 1, configuredWeight: 1, maxInFlight: 0 }]);
       const [upstream] = mirror.list();
       assert.ok(upstream);
       // A release without its acquire: the bug this log line is for.

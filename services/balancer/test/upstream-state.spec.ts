@@ -41,15 +41,43 @@ describe('upstream state has one owner: the registry', () => {
   it('health probes are reported: the registry applies fall, then rise (and resets the counts on a change)', async () => {
     const registry = registryWith([9102]);
     const u = only(registry);
-    registry.reportProbe(u, { ok: false, why: 'status 500' });
+    registry.reportProbe(u, { ok: false, why: 'status 500', timedOut: false });
     assert.deepEqual([u.state, u.probeFailures], ['up', 1]);
-    registry.reportProbe(u, { ok: false, why: 'status 500' });
+    registry.reportProbe(u, { ok: false, why: 'status 500', timedOut: false });
     assert.deepEqual([u.state, u.probeFailures], ['down', 0]);
     registry.reportProbe(u, { ok: true });
     assert.equal(u.state, 'down');
     registry.reportProbe(u, { ok: true });
     assert.deepEqual([u.state, u.probeSuccesses], ['up', 0]);
     await registry.stop();
+  });
+
+  it('unresponsive: a down upstream whose probes time out, not one that answers them with a failure; a change while down is announced', async () => {
+    const registry = registryWith([9104]);
+    const u = only(registry);
+    let changes = 0;
+    registry.onChange(() => changes++);
+    // A replica draining before it stops: it answers, so the requests it has are left to finish.
+    registry.reportProbe(u, { ok: false, why: 'status 503', timedOut: false });
+    registry.reportProbe(u, { ok: false, why: 'status 503', timedOut: false });
+    assert.deepEqual([u.state, u.unresponsive], ['down', false]);
+    const before = changes;
+    registry.reportProbe(u, { ok: false, why: 'UND_ERR_HEADERS_TIMEOUT', timedOut: true });
+    assert.deepEqual([u.state, u.unresponsive, changes], ['down', true, before + 1], 'went silent while down: the data path hears of it');
+    registry.reportProbe(u, { ok: false, why: 'UND_ERR_HEADERS_TIMEOUT', timedOut: true });
+    assert.equal(changes, before + 1, 'nothing new to announce');
+    registry.reportProbe(u, { ok: true });
+    assert.deepEqual([u.state, u.unresponsive], ['down', false]);
+    await registry.stop();
+
+    const passive = registryWith([9105, 9106], { ...RULES, passiveFailures: 1 });
+    const [timedOut, refused] = passive.list();
+    assert.ok(timedOut && refused);
+    passive.reportFailure(timedOut, 'timeout');
+    assert.deepEqual([timedOut.state, timedOut.unresponsive], ['down', true], 'ejected on a timeout');
+    passive.reportFailure(refused, 'connect');
+    assert.deepEqual([refused.state, refused.unresponsive], ['down', false], 'a refused connect: its probes tell whether it still answers');
+    await passive.stop();
   });
 
   it('passive failures are reported: the registry ejects past the threshold, doubling; the detector only ends a timed ejection', async () => {

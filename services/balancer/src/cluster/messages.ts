@@ -17,6 +17,8 @@ export interface UpstreamView {
   readonly port: number;
   readonly source: UpstreamSource;
   readonly state: UpstreamState;
+  /** Stopped answering: a down one's waiting requests are moved (UpstreamFields.unresponsive). */
+  readonly unresponsive: boolean;
   readonly weight: number;
   readonly configuredWeight: number;
   readonly maxInFlight: number;

@@ -106,6 +106,7 @@ export function createUpstreamMirror(options: MirrorOptions): UpstreamMirror {
         }
         const f = entry.fields;
         f.state = view.state;
+        f.unresponsive = view.unresponsive;
         f.weight = view.weight;
         f.configuredWeight = view.configuredWeight;
         f.maxInFlight = view.maxInFlight;

@@ -176,6 +176,7 @@ export function createWorkerPool(options: WorkerPoolOptions): WorkerPool {
         port: u.port,
         source: u.source,
         state: u.state,
+        unresponsive: u.unresponsive,
         weight: u.weight,
         configuredWeight: u.configuredWeight,
         maxInFlight: u.maxInFlight,

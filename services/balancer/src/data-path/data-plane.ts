@@ -46,7 +46,7 @@ export interface DataPlane {
    * Upstreams, states or caps changed (an operator raised a cap, one came up, one went down):
    * lets as many queued requests try again as there are free places now, oldest first (releases
    * wake the queue by themselves; this is for places that appear without one), and moves
-   * replayable requests still waiting for headers off upstreams that went down.
+   * replayable requests still waiting for headers off upstreams that went down and stopped answering.
    */
   upstreamsChanged(): void;
   /**
@@ -170,7 +170,7 @@ export function createDataPlane(deps: DataPlaneDeps): DataPlane {
       return queue.length;
     },
     upstreamsChanged() {
-      proxy.rescueFromDown();
+      proxy.rescueFromUnresponsive();
       let free = 0;
       for (const u of upstreams.available()) free += u.room; // Infinity without a cap: every waiter can go
       for (let i = Math.min(free, queue.length); i > 0; i--) queue.wakeOne();

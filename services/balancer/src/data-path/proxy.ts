@@ -39,10 +39,13 @@ export interface ProxyHandler {
   readonly handle: (req: IncomingMessage, res: ServerResponse) => void;
   /**
    * Upstreams changed state: requests still waiting for response headers from one that is now
-   * down (failed probes, outlier ejection) and that may be replayed are cancelled there and sent
-   * to another upstream at once, rather than wait out a hung upstream's header timeout.
+   * down *and* stopped answering (its probes or the failures that ejected it timed out) and that
+   * may be replayed are cancelled there and sent to another upstream at once, rather than wait
+   * out a hung upstream's header timeout. A down upstream that still answers (a replica draining
+   * before it stops: /healthz 503) or refuses new connections keeps its requests: it finishes
+   * them, or closes their connections itself and they fail over then.
    */
-  rescueFromDown(): void;
+  rescueFromUnresponsive(): void;
 }
 
 export interface ProxyDeps {
@@ -109,7 +112,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
   const recentLatencyMs = (u: Upstream): number => recent.estimate(u, performance.now());
   const trusted = createTrustCheck(config.trustedProxies);
   const retryStatuses = new Set(config.retryOnStatus);
-  /** Attempts that may still be moved if their upstream goes down: those without response headers yet. */
+  /** Attempts that may still be moved if their upstream stops answering: those without response headers yet. */
   const rescuable = new Map<Upstream, Set<() => void>>();
 
   const sendError = (res: ServerResponse, err: LbError, requestId: string, upstream: string | undefined): void => {
@@ -184,7 +187,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       registry.release(upstream);
       if (queue.length > 0) queue.wakeOne();
     };
-    // Why this attempt was cut short by us, if it was: moved off a down upstream, or out of time.
+    // Why this attempt was cut short by us, if it was: moved off an unresponsive upstream, or out of time.
     let cutShort: 'ejected' | 'timeout' | undefined;
     let rescue: (() => void) | undefined;
     let tryTimer: NodeJS.Timeout | undefined;
@@ -391,11 +394,13 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
         else res.destroy();
       });
     },
-    rescueFromDown() {
+    rescueFromUnresponsive() {
       // In panic mode down upstreams are all there is: moving requests between them helps nobody.
       if (rescuable.size === 0 || registry.panicking()) return;
       for (const [upstream, set] of rescuable) {
-        if (upstream.state !== 'down') continue;
+        // Moving a request off an upstream that is serving it is what lost requests when replicas
+        // left one after another (issue 22): each move restarts it, and the third ran out of retries.
+        if (upstream.state !== 'down' || !upstream.unresponsive) continue;
         for (const rescue of [...set]) rescue();
       }
     },

@@ -32,6 +32,12 @@ export interface HealthChecker {
   stop(): void;
 }
 
+/**
+ * undici's codes for a probe that got no answer in time (the whole-probe deadline, AbortSignal's
+ * TimeoutError, is matched by name): the upstream stopped answering, not that it answered no.
+ */
+const PROBE_TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
+
 /** Creates the checker; nothing runs until start(). */
 export function createHealthChecker(registry: Registry, config: Config, logger: Logger): HealthChecker {
   const { path, intervalMs, downIntervalMs, timeoutMs, maxBodyBytes } = config.health;
@@ -60,13 +66,17 @@ export function createHealthChecker(registry: Registry, config: Config, logger: 
         bytes += (chunk as Buffer).length;
         if (bytes > maxBodyBytes) {
           res.body.destroy();
-          return { ok: false, why: `body longer than ${maxBodyBytes} bytes` };
+          return { ok: false, why: `body longer than ${maxBodyBytes} bytes`, timedOut: false };
         }
       }
       if (res.statusCode >= 200 && res.statusCode < 400) return { ok: true };
-      return { ok: false, why: `status ${res.statusCode}` };
+      return { ok: false, why: `status ${res.statusCode}`, timedOut: false };
     } catch (err) {
-      return { ok: false, why: err instanceof Error ? ((err as { code?: string }).code ?? err.message) : String(err) };
+      // AbortSignal.timeout's error carries DOMException's numeric code (23): log its message instead.
+      const code: unknown = (err as { code?: unknown } | null)?.code;
+      const why = typeof code === 'string' ? code : err instanceof Error ? err.message : String(err);
+      const timedOut = err instanceof Error && (err.name === 'TimeoutError' || PROBE_TIMEOUT_CODES.has(why));
+      return { ok: false, why, timedOut };
     }
   };
 

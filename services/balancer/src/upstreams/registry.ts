@@ -286,7 +286,13 @@ export function createRegistry(options: RegistryOptions): Registry {
     },
     reportProbe(u, result) {
       if (u.removed) return;
-      apply(u, afterProbe(fields(u), result, rules, Date.now()));
+      const f = fields(u);
+      const wasUnresponsive = f.unresponsive;
+      const verdict = afterProbe(f, result, rules, Date.now());
+      if (verdict !== undefined) apply(u, verdict);
+      // Down already (ejected on a refused connect, or draining with /healthz failing) and now
+      // silent, or answering again: the data path moves requests off unresponsive upstreams only.
+      else if (u.state === 'down' && f.unresponsive !== wasUnresponsive) changed();
     },
     firstProbeRoundOver() {
       if (probedOnce) return;

@@ -72,6 +72,15 @@ export interface UpstreamFields {
   /** Drain requested by an operator (not by discovery): when it started and its deadline (ms epoch). */
   drainStartedAt: number;
   drainDeadline: number;
+  /**
+   * It stopped answering: its last probe, or the failure that ejected it, timed out (a hung
+   * process, a host gone without closing its connections). Only a down upstream that is also
+   * unresponsive has its waiting requests moved elsewhere (the proxy's rescue). One that answers
+   * its probe with a failure (a replica draining before it stops: /healthz 503) or refuses
+   * connections (one that stopped accepting) still finishes the requests it has, or closes their
+   * connections itself, and then they fail at once and are retried by the usual rules.
+   */
+  unresponsive: boolean;
 }
 
 /** The fields of a new upstream in `state` with `weight`, no cap, no history. */
@@ -90,6 +99,7 @@ export function initialFields(state: UpstreamState, weight: number): UpstreamFie
     ejectedUntil: 0,
     drainStartedAt: 0,
     drainDeadline: 0,
+    unresponsive: false,
   };
 }
 
@@ -183,6 +193,11 @@ export class Upstream implements Candidate {
 
   get drainDeadline(): number {
     return this.fields.drainDeadline;
+  }
+
+  /** Stopped answering (see UpstreamFields.unresponsive). */
+  get unresponsive(): boolean {
+    return this.fields.unresponsive;
   }
 
   /** Passes its health checks and is not leaving (the one definition of healthy). */

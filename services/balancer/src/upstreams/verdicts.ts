@@ -27,14 +27,20 @@ export interface Verdict {
   readonly ejectedForMs?: number;
 }
 
-/** One active probe's result, with the reason of a failure in the words of the log line. */
-export type ProbeResult = { readonly ok: true } | { readonly ok: false; readonly why: string };
+/**
+ * One active probe's result, with the reason of a failure in the words of the log line.
+ * `timedOut`: no answer within the probe timeout (connect, headers or body), as opposed to an
+ * answer with a failing status or a refused or closed connection.
+ */
+export type ProbeResult = { readonly ok: true } | { readonly ok: false; readonly why: string; readonly timedOut: boolean };
 
 /**
  * Counts a probe result (rise/fall): one pass proves an unproven upstream; `rise` passes in a row
  * bring a down one back once its outlier ejection is over; `fall` failures take an up one down.
+ * Every probe also says whether the upstream still answers at all (`unresponsive`), whatever its state.
  */
 export function afterProbe(f: UpstreamFields, result: ProbeResult, rules: HealthRules, now: number): Verdict | undefined {
+  f.unresponsive = !result.ok && result.timedOut;
   if (result.ok) {
     f.probeFailures = 0;
     f.probeSuccesses++;
@@ -57,6 +63,8 @@ export function afterProbe(f: UpstreamFields, result: ProbeResult, rules: Health
 export function afterPassiveFailure(f: UpstreamFields, reason: FailureReason | 'status', rules: HealthRules, now: number): Verdict | undefined {
   if (f.state !== 'up') return undefined;
   if (reason === 'connect') {
+    // Refused and timed-out connects look alike here: the next probe tells which (afterProbe).
+    f.unresponsive = false;
     if (rules.activeChecks) return { state: 'down', why: 'connection failed' };
     return eject(f, 'connection failed', rules, now);
   }
@@ -65,6 +73,9 @@ export function afterPassiveFailure(f: UpstreamFields, reason: FailureReason | '
   f.failureTimes.push(now);
   const failures = f.failureTimes.length;
   if (failures < rules.passiveFailures) return undefined;
+  // Ejected on a timeout: its requests got no answer in time. Any other failure came with an
+  // answer or a closed connection from a process that still runs or is gone.
+  f.unresponsive = reason === 'timeout';
   return eject(f, `${failures} failures (${reason}) within ${rules.passiveWindowMs} ms`, rules, now);
 }
 
