@@ -166,6 +166,19 @@ export function parseConfig(argv: readonly string[], env: BackendEnv, hostname: 
 }
 
 /** The one line `--check` prints: every setting but the admin token, which it only says is set or not. */
+/** Beyond the slowest image, for the event loop and the last bytes on the wire. */
+const DRAIN_MARGIN_MS = 1000;
+
+/**
+ * How long in-flight images may finish once the server stops accepting (after the shutdown
+ * delay). A request that arrived at the very end of the delay, while the balancers had not yet
+ * seen /healthz fail, needs the slowest image's whole time: a fixed budget shorter than that cut
+ * such requests when replicas were scaled away under the seed's 10 s image.
+ */
+export function drainBudgetMs(config: Pick<Config, 'delaysMs' | 'delayScale'>): number {
+  return Math.round(Math.max(0, ...config.delaysMs) * config.delayScale) + DRAIN_MARGIN_MS;
+}
+
 export function describeConfig(config: Config): string {
   const listen = `${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
   const scenarios = config.adminToken === '' ? 'refused (no BACKEND_ADMIN_TOKEN)' : 'enabled';

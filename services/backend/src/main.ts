@@ -3,16 +3,13 @@
 import { createServer } from 'node:http';
 import { hostname } from 'node:os';
 import { createApp } from './app.js';
-import { describeConfig, parseConfig, USAGE } from './config.js';
+import { describeConfig, drainBudgetMs, parseConfig, USAGE } from './config.js';
 import { createLogger } from './logger.js';
 
 /** Exit code for a configuration the backend refuses to start with. */
 const EXIT_BAD_CONFIG = 2;
 /** Exit code when the server cannot listen or shutdown fails. */
 const EXIT_FAILURE = 1;
-// In-flight images may finish for this long after SIGTERM; below Docker's 10 s stop grace so
-// we close cleanly before the SIGKILL.
-const DRAIN_MS = 8000;
 
 async function main(): Promise<number> {
   const parsed = parseConfig(process.argv.slice(2), process.env, hostname());
@@ -85,7 +82,8 @@ async function main(): Promise<number> {
   }));
   let drainTimer: NodeJS.Timeout | undefined;
   const deadline = new Promise<void>((resolve) => {
-    drainTimer = setTimeout(resolve, DRAIN_MS);
+    // The slowest image plus a margin (stop_grace_period in docker-compose.yml allows for it).
+    drainTimer = setTimeout(resolve, drainBudgetMs(config));
   });
   await Promise.race([backend.stats.whenIdle(), deadline, forced]);
   clearTimeout(drainTimer);

@@ -149,6 +149,25 @@ describe('backend CLI', function () {
     }
   });
 
+  it('lets an image that arrived at the end of the shutdown delay finish, however slow the slowest image is', async function () {
+    // The old fixed drain (8 s after the delay) cut this 8.6 s image; the budget now follows the
+    // slowest configured image.
+    this.timeout(30_000);
+    const port = await freePort();
+    const run = cli([String(port)], { BACKEND_ID: 'cli-4', BACKEND_DELAYS_MS: '0,0,0,8600', BACKEND_SHUTDOWN_DELAY_MS: '300' });
+    try {
+      await until('the listening line', () => run.out().includes('listening on') || run.child.exitCode !== null, 15_000);
+      run.child.kill('SIGTERM');
+      await untilOutput(run, 'the shutdown to start', 'shutting down', 10_000);
+      const image = await get(`http://127.0.0.1:${port}/images/4`);
+      assert.equal(image.status, 200);
+      assert.equal(await run.exited, 0);
+      assert.match(run.out(), /"dropped":0,"served":1,"msg":"stopped"/);
+    } finally {
+      run.child.kill('SIGKILL');
+    }
+  });
+
   it('drops what is in flight on a second signal', async () => {
     const port = await freePort();
     const run = cli([String(port)], { BACKEND_ID: 'cli-2', BACKEND_DELAYS_MS: '10000,10000,10000,10000' });

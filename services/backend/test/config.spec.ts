@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { DEFAULT_DELAYS_MS, describeConfig, parseConfig, type BackendEnv, type Config } from '../src/config.js';
+import { DEFAULT_DELAYS_MS, describeConfig, drainBudgetMs, parseConfig, type BackendEnv, type Config } from '../src/config.js';
 
 const HOST = 'box';
 
@@ -117,5 +117,11 @@ describe('parseConfig', () => {
     const result = parseConfig(['--help'], {}, HOST);
     assert.equal(result.kind, 'help');
     assert.match(result.text, /usage: backend \[PORT\][\s\S]*BACKEND_DELAY_SCALE/);
+  });
+
+  it('drains for the slowest image at its scale plus 1 s', () => {
+    assert.equal(drainBudgetMs({ delaysMs: DEFAULT_DELAYS_MS, delayScale: 1 }), 11_000);
+    assert.equal(drainBudgetMs({ delaysMs: DEFAULT_DELAYS_MS, delayScale: 0.01 }), 1_100);
+    assert.equal(drainBudgetMs({ delaysMs: [0, 0, 0, 0], delayScale: 1 }), 1_000);
   });
 });

@@ -146,7 +146,8 @@ const configSchema = z.object({
     fall: integer(1, 100, { flag: 'health-fall', env: 'LB_HEALTH_FALL', fallback: '2', help: 'consecutive failing probes before an up upstream is down' }),
   }),
   passiveDownMs: integer(1, 3_600_000, { flag: 'passive-down-ms', env: 'LB_PASSIVE_DOWN_MS', fallback: '10000', help: 'first ejection of a failing upstream (doubles while it keeps failing, up to 5 min)' }),
-  shutdownTimeoutMs: integer(0, 3_600_000, { flag: 'shutdown-timeout-ms', env: 'LB_SHUTDOWN_TIMEOUT_MS', fallback: '10000', help: 'on SIGTERM, how long in-flight requests may take to finish' }),
+  // 15 s: the seed's slowest image takes 10 s, and one that started just before SIGTERM must finish.
+  shutdownTimeoutMs: integer(0, 3_600_000, { flag: 'shutdown-timeout-ms', env: 'LB_SHUTDOWN_TIMEOUT_MS', fallback: '15000', help: 'on SIGTERM, how long in-flight requests may take to finish' }),
   adminToken: text(z.string(), 'any text', { flag: 'admin-token', env: 'LB_ADMIN_TOKEN', fallback: '', help: 'bearer token required by the admin write API (drain, weight, max in-flight); unset = writes refused' }),
   adminTokenFile: text(z.string(), 'a file path', { flag: 'admin-token-file', env: 'LB_ADMIN_TOKEN_FILE', fallback: '', help: 'read the admin token from this file (a Docker or Kubernetes secret); surrounding whitespace is dropped, an empty file = writes refused' }),
   backendAdminToken: text(z.string(), 'any text', { flag: 'backend-admin-token', env: 'LB_BACKEND_ADMIN_TOKEN', fallback: '', help: 'the backends\' BACKEND_ADMIN_TOKEN, so the admin API can switch fault scenarios on them (the lab); unset = refused' }),
