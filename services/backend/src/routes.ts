@@ -50,6 +50,20 @@ export function parseImageId(raw: string, count: number = IMAGE_COUNT): number {
   return id;
 }
 
+/**
+ * Reads `?delayScale=`: a number from 0 to 1 that shortens this request's delay (the algorithm
+ * lab's millisecond images on a cluster whose images take seconds); absent = 1. Never above 1, so
+ * no client can hold a backend longer than its configured delay.
+ */
+export function parseDelayScale(raw: unknown): number {
+  if (raw === undefined) return 1;
+  // Repeated (an array) or not a plain decimal: refused, like a malformed image id.
+  const text = typeof raw === 'string' ? raw : JSON.stringify(raw);
+  const scale = typeof raw === 'string' && /^(\d+(\.\d*)?|\.\d+)$/.test(raw) ? Number(raw) : Number.NaN;
+  if (!(scale >= 0 && scale <= 1)) throw new BackendError('BAD_REQUEST', 400, `delayScale must be a number from 0 to 1, got "${text.slice(0, 40)}"`);
+  return scale;
+}
+
 // Koa writes the body after the handlers return, so a request stays in flight until its
 // response is written (or its connection is gone): graceful shutdown waits for exactly that.
 function releaseWhenDone(res: ServerResponse, release: () => void): void {
@@ -67,9 +81,10 @@ export function createRouter(deps: RouteDeps): Router {
     const release = stats.begin();
     try {
       const id = parseImageId(ctx.params.id ?? '', images.length);
+      const scale = parseDelayScale(ctx.query.delayScale);
       const fault = deps.scenario.current;
       if (fault.cpuStallMs > 0) stallCpu(fault.cpuStallMs);
-      const outcome = await delays.wait(fault.hang ? HANG_MS : deps.delayMs(id) + fault.extraLatencyMs, ctx.res);
+      const outcome = await delays.wait(fault.hang ? HANG_MS : deps.delayMs(id) * scale + fault.extraLatencyMs, ctx.res);
       if (outcome !== 'elapsed') {
         // Nobody to answer: the client left, or the app is stopping and drops what is left.
         if (outcome === 'stopped') ctx.req.socket.destroy();

@@ -34,6 +34,23 @@ describe('HTTP routes', () => {
     await request(server).get('/images/2?nocache=1764081000000').expect(200).expect('Content-Type', 'image/png');
   });
 
+  it('?delayScale= shortens one request\'s delay (0 to 1) and refuses anything else with 400 BAD_REQUEST', async () => {
+    const slow = app({ delaysMs: [5000, 5000, 5000, 5000] });
+    try {
+      const handler = slow.app.callback();
+      const t0 = performance.now();
+      await request(handler).get('/images/1?delayScale=0.001').expect(200).expect('Content-Type', 'image/png');
+      const took = performance.now() - t0;
+      assert.ok(took < 1000, `5 s × 0.001 took ${took.toFixed(0)} ms`);
+      for (const bad of ['2', '1.5', '-0.1', 'abc', '', '1e-3', '0.1&delayScale=0.2']) {
+        const res = await request(handler).get(`/images/1?delayScale=${bad}`).expect(400).expect('Content-Type', /application\/json/);
+        assert.equal((res.body as ErrorBody).error, 'BAD_REQUEST', bad);
+      }
+    } finally {
+      slow.stop();
+    }
+  });
+
   it('answers HEAD with the headers only', async () => {
     const res = await request(server).head('/images/3').expect(200);
     assert.equal(res.headers['content-length'], String(images[2]?.length));

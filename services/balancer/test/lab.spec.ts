@@ -1,10 +1,12 @@
 import assert from 'node:assert/strict';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request } from 'undici';
+import { assessCapacity, openLimit, probeDeadlineMs } from '../src/lab/capacity.js';
+import type { ProbeSample } from '../src/lab/capacity.js';
 import { toCsv } from '../src/lab/export.js';
-import type { LabStatus, RunResult } from '../src/lab/runner.js';
+import type { LabSpec, LabStatus, RunResult } from '../src/lab/runner.js';
 import { jainIndex, quantile } from '../src/lab/stats.js';
-import { schedule } from '../src/lab/traffic.js';
+import { imagePath, schedule } from '../src/lab/traffic.js';
 import { startBalancer, startOrigin, testConfig, waitFor } from './helpers.js';
 import type { Origin, Running } from './helpers.js';
 
@@ -36,21 +38,84 @@ describe('lab: traffic and statistics (pure)', () => {
     assert.equal(jainIndex([]), 1);
   });
 
-  it('CSV: a header and one row per policy and upstream, quoted where needed', () => {
+  it('CSV: a header and one row per policy and upstream, quoted where needed, each with the settings it came from', () => {
     const r: RunResult = {
       policy: 'p2c', requests: 10, errors: 1, dropped: 0, p50Ms: 1, p99Ms: 2, p999Ms: 3, maxMs: 4, badUpstream: null, badShare: null, jain: 0.9,
       upstreams: [{ id: '[::1]:80', requests: 9, share: 1, errors: 1, maxInFlight: 2, meanInFlight: 0.5 }],
     };
-    const lines = toCsv([r]).trim().split('\n');
+    const spec: LabSpec = { rate: 300, durationMs: 5000, mix: [1], seed: 1, concurrency: 256, delayScale: 0.001, scenario: { upstream: '[::1]:80', fault: { extraLatencyMs: 50 } } };
+    const lines = toCsv({ results: [r], spec, cluster: { size: 4, upstreams: [] } }).trim().split('\n');
     assert.equal(lines.length, 2);
-    assert.match(lines[0] ?? '', /^policy,requests,errors,dropped,p50_ms,p99_ms,p999_ms,max_ms,bad_upstream,bad_share,jain,upstream,/);
-    assert.equal(lines[1], 'p2c,10,1,0,1,2,3,4,,,0.9,[::1]:80,9,1,1,2,0.5');
+    assert.match(lines[0] ?? '', /^policy,requests,errors,dropped,p50_ms,p99_ms,p999_ms,max_ms,bad_upstream,bad_share,jain,upstream,.*,rate,duration_ms,delay_scale,concurrency,seed,cluster_size,scenario$/);
+    assert.equal(lines[1], 'p2c,10,1,0,1,2,3,4,,,0.9,[::1]:80,9,1,1,2,0.5,300,5000,0.001,256,1,4,"{""extraLatencyMs"":50}"');
+  });
+
+  it('image paths carry ?delayScale= unless it is 1, in plain decimals', () => {
+    assert.equal(imagePath(2), '/images/2');
+    assert.equal(imagePath(2, 1), '/images/2');
+    assert.equal(imagePath(1, 0.001), '/images/1?delayScale=0.001');
+    assert.equal(imagePath(1, 1e-7), '/images/1?delayScale=0');
+    assert.ok(schedule({ rate: 50, durationMs: 1000, mix: [1], seed: 1, delayScale: 0.001 }).every((a) => a.path === '/images/1?delayScale=0.001'));
   });
 });
 
-/** A stand-in backend: /admin/scenario with extraLatencyMs behind a token, like services/backend. */
-async function fakeBackend(name: string): Promise<Origin & { extra: () => number }> {
+describe('lab: capacity check (pure)', () => {
+  const spec = { rate: 300, concurrency: 256, mix: [1], delayScale: 1 };
+  const sample = (ms: number, timedOut = false, path = '/images/1'): ProbeSample => ({ path, weight: 1, ms, timedOut });
+
+  it('the issue\'s run (300 req/s of 1 s images, 256 open at most) is refused, naming the numbers and what would fit', () => {
+    assert.ok(Math.abs(openLimit(256) - 199.5) < 0.01, `mean + 4σ ≤ 256 at ${openLimit(256)}`);
+    const check = assessCapacity(spec, [sample(1003)], 4, 10_000);
+    assert.equal(check.expectedOpen, 300.9);
+    assert.ok(check.refusal !== null);
+    assert.match(check.refusal, /300 req\/s × 1003 ms per request .* about 301 requests open, and the lab holds at most 256 \(concurrency\)/);
+    assert.match(check.refusal, /Lower the rate to 198 req\/s or less/);
+    assert.match(check.refusal, /delayScale/);
+  });
+
+  it('the same rate of millisecond images passes; so does a lower rate of 1 s images; a timed-out probe is a lower bound', () => {
+    assert.equal(assessCapacity({ ...spec, delayScale: 0.001 }, [sample(2.4)], 4, 10_000).refusal, null);
+    assert.equal(assessCapacity({ ...spec, rate: 150 }, [sample(1003)], 4, 10_000).refusal, null);
+    const cut = assessCapacity({ ...spec, rate: 100, mix: [1, 1] }, [sample(1000), sample(probeDeadlineMs({ ...spec, rate: 100, mix: [1, 1] }, 10_000), true, '/images/2')], 4, 10_000);
+    assert.match(cut.refusal ?? '', /100 req\/s × over 2495.5 ms per request \(probed: \/images\/1 1000 ms, \/images\/2 over 3991 ms\) keeps more than 250 requests open/);
+    assert.match(cut.refusal ?? '', /Lower the rate below 79 req\/s \(less still/);
+    const slow = assessCapacity({ ...spec, rate: 1 }, [sample(10_000, true)], 4, 10_000);
+    assert.match(slow.refusal ?? '', /longer than the lab's 10 s request timeout/);
+  });
+
+  it('a mix weighs each image by its share; the probe waits as long as the answer needs, 3 s at least', () => {
+    const mixed = { ...spec, rate: 100, mix: [3, 1] };
+    const check = assessCapacity(mixed, [{ path: '/images/1', weight: 3, ms: 1000, timedOut: false }, { path: '/images/2', weight: 1, ms: 3000, timedOut: false }], 4, 10_000);
+    assert.equal(check.expectedLatencyMs, 1500);
+    assert.equal(check.expectedOpen, 150);
+    assert.equal(check.refusal, null);
+    // At least 3 s; past 1000 ms × 199.5 / (rate × its share) that image alone would hold more than the cap allows.
+    assert.equal(probeDeadlineMs(spec, 10_000), 3000);
+    assert.equal(probeDeadlineMs({ ...spec, rate: 100, mix: [1, 1] }, 10_000), 3991);
+    assert.equal(probeDeadlineMs({ ...spec, rate: 1 }, 10_000), 10_000);
+  });
+
+  it('a scenario that would overflow the cap under round robin is a warning, not a refusal', () => {
+    const fast = [sample(2)];
+    const hang = assessCapacity({ ...spec, delayScale: 0.001, scenario: { upstream: 'x', fault: { hang: true } } }, fast, 4, 10_000);
+    assert.equal(hang.refusal, null);
+    assert.equal(hang.warnings.length, 1);
+    assert.match(hang.warnings[0] ?? '', /hanging replica.*1\/4 of the traffic.*about 751 requests open.*Dropped column/);
+    const slow = assessCapacity({ ...spec, delayScale: 0.001, scenario: { upstream: 'x', fault: { extraLatencyMs: 50 } } }, fast, 4, 10_000);
+    assert.deepEqual(slow.warnings, []);
+    assert.equal(slow.worstOpen, 4.35);
+    const stall = assessCapacity({ ...spec, delayScale: 0.001, scenario: { upstream: 'x', fault: { cpuStallMs: 200 } } }, fast, 4, 10_000);
+    assert.match(stall.warnings[0] ?? '', /falls behind for good/);
+  });
+});
+
+/**
+ * A stand-in backend: every path takes `delayMs` × `?delayScale=` (+ the scenario's extraLatencyMs,
+ * set through /admin/scenario behind a token), like services/backend.
+ */
+async function fakeBackend(name: string, delayMs = 1): Promise<Origin & { extra: () => number; served: () => number }> {
   let extra = 0;
+  let served = 0;
   const origin = await startOrigin((req: IncomingMessage, res: ServerResponse) => {
     if (req.url === '/admin/scenario') {
       if (req.headers.authorization !== `Bearer ${BACKEND_TOKEN}`) {
@@ -65,9 +130,13 @@ async function fakeBackend(name: string): Promise<Origin & { extra: () => number
       });
       return;
     }
-    setTimeout(() => res.writeHead(200, { 'content-type': 'text/plain' }).end(name), 1 + extra);
+    const scale = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('delayScale') ?? 1);
+    setTimeout(() => {
+      served++;
+      res.writeHead(200, { 'content-type': 'text/plain' }).end(name);
+    }, delayMs * scale + extra);
   });
-  return { ...origin, extra: () => extra };
+  return { ...origin, extra: () => extra, served: () => served };
 }
 
 describe('lab: load generator and comparison against a running balancer', function () {
@@ -196,5 +265,86 @@ describe('lab: load generator and comparison against a running balancer', functi
     } finally {
       await plain.balancer.stop();
     }
+  });
+});
+
+describe('lab: a cluster whose images take seconds (the default cluster, scaled down)', function () {
+  this.timeout(20_000);
+  let origins: Awaited<ReturnType<typeof fakeBackend>>[] = [];
+  let lb: Running;
+
+  beforeEach(async () => {
+    // 400 ms images: 300 req/s of them keep ~120 open, over what a cap of 64 allows.
+    origins = await Promise.all(['a', 'b', 'c'].map((n) => fakeBackend(n, 400)));
+    lb = await startBalancer(testConfig(origins.map((o) => o.port), { adminToken: TOKEN, backendAdminToken: BACKEND_TOKEN }));
+  });
+  afterEach(async () => {
+    await lb.balancer.stop();
+    await Promise.all(origins.map((o) => o.close()));
+  });
+
+  const post = (path: string, body: unknown) =>
+    request(`${lb.adminUrl}${path}`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const lab = async (): Promise<LabStatus> => (await (await request(`${lb.adminUrl}/api/lab`)).body.json()) as LabStatus;
+  const served = (): number => origins.reduce((sum, o) => sum + o.served(), 0);
+
+  it('refuses a run that would hold more requests open than its cap: 422 LB_LAB_OVER_CAPACITY, after one probe, nothing run', async () => {
+    for (const path of ['/api/lab/compare', '/api/lab/run']) {
+      const res = await post(path, { rate: 300, durationMs: 2000, concurrency: 64 });
+      assert.equal(res.statusCode, 422, path);
+      const body = (await res.body.json()) as { error: string; message: string };
+      assert.equal(body.error, 'LB_LAB_OVER_CAPACITY');
+      assert.match(body.message, /300 req\/s × 4\d\d(\.\d)? ms per request \(probed: \/images\/1 4\d\d ms\) keeps about 1[2-4]\d requests open, and the lab holds at most 64/);
+    }
+    const status = await lab();
+    assert.equal(status.state, 'idle');
+    assert.deepEqual(status.results, []);
+    // The two probes only: no run was started.
+    assert.ok(served() <= 2, `${served()} images served`);
+  });
+
+  it('the same rate of millisecond images (delayScale) runs; the results record the settings, cluster and check they came from', async () => {
+    const slow = origins[2];
+    assert.ok(slow);
+    const spec = { rate: 300, durationMs: 1000, concurrency: 64, delayScale: 0.001, policies: ['least-connections', 'round-robin'], scenario: { upstream: slow.id, fault: { extraLatencyMs: 50 } } };
+    const res = await post('/api/lab/compare', spec);
+    assert.equal(res.statusCode, 202);
+    const started = (await res.body.json()) as LabStatus;
+    assert.equal(started.check?.refusal, null);
+    // (The strict equal above narrows: check is not null from here on.)
+    assert.ok(started.check.expectedOpen < 5, `expected open ${started.check.expectedOpen}`);
+    await waitFor(async () => (await lab()).state === 'done', 15_000, 'the comparison to finish');
+    const done = await lab();
+    assert.deepEqual(done.results.map((r) => [r.policy, r.dropped, r.errors]), [['least-connections', 0, 0], ['round-robin', 0, 0]]);
+    const [first] = done.results;
+    assert.ok(first && first.p50Ms < 100, `millisecond images: p50 ${first?.p50Ms} ms`);
+    assert.deepEqual(
+      { rate: done.spec?.rate, durationMs: done.spec?.durationMs, delayScale: done.spec?.delayScale, concurrency: done.spec?.concurrency, scenario: done.spec?.scenario },
+      { rate: 300, durationMs: 1000, delayScale: 0.001, concurrency: 64, scenario: spec.scenario },
+    );
+    assert.deepEqual(done.cluster, { size: 3, upstreams: origins.map((o) => o.id).sort() });
+    assert.equal(done.check?.cap, 64);
+    assert.equal(done.check.probe.at(0)?.path, '/images/1?delayScale=0.001');
+    const json = (await (await request(`${lb.adminUrl}/api/lab/results.json`)).body.json()) as Pick<LabStatus, 'spec' | 'cluster' | 'check'>;
+    assert.equal(json.spec?.delayScale, 0.001);
+    assert.equal(json.cluster?.size, 3);
+    assert.equal(json.check?.expectedOpen, done.check.expectedOpen);
+  });
+
+  it('requests over the cap are dropped, counted apart from errors (the upstreams failed none); the check warned of it', async () => {
+    const slow = origins[2];
+    assert.ok(slow);
+    lb.balancer.policy.set('round-robin');
+    // Round robin gives the replica made 1 s slower a third of 100 req/s: ~33 open there, over a cap of 12.
+    const res = await post('/api/lab/run', { rate: 100, durationMs: 1000, concurrency: 12, delayScale: 0.001, scenario: { upstream: slow.id, fault: { extraLatencyMs: 1000 } } });
+    assert.equal(res.statusCode, 202);
+    const started = (await res.body.json()) as LabStatus;
+    assert.match(started.check?.warnings[0] ?? '', /1\/3 of the traffic.*Dropped column/);
+    await waitFor(async () => (await lab()).state === 'done', 15_000, 'the run to finish');
+    const [only] = (await lab()).results;
+    assert.ok(only);
+    assert.ok(only.dropped > 0, `${only.dropped} dropped`);
+    assert.equal(only.errors, 0, 'dropped requests are not errors');
+    assert.equal(only.upstreams.reduce((sum, u) => sum + u.errors, 0), 0);
   });
 });

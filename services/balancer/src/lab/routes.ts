@@ -25,7 +25,8 @@ const specBody = z.strictObject({
   durationMs: z.number().int().min(500).max(LIMITS.maxDurationMs),
   mix: z.array(z.number().min(0)).min(1).max(4).refine((m) => m.some((w) => w > 0), 'at least one weight must be > 0').default([1]),
   seed: z.number().int().min(0).max(2 ** 32 - 1).default(1),
-  concurrency: z.number().int().min(1).max(LIMITS.maxConcurrency).default(256),
+  concurrency: z.number().int().min(1).max(LIMITS.maxConcurrency).default(LIMITS.defaultConcurrency),
+  delayScale: z.number().min(0).max(1).default(1),
   policies: z.array(z.enum(POLICIES)).min(1).optional(),
   scenario: z.strictObject({ upstream: z.string().min(1), fault }).optional(),
 });
@@ -59,20 +60,28 @@ export function registerLabRoutes(router: Router, deps: LabRouteDeps): void {
   router.get('/api/lab/results.json', (ctx) => {
     ctx.set('content-disposition', 'attachment; filename="lab-results.json"');
     ctx.set('cache-control', 'no-store');
-    const { spec, results, kind, startedAt, finishedAt } = runner.status();
-    ctx.body = { kind, spec, startedAt, finishedAt, results };
+    const { spec, results, kind, cluster, check, startedAt, finishedAt } = runner.status();
+    ctx.body = { kind, spec, cluster, check, startedAt, finishedAt, results };
   });
   router.get('/api/lab/results.csv', (ctx) => {
     ctx.set('content-disposition', 'attachment; filename="lab-results.csv"');
     ctx.set('cache-control', 'no-store');
     ctx.type = 'text/csv';
-    ctx.body = toCsv(runner.status().results);
+    ctx.body = toCsv(runner.status());
   });
 
   const start = (kind: 'run' | 'compare') =>
     guardedWrite(token, async (ctx) => {
       const spec: LabSpec = await parseBody(ctx, specBody);
-      if (!runner.start(kind, spec)) throw new WriteError('LB_LAB_BUSY', 'a lab run is in progress: wait for it or cancel it');
+      const busy = (): WriteError => new WriteError('LB_LAB_BUSY', 'a lab run is in progress: wait for it or cancel it');
+      // Checked before the probe too: probing during a run would add to its traffic.
+      if (runner.status().state === 'running') throw busy();
+      const check = await runner.check(spec);
+      if (check.refusal !== null) {
+        logger.info({ action: `lab-${kind}`, refused: 'LB_LAB_OVER_CAPACITY', expectedOpen: check.expectedOpen, cap: check.cap, remote: ctx.ip }, 'admin change refused');
+        throw new WriteError('LB_LAB_OVER_CAPACITY', check.refusal);
+      }
+      if (!runner.start(kind, spec, check)) throw busy();
       logger.info({ action: `lab-${kind}`, remote: ctx.ip }, 'admin change');
       ctx.status = 202;
       ctx.body = runner.status();

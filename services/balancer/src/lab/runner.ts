@@ -9,26 +9,31 @@
  * that should have left during it.
  *
  * Bounded: rate, duration and outstanding requests are capped (see LIMITS); requests over the cap
- * are not sent and count as errors ("dropped"), so an overloaded run says so instead of queueing
- * without end.
+ * are not sent and counted apart ("dropped", never errors: the upstreams did not fail them), so an
+ * overloaded run says so instead of queueing without end. A run that would mostly drop is refused
+ * before it starts (check, capacity.ts).
  */
 import type { Logger } from 'pino';
 import { Pool } from 'undici';
 import { POLICIES } from '../picker/policy.js';
 import type { PolicyName, PolicySetting } from '../picker/policy.js';
 import type { UpstreamTable } from '../upstreams/registry.js';
+import { assessCapacity, probeDeadlineMs } from './capacity.js';
+import type { CapacityCheck } from './capacity.js';
+import { probeImages } from './probe.js';
 import type { Fault, ScenarioRelay } from './scenario-relay.js';
 import { jainIndex, quantile, round2 } from './stats.js';
 import { schedule } from './traffic.js';
 import type { Arrival, TrafficSpec } from './traffic.js';
 
 /** The caps the admin API enforces on a spec. */
-export const LIMITS = Object.freeze({ maxRate: 2000, maxDurationMs: 120_000, maxConcurrency: 1000, requestTimeoutMs: 10_000 });
+export const LIMITS = Object.freeze({ maxRate: 2000, maxDurationMs: 120_000, maxConcurrency: 1000, defaultConcurrency: 256, requestTimeoutMs: 10_000 });
 
 /** What to send, and optionally which fault to switch on in one replica for the time of it. */
 export interface LabSpec extends TrafficSpec {
   /** Most requests outstanding at once (connections to the data port); more are dropped. */
   readonly concurrency: number;
+  readonly delayScale: number;
   /** Policies to compare, in order (compare only; default all). */
   readonly policies?: readonly PolicyName[];
   readonly scenario?: { readonly upstream: string; readonly fault: Fault };
@@ -48,8 +53,11 @@ export interface UpstreamResult {
 /** One policy over the whole schedule. */
 export interface RunResult {
   readonly policy: PolicyName;
+  /** Scheduled, the dropped ones included. */
   readonly requests: number;
+  /** Sent and failed: a 5xx, a reset, a timeout. */
   readonly errors: number;
+  /** Not sent: over the cap on open requests. */
   readonly dropped: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
@@ -79,8 +87,13 @@ export interface LabStatus {
     readonly sent: number;
     readonly completed: number;
     readonly errors: number;
+    readonly dropped: number;
   } | null;
   readonly results: readonly RunResult[];
+  /** The available upstreams when the run started: the cluster the results came from. */
+  readonly cluster: { readonly size: number; readonly upstreams: readonly string[] } | null;
+  /** The capacity check the run passed (its probe, expected open requests, warnings). */
+  readonly check: CapacityCheck | null;
   readonly error: string | null;
   readonly startedAt: number | null;
   readonly finishedAt: number | null;
@@ -97,8 +110,13 @@ export interface LabRunnerDeps {
 
 export interface LabRunner {
   status(): LabStatus;
-  /** Starts a run (the current policy) or a comparison (each policy in turn); false when one is running. */
-  start(kind: 'run' | 'compare', spec: LabSpec): boolean;
+  /** Probes the cluster and judges whether `spec` can be measured on it (capacity.ts). */
+  check(spec: LabSpec): Promise<CapacityCheck>;
+  /**
+   * Starts a run (the current policy) or a comparison (each policy in turn), with the check it
+   * passed; false when one is running.
+   */
+  start(kind: 'run' | 'compare', spec: LabSpec, check?: CapacityCheck): boolean;
   cancel(): void;
   /** Hears every status change and progress tick; returns the unsubscribe. */
   subscribe(listener: (status: LabStatus) => void): () => void;
@@ -111,7 +129,7 @@ const SAMPLE_MS = 10;
 /** Longest wait for the previous policy's requests to leave the upstreams before the next run. */
 const SETTLE_MS = 10_000;
 
-const IDLE: LabStatus = Object.freeze({ state: 'idle', kind: null, spec: null, progress: null, results: [], error: null, startedAt: null, finishedAt: null });
+const IDLE: LabStatus = Object.freeze({ state: 'idle', kind: null, spec: null, progress: null, results: [], cluster: null, check: null, error: null, startedAt: null, finishedAt: null });
 
 export function createLabRunner(deps: LabRunnerDeps): LabRunner {
   const { logger } = deps;
@@ -174,7 +192,7 @@ export function createLabRunner(deps: LabRunnerDeps): LabRunner {
       }
     }, SAMPLE_MS);
     const progress = setInterval(() => {
-      publish({ ...status, progress: { policy, index, of, elapsedMs: Math.round(performance.now() - t0), durationMs: spec.durationMs, sent: n.sent, completed: n.completed, errors: n.errors } });
+      publish({ ...status, progress: { policy, index, of, elapsedMs: Math.round(performance.now() - t0), durationMs: spec.durationMs, sent: n.sent, completed: n.completed, errors: n.errors, dropped: n.dropped } });
     }, PROGRESS_MS);
 
     let allSent: () => void = () => undefined;
@@ -191,7 +209,6 @@ export function createLabRunner(deps: LabRunnerDeps): LabRunner {
       n.sent++;
       if (n.outstanding >= spec.concurrency) {
         n.dropped++;
-        n.errors++;
         n.completed++;
         return;
       }
@@ -315,17 +332,26 @@ export function createLabRunner(deps: LabRunnerDeps): LabRunner {
           logger.warn({ err, upstream: scenario.upstream }, 'clearing the lab scenario failed');
         });
       }
-      logger.info({ kind, state: status.state, results: results.map((r) => ({ policy: r.policy, p99Ms: r.p99Ms, errors: r.errors })) }, 'lab run ended');
+      logger.info({ kind, state: status.state, results: results.map((r) => ({ policy: r.policy, p99Ms: r.p99Ms, errors: r.errors, dropped: r.dropped })) }, 'lab run ended');
     }
   };
 
   return {
     status: () => status,
-    start(kind, spec) {
+    async check(spec) {
+      const deadline = probeDeadlineMs(spec, LIMITS.requestTimeoutMs);
+      const probe = await probeImages(deps.dataUrl(), spec.mix, spec.delayScale, deadline);
+      return assessCapacity(spec, probe, deps.upstreams.available().length, LIMITS.requestTimeoutMs);
+    },
+    start(kind, spec, check) {
       if (status.state === 'running') return false;
       cancelled = false;
-      publish({ state: 'running', kind, spec, progress: null, results: [], error: null, startedAt: Date.now(), finishedAt: null });
-      logger.info({ kind, rate: spec.rate, durationMs: spec.durationMs, seed: spec.seed, scenario: spec.scenario }, 'lab run started');
+      const upstreams = deps.upstreams.available().map((u) => u.id).sort();
+      publish({
+        state: 'running', kind, spec, progress: null, results: [], cluster: { size: upstreams.length, upstreams }, check: check ?? null,
+        error: null, startedAt: Date.now(), finishedAt: null,
+      });
+      logger.info({ kind, rate: spec.rate, durationMs: spec.durationMs, seed: spec.seed, delayScale: spec.delayScale, scenario: spec.scenario, expectedOpen: check?.expectedOpen }, 'lab run started');
       running = execute(kind, spec).finally(() => {
         running = undefined;
       });

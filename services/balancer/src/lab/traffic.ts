@@ -19,6 +19,17 @@ export interface TrafficSpec {
   /** Relative weights of /images/1..N (at least one > 0). */
   readonly mix: readonly number[];
   readonly seed: number;
+  /**
+   * Multiplies the backends' image delays for these requests (`?delayScale=`, 0–1; 1 = as
+   * configured): 0.001 gives millisecond images on a cluster whose images take seconds.
+   */
+  readonly delayScale?: number;
+}
+
+/** The path of one image at a delay scale; the query is left out at scale 1. */
+export function imagePath(image: number, delayScale = 1): string {
+  // Six decimals at most: String() would write 1e-7, which the backend refuses.
+  return delayScale === 1 ? `/images/${image}` : `/images/${image}?delayScale=${Number(delayScale.toFixed(6))}`;
 }
 
 /** The whole schedule, sorted by time. */
@@ -41,6 +52,6 @@ export function schedule(spec: TrafficSpec): Arrival[] {
         break;
       }
     }
-    out.push({ at: t, path: `/images/${image}` });
+    out.push({ at: t, path: imagePath(image, spec.delayScale) });
   }
 }
