@@ -1,8 +1,10 @@
 /**
- * The algorithm lab in Chromium against the real cluster of `npm start` (built backends, balancer
- * and page server), with the admin and backend tokens set: switch the policy, run a short
- * comparison and watch its table fill, apply and clear a fault scenario and see the live view
- * react, the phone layout; no console errors; screenshots in e2e/artifacts.
+ * The algorithm lab in Chromium against the real cluster of `npm start` (built backends with their
+ * own 1–10 s images, balancer and page server), with the admin and backend tokens set: switch the
+ * policy, run a short comparison and watch its table fill, a run the cluster cannot hold refused,
+ * the README's recipe and its settings after a reload, apply and clear a fault scenario and see
+ * the live view react, the phone layout; no console errors; screenshots in
+ * e2e/artifacts.
  */
 import assert from 'node:assert/strict';
 import { mkdir } from 'node:fs/promises';
@@ -30,7 +32,8 @@ describe('the algorithm lab in the page', function () {
     if (missing.length) throw new Error(`run \`npm run build\` first (missing ${missing.join(', ')})`);
     await mkdir(ARTIFACTS, { recursive: true });
     cluster = await startCluster({
-      backends: 3, basePort: 0, balancerPort: 0, adminPort: 0, uiPort: 0, delayScale: 0.01,
+      // The images' own delays (1, 3, 5, 10 s), as `npm start` and Compose serve them.
+      backends: 3, basePort: 0, balancerPort: 0, adminPort: 0, uiPort: 0,
       env: { ...process.env, LB_ADMIN_TOKEN: TOKEN, LB_BACKEND_ADMIN_TOKEN: BACKEND_TOKEN, BACKEND_ADMIN_TOKEN: BACKEND_TOKEN },
     });
     browser = await launchChromium(this);
@@ -97,10 +100,71 @@ describe('the algorithm lab in the page', function () {
     await page.locator('#lab').screenshot({ path: join(ARTIFACTS, 'lab-compare.png') });
   });
 
+  /** The results table as text rows, header first. */
+  const tableRows = (p: Page): Promise<string[][]> =>
+    p.$$eval('#lab-results tr', (rows) => rows.map((r) => [...r.children].map((c) => c.textContent.trim())));
+
+  it('refuses a run the cluster cannot hold (300 req/s of its own 1 s images, 256 open at most) and says why; nothing runs', async () => {
+    const before = await page.evaluate(async () => (await fetch('/api/lab')).json() as Promise<{ state: string; finishedAt: number | null }>);
+    await page.fill('#lab-rate', '300');
+    await page.fill('#lab-duration', '2');
+    await page.selectOption('#lab-images', '1');
+    await page.selectOption('#lab-scenario', '');
+    await page.click('#lab-compare');
+    await page.waitForSelector('#lab-status[data-state="error"]', { timeout: 20_000 });
+    const text = (await page.textContent('#lab-status')) ?? '';
+    assert.match(text, /^Compare refused: 422 LB_LAB_OVER_CAPACITY 300 req\/s × 10\d\d(\.\d)? ms per request \(probed: \/images\/1 10\d\d ms\) keeps about 3\d\d requests open/);
+    assert.match(text, /Lower the rate to 19\d req\/s or less/);
+    const after = await page.evaluate(async () => (await fetch('/api/lab')).json() as Promise<{ state: string; finishedAt: number | null }>);
+    assert.deepEqual(after, { ...after, state: before.state, finishedAt: before.finishedAt }, 'no run started');
+    problems.splice(0); // the browser logs the 422 it was told to expect
+  });
+
+  it("the README's recipe: millisecond images at 300 req/s, +50 ms on one replica: a table in milliseconds; its settings survive a reload", async () => {
+    assert.ok(cluster);
+    const slow = cluster.upstreams[2] ?? '';
+    await page.selectOption('#target-select', slow);
+    await page.fill('#lab-rate', '300');
+    await page.fill('#lab-duration', '2');
+    await page.selectOption('#lab-images', '0.001');
+    await page.selectOption('#lab-scenario', 'slow');
+    await page.click('#lab-compare');
+    await page.waitForSelector('#lab-status[data-state="running"]');
+    await page.waitForSelector('#lab-status[data-state="done"]', { timeout: 60_000 });
+    await page.waitForSelector('#lab-results[data-rows="5"]');
+    const [head, ...rows] = await tableRows(page);
+    assert.ok(head);
+    console.log(`      ${head.join(' | ')}\n${rows.map((r) => `      ${r.join(' | ')}`).join('\n')}`);
+    assert.deepEqual(head, ['Policy', 'p50 ms', 'p99 ms', 'p99.9 ms', 'Errors', 'Dropped', 'Bad replica share', 'Bad max / mean in-flight', 'Jain']);
+    const col = (name: string): string[] => rows.map((r) => r.at(head.indexOf(name)) ?? '');
+    // Dropped has its own column; it stays near 0 unless the machine stalls for most of a second.
+    assert.ok(col('Dropped').every((v) => /^\d+$/.test(v)), col('Dropped').join(', '));
+    assert.deepEqual(col('Errors'), ['0', '0', '0', '0', '0']);
+    assert.ok(col('p50 ms').every((v) => Number(v) < 100), `p50 in milliseconds, not the 1 s images: ${col('p50 ms').join(', ')}`);
+    const share = (policy: string): number => parseFloat(rows.find((r) => r[0] === policy)?.[6] ?? 'NaN');
+    assert.ok(share('least-connections') < share('round-robin'), `least-connections ${share('least-connections')} % vs round robin ${share('round-robin')} %`);
+    const settings = `From: 300 req/s for 2 s · images at 0.001 × their delays · +50 ms latency on ${slow} · 3 replicas`;
+    assert.ok(((await page.textContent('#lab-settings')) ?? '').startsWith(settings), await page.textContent('#lab-settings') ?? '');
+
+    // A reload: the form and the caption say what the table came from.
+    await page.reload();
+    await page.waitForSelector('#connection[data-state="live"]');
+    await page.waitForSelector('#lab-results[data-rows="5"]');
+    await page.waitForFunction((id) => (document.getElementById('target-select') as HTMLSelectElement).value === id, slow);
+    assert.deepEqual(
+      await Promise.all(['#lab-rate', '#lab-duration', '#lab-images', '#lab-scenario'].map((sel) => page.inputValue(sel))),
+      ['300', '2', '0.001', 'slow'],
+    );
+    assert.ok(((await page.textContent('#lab-settings')) ?? '').startsWith(settings));
+    assert.deepEqual((await tableRows(page)).slice(1), rows);
+    await page.selectOption('#lab-scenario', '');
+  });
+
   it('applies a fault scenario to one replica and the live view shows its errors; clear stops them', async () => {
     assert.ok(cluster);
     const target = cluster.upstreams[0] ?? '';
     await page.selectOption('#target-select', target);
+    await page.selectOption('#lab-scenario', '');
     await page.click('[data-scenario="errors"]');
     await page.waitForSelector('#control-status[data-state="ok"]');
     await page.fill('#lab-rate', '60');

@@ -25,7 +25,10 @@ export type LabUpstream = { readonly id: string } & Readonly<Record<'requests' |
 export interface LabResult {
   readonly policy: string;
   readonly requests: number;
+  /** Sent and failed (5xx, reset, timeout). */
   readonly errors: number;
+  /** Never sent: over the lab's cap on open requests. */
+  readonly dropped: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly p999Ms: number;
@@ -43,6 +46,24 @@ export interface LabProgress {
   readonly durationMs: number;
   readonly completed: number;
   readonly errors: number;
+  readonly dropped: number;
+}
+
+/** What a run was asked for: the settings its table came from. */
+export interface LabSpec {
+  readonly rate: number;
+  readonly durationMs: number;
+  readonly delayScale: number;
+  readonly concurrency: number;
+  readonly scenario: { readonly upstream: string; readonly fault: Fault } | null;
+}
+
+/** The balancer's capacity check of a run (services/balancer/src/lab/capacity.ts). */
+export interface LabCheck {
+  readonly expectedLatencyMs: number;
+  readonly expectedOpen: number;
+  readonly cap: number;
+  readonly warnings: readonly string[];
 }
 
 /** `/api/lab` and every `lab` event of `/api/lab/events`. */
@@ -52,6 +73,11 @@ export interface LabStatus {
   readonly progress: LabProgress | null;
   readonly results: readonly LabResult[];
   readonly error: string | null;
+  readonly spec: LabSpec | null;
+  /** Available upstreams when the run started. */
+  readonly clusterSize: number | null;
+  readonly check: LabCheck | null;
+  readonly finishedAt: number | null;
 }
 
 type Obj = Record<string, unknown>;
@@ -72,6 +98,7 @@ function parseResult(v: unknown): LabResult | undefined {
     policy: v.policy,
     requests: num(v.requests),
     errors: num(v.errors),
+    dropped: num(v.dropped),
     p50Ms: num(v.p50Ms),
     p99Ms: num(v.p99Ms),
     p999Ms: num(v.p999Ms),
@@ -82,6 +109,23 @@ function parseResult(v: unknown): LabResult | undefined {
   };
 }
 
+function parseFault(v: unknown): Fault {
+  if (!isObj(v)) return {};
+  return Object.fromEntries(Object.entries(v).filter(([, x]) => typeof x === 'number' || typeof x === 'boolean'));
+}
+
+function parseSpec(v: unknown): LabSpec | null {
+  if (!isObj(v) || typeof v.rate !== 'number' || typeof v.durationMs !== 'number') return null;
+  const sc = isObj(v.scenario) && typeof v.scenario.upstream === 'string' ? { upstream: v.scenario.upstream, fault: parseFault(v.scenario.fault) } : null;
+  return { rate: v.rate, durationMs: v.durationMs, delayScale: num(v.delayScale, 1), concurrency: num(v.concurrency), scenario: sc };
+}
+
+function parseCheck(v: unknown): LabCheck | null {
+  if (!isObj(v)) return null;
+  const warnings = Array.isArray(v.warnings) ? v.warnings.filter((w): w is string => typeof w === 'string') : [];
+  return { expectedLatencyMs: num(v.expectedLatencyMs), expectedOpen: num(v.expectedOpen), cap: num(v.cap), warnings };
+}
+
 /** Validates a lab status; undefined when it is not one. */
 export function parseLabStatus(v: unknown): LabStatus | undefined {
   if (!isObj(v) || typeof v.state !== 'string' || !STATES.has(v.state)) return undefined;
@@ -90,10 +134,14 @@ export function parseLabStatus(v: unknown): LabStatus | undefined {
     state: v.state as LabStatus['state'],
     kind: str(v.kind),
     progress: p
-      ? { policy: str(p.policy) ?? '', index: num(p.index), of: num(p.of), elapsedMs: num(p.elapsedMs), durationMs: num(p.durationMs), completed: num(p.completed), errors: num(p.errors) }
+      ? { policy: str(p.policy) ?? '', index: num(p.index), of: num(p.of), elapsedMs: num(p.elapsedMs), durationMs: num(p.durationMs), completed: num(p.completed), errors: num(p.errors), dropped: num(p.dropped) }
       : null,
     results: Array.isArray(v.results) ? v.results.map(parseResult).filter((r): r is LabResult => r !== undefined) : [],
     error: str(v.error),
+    spec: parseSpec(v.spec),
+    clusterSize: isObj(v.cluster) && typeof v.cluster.size === 'number' ? v.cluster.size : null,
+    check: parseCheck(v.check),
+    finishedAt: typeof v.finishedAt === 'number' ? v.finishedAt : null,
   };
 }
 
@@ -109,6 +157,7 @@ export function resultCells(r: LabResult): string[] {
     ms(r.p99Ms),
     ms(r.p999Ms),
     String(r.errors),
+    String(r.dropped),
     r.badShare === null ? '–' : pct(r.badShare),
     bad === undefined ? '–' : `${bad.maxInFlight} / ${bad.meanInFlight.toFixed(2)}`,
     r.jain.toFixed(3),
@@ -124,7 +173,8 @@ export function describeProgress(s: LabStatus): string {
       const p = s.progress;
       if (p === null) return 'Starting…';
       const step = s.kind === 'compare' ? `${p.policy} (${p.index} of ${p.of})` : p.policy;
-      return `${step}: ${(p.elapsedMs / 1000).toFixed(1)} of ${(p.durationMs / 1000).toFixed(0)} s · ${p.completed} answered · ${p.errors} errors`;
+      const dropped = p.dropped > 0 ? ` · ${p.dropped} dropped` : '';
+      return `${step}: ${(p.elapsedMs / 1000).toFixed(1)} of ${(p.durationMs / 1000).toFixed(0)} s · ${p.completed} answered · ${p.errors} errors${dropped}`;
     }
     case 'done':
       return `Done: ${s.results.length} ${s.results.length === 1 ? 'run' : 'runs'}.`;
@@ -140,4 +190,41 @@ export function progressFraction(s: LabStatus): number {
   const p = s.progress;
   if (s.state !== 'running' || p === null || p.durationMs <= 0 || p.of <= 0) return s.state === 'done' ? 1 : 0;
   return Math.min(1, (p.index - 1 + Math.min(1, p.elapsedMs / p.durationMs)) / p.of);
+}
+
+/** The image speeds the lab form offers: `?delayScale=` for the backends. */
+export const IMAGE_SPEEDS: readonly { readonly scale: number; readonly label: string }[] = Object.freeze([
+  { scale: 0.001, label: 'milliseconds (delays ÷ 1000)' },
+  { scale: 1, label: "the cluster's own delays" },
+]);
+
+const sameFault = (a: Fault, b: Fault): boolean => {
+  const ka = Object.keys(a).sort();
+  const kb = Object.keys(b).sort();
+  return ka.join() === kb.join() && ka.every((k) => a[k as keyof Fault] === b[k as keyof Fault]);
+};
+
+/** The preset key (of SCENARIOS) a fault came from; '' for none or one the page does not offer. */
+export function scenarioKeyOf(fault: Fault | undefined): string {
+  if (fault === undefined) return '';
+  return Object.entries(SCENARIOS).find(([, s]) => sameFault(s.fault, fault))?.[0] ?? '';
+}
+
+/** One line naming what a fault does, for the settings caption. */
+function describeFault(fault: Fault): string {
+  const key = scenarioKeyOf(fault);
+  const preset = key === '' ? undefined : SCENARIOS[key];
+  return preset?.label ?? JSON.stringify(fault);
+}
+
+/** The settings a results table came from, as the caption above it says them. */
+export function describeSettings(s: LabStatus): string {
+  const spec = s.spec;
+  if (spec === null) return '';
+  const images = spec.delayScale === 1 ? "the cluster's own image delays" : `images at ${spec.delayScale} × their delays`;
+  const scenario = spec.scenario === null ? 'all replicas healthy' : `${describeFault(spec.scenario.fault)} on ${spec.scenario.upstream}`;
+  const parts = [`${spec.rate} req/s for ${Number((spec.durationMs / 1000).toFixed(1))} s`, images, scenario];
+  if (s.clusterSize !== null) parts.push(`${s.clusterSize} ${s.clusterSize === 1 ? 'replica' : 'replicas'}`);
+  if (s.check !== null) parts.push(`~${s.check.expectedOpen} of at most ${s.check.cap} requests open`);
+  return parts.join(' · ');
 }

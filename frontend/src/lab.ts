@@ -9,7 +9,7 @@
  * replica and holds the backends' token.
  */
 import { byId, h, setAttr, setText } from './dom.js';
-import { POLICIES, SCENARIOS, describeProgress, parseLabStatus, progressFraction, resultCells } from './lab-model.js';
+import { IMAGE_SPEEDS, POLICIES, SCENARIOS, describeProgress, describeSettings, parseLabStatus, progressFraction, resultCells, scenarioKeyOf } from './lab-model.js';
 import type { Fault, LabStatus } from './lab-model.js';
 import type { Snapshot } from './snapshot.js';
 
@@ -23,7 +23,12 @@ export interface LabPanel {
 
 export function setupLab(): LabPanel {
   const tokenInput = byId('admin-token', HTMLInputElement);
-  const [policySelect, targetSelect, scenarioSelect] = ['policy-select', 'target-select', 'lab-scenario'].map((id) => byId(id, HTMLSelectElement)) as [HTMLSelectElement, HTMLSelectElement, HTMLSelectElement];
+  const [policySelect, targetSelect, scenarioSelect, imagesSelect] = ['policy-select', 'target-select', 'lab-scenario', 'lab-images'].map((id) => byId(id, HTMLSelectElement)) as [
+    HTMLSelectElement,
+    HTMLSelectElement,
+    HTMLSelectElement,
+    HTMLSelectElement,
+  ];
   const [controlStatus, labStatus] = [byId('control-status'), byId('lab-status')];
   // Read where used: the number inputs and the parts only the renderer touches.
   const numberIn = (id: string): number => Number(byId(id, HTMLInputElement).value);
@@ -38,8 +43,11 @@ export function setupLab(): LabPanel {
   policySelect.replaceChildren(...POLICIES.map((p) => h('option', { value: p }, p)));
   scenarioSelect.replaceChildren(
     h('option', { value: '' }, 'none (all healthy)'),
-    ...Object.entries(SCENARIOS).map(([key, s]) => h('option', { value: key }, `${s.label} on the chosen replica`)),
+    ...Object.entries(SCENARIOS).map(([key, s]) => h('option', { value: key }, s.label)),
   );
+  imagesSelect.replaceChildren(...IMAGE_SPEEDS.map((speed) => h('option', { value: String(speed.scale) }, speed.label)));
+  /** A replica to choose once the live view lists it (a reload shows the one the table came from). */
+  let wantedTarget = '';
 
   /** A write with the token; the answer (or the failure) goes to `statusEl`. Resolves with the JSON body, if ok. */
   async function write(method: string, path: string, body: unknown, statusEl: HTMLElement, what: string): Promise<unknown> {
@@ -129,6 +137,13 @@ export function setupLab(): LabPanel {
     resultsTable.hidden = s.results.length === 0;
     byId('lab-downloads').hidden = s.results.length === 0 || s.state === 'running';
     setAttr(resultsTable, 'data-rows', String(s.results.length));
+    const settings = byId('lab-settings');
+    setText(settings, s.results.length === 0 ? '' : `From: ${describeSettings(s)}`);
+    settings.hidden = s.results.length === 0;
+    const warnings = s.check?.warnings ?? [];
+    const check = byId('lab-check');
+    check.replaceChildren(...warnings.map((w) => h('li', {}, w)));
+    check.hidden = warnings.length === 0 || s.state === 'idle';
     byId('lab-results-body').replaceChildren(
       ...s.results.map((r) => h('tr', { 'data-policy': r.policy }, ...resultCells(r).map((c, i) => h(i === 0 ? 'th' : 'td', i === 0 ? { scope: 'row' } : { class: 'num' }, c)))),
     );
@@ -159,14 +174,19 @@ export function setupLab(): LabPanel {
   const startRun = async (kind: 'run' | 'compare'): Promise<void> => {
     const key = scenarioSelect.value;
     const preset = SCENARIOS[key];
-    const spec: { rate: number; durationMs: number; seed: number; scenario?: { upstream: string; fault: Fault } } = {
+    const spec: { rate: number; durationMs: number; delayScale: number; seed: number; scenario?: { upstream: string; fault: Fault } } = {
       rate: numberIn('lab-rate'),
       durationMs: Math.round(numberIn('lab-duration') * 1000),
+      delayScale: Number(imagesSelect.value),
       seed: 1,
     };
     if (preset && target() !== '') spec.scenario = { upstream: target(), fault: preset.fault };
-    const ok = await write('POST', `/api/lab/${kind}`, spec, labStatus, kind === 'run' ? 'Run' : 'Compare');
-    if (ok !== undefined) follow();
+    const answer = await write('POST', `/api/lab/${kind}`, spec, labStatus, kind === 'run' ? 'Run' : 'Compare');
+    if (answer === undefined) return;
+    // The answer carries the capacity check's warnings: shown before the first progress event.
+    const started = parseLabStatus(answer);
+    if (started) render(started);
+    follow();
   };
   byId('lab-form', HTMLFormElement).addEventListener('submit', (ev) => {
     ev.preventDefault();
@@ -177,11 +197,25 @@ export function setupLab(): LabPanel {
     void write('POST', '/api/lab/cancel', {}, controlStatus, 'Cancel');
   });
 
-  // A run started before this page loaded (or from another tab) is shown and followed.
+  /** Puts a run's settings back into the form, so the form and the table below it agree. */
+  const showSpec = (s: LabStatus): void => {
+    const spec = s.spec;
+    if (spec === null) return;
+    byId('lab-rate', HTMLInputElement).value = String(spec.rate);
+    byId('lab-duration', HTMLInputElement).value = String(spec.durationMs / 1000);
+    if (IMAGE_SPEEDS.some((speed) => speed.scale === spec.delayScale)) imagesSelect.value = String(spec.delayScale);
+    scenarioSelect.value = scenarioKeyOf(spec.scenario?.fault);
+    wantedTarget = spec.scenario?.upstream ?? '';
+    if ([...targetSelect.options].some((o) => o.value === wantedTarget)) targetSelect.value = wantedTarget;
+  };
+
+  // The last run (or one started before this page loaded, or from another tab) is shown, with its
+  // settings in the form, and followed.
   void fetch('/api/lab', { cache: 'no-store' })
     .then(async (res) => (res.ok ? parseLabStatus(await res.json()) : undefined))
     .then((s) => {
       if (!s) return;
+      showSpec(s);
       render(s);
       if (s.state === 'running') follow();
     })
@@ -197,7 +231,8 @@ export function setupLab(): LabPanel {
       const key = ids.join(',');
       if (key === knownTargets) return;
       knownTargets = key;
-      const chosen = targetSelect.value;
+      const chosen = wantedTarget !== '' && ids.includes(wantedTarget) ? wantedTarget : targetSelect.value;
+      wantedTarget = '';
       targetSelect.replaceChildren(...ids.map((id) => h('option', { value: id }, id)));
       // Keep the operator's choice while that replica exists; otherwise the last one (often the one to make slow).
       targetSelect.value = ids.includes(chosen) ? chosen : (ids.at(-1) ?? '');

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { POLICIES, SCENARIOS, describeProgress, parseLabStatus, progressFraction, resultCells } from '../src/lab-model.js';
+import { POLICIES, SCENARIOS, describeProgress, describeSettings, parseLabStatus, progressFraction, resultCells, scenarioKeyOf } from '../src/lab-model.js';
 
 const result = {
-  policy: 'least-connections', requests: 3000, errors: 2, dropped: 0, p50Ms: 1.234, p99Ms: 12.5, p999Ms: 40, maxMs: 60,
+  policy: 'least-connections', requests: 3000, errors: 2, dropped: 7, p50Ms: 1.234, p99Ms: 12.5, p999Ms: 40, maxMs: 60,
   badUpstream: 'b:2', badShare: 0.043, jain: 0.8766,
   upstreams: [{ id: 'a:1', requests: 2871, share: 0.957, errors: 2, maxInFlight: 3, meanInFlight: 0.4 }, { id: 'b:2', requests: 129, share: 0.043, errors: 0, maxInFlight: 1, meanInFlight: 0.25 }],
 };
@@ -16,19 +16,39 @@ describe('lab model', () => {
     for (const bad of [null, {}, { state: 'exploded' }, 'done']) assert.equal(parseLabStatus(bad), undefined);
   });
 
-  it('a results row: latencies, errors, the bad replica\'s share and load, Jain', () => {
+  it('a results row: latencies, errors and dropped requests apart, the bad replica\'s share and load, Jain', () => {
     const s = parseLabStatus({ state: 'done', results: [result] });
     assert.ok(s?.results[0]);
-    assert.deepEqual(resultCells(s.results[0]), ['least-connections', '1.2', '12.5', '40.0', '2', '4.3 %', '1 / 0.25', '0.877']);
+    assert.deepEqual(resultCells(s.results[0]), ['least-connections', '1.2', '12.5', '40.0', '2', '7', '4.3 %', '1 / 0.25', '0.877']);
     const healthy = parseLabStatus({ state: 'done', results: [{ ...result, badUpstream: null, badShare: null }] });
     assert.ok(healthy?.results[0]);
-    assert.equal(resultCells(healthy.results[0])[5], '–');
+    assert.equal(resultCells(healthy.results[0])[6], '–');
+  });
+
+  it('says the settings a table came from: rate, duration, images, scenario and replica, cluster size, open requests', () => {
+    const s = parseLabStatus({
+      state: 'done', results: [result], cluster: { size: 4, upstreams: [] },
+      spec: { rate: 300, durationMs: 5000, mix: [1], seed: 1, concurrency: 256, delayScale: 0.001, scenario: { upstream: 'b:2', fault: { extraLatencyMs: 50 } } },
+      check: { expectedLatencyMs: 4.2, expectedOpen: 1.26, cap: 256, warnings: ['careful'] },
+    });
+    assert.ok(s);
+    assert.equal(describeSettings(s), '300 req/s for 5 s · images at 0.001 × their delays · +50 ms latency on b:2 · 4 replicas · ~1.26 of at most 256 requests open');
+    assert.deepEqual(s.check?.warnings, ['careful']);
+    assert.equal(scenarioKeyOf(s.spec?.scenario?.fault), 'slow', 'the form can show it again');
+    const own = parseLabStatus({ state: 'done', results: [], spec: { rate: 50, durationMs: 1500, concurrency: 256, delayScale: 1 } });
+    assert.ok(own);
+    assert.equal(describeSettings(own), "50 req/s for 1.5 s · the cluster's own image delays · all replicas healthy");
+    assert.equal(scenarioKeyOf({ extraLatencyMs: 51 }), '');
+    assert.equal(describeSettings({ ...own, spec: null }), '');
   });
 
   it('progress text and fraction across a comparison', () => {
     const running = parseLabStatus({ state: 'running', kind: 'compare', progress: { policy: 'p2c', index: 4, of: 5, elapsedMs: 2500, durationMs: 5000, completed: 240, errors: 1 }, results: [] });
     assert.ok(running);
     assert.equal(describeProgress(running), 'p2c (4 of 5): 2.5 of 5 s · 240 answered · 1 errors');
+    const dropping = parseLabStatus({ state: 'running', kind: 'run', progress: { policy: 'random', index: 1, of: 1, elapsedMs: 1000, durationMs: 5000, completed: 240, errors: 0, dropped: 12 }, results: [] });
+    assert.ok(dropping);
+    assert.equal(describeProgress(dropping), 'random: 1.0 of 5 s · 240 answered · 0 errors · 12 dropped');
     assert.equal(progressFraction(running), 0.7);
     const failed = parseLabStatus({ state: 'failed', error: 'boom', results: [] });
     assert.ok(failed);
