@@ -8,7 +8,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { launchChromium } from './chromium.js';
+import { DESKTOP, PHONE, axisLabelProblems, launchChromium } from './chromium.js';
 import { REPO_ROOT, freePorts, missingBuild, startCluster, type Cluster } from '../../scripts/cluster-lib.mjs';
 import { createUiServer, type UiServer } from '../../scripts/static-server.mjs';
 
@@ -127,6 +127,11 @@ describe('the page against a real cluster', function () {
       (window as unknown as { statusTexts: string[] }).statusTexts = texts;
       if (el) new MutationObserver(() => texts.push(el.textContent)).observe(el, { childList: true, characterData: true, subtree: true });
     });
+    // Row heights while no backend id is known yet: learning one must not make its row grow.
+    const heights = (): Promise<Record<string, number>> =>
+      page.$$eval('[data-testid="upstream-row"]', (rows) => Object.fromEntries(rows.map((r) => [r.getAttribute('data-upstream') ?? '', r.getBoundingClientRect().height])));
+    const before = await heights();
+    assert.deepEqual(await page.$$eval('[data-testid="backend-id"]', (els) => els.map((e) => e.textContent)), ['', '', '', '']);
     await page.getByRole('button', { name: 'Fetch a random image' }).click();
     await page.waitForSelector('#image-status[data-state="ok"]');
     const texts = await page.evaluate(() => (window as unknown as { statusTexts: string[] }).statusTexts);
@@ -143,6 +148,7 @@ describe('the page against a real cluster', function () {
     assert.equal(await page.locator('#image-decision tbody tr').count(), 4);
     // The row of that upstream now also names the backend behind it.
     assert.equal(await page.textContent(`[data-upstream="${upstream}"] [data-testid="backend-id"]`), backend);
+    assert.deepEqual(await heights(), before, 'every row keeps its height');
     assert.match((await page.getAttribute('#image', 'alt')) ?? '', new RegExp(`served by ${backend}`));
     assertNoConsoleErrors();
   });
@@ -182,7 +188,9 @@ describe('the page against a real cluster', function () {
         }
       }).observe(rowsEl, { attributes: true, attributeFilter: ['data-in-flight'], subtree: true });
     });
-    await page.getByLabel('Concurrent requests').fill('40');
+    // The label promises what a browser does: a burst of N, four of them in flight at a time.
+    assert.equal(await page.textContent('label[for="burst-size"]'), 'Requests in the burst (1–200, sent 4 at a time)');
+    await page.getByLabel('Requests in the burst').fill('40');
     await page.getByRole('button', { name: 'Send burst' }).click();
     await page.waitForSelector('#burst-status[data-state="done"]', { timeout: 45_000 });
     assert.equal(await page.getAttribute('#burst-status', 'data-ok'), '40');
@@ -229,7 +237,7 @@ describe('the page against a real cluster', function () {
     try {
       // Some traffic, so the balancer also notices through failed requests, not only its probes.
       expected = [/Failed to load resource: the server responded with a status of 50[234]/];
-      await page.getByLabel('Concurrent requests').fill('8');
+      await page.getByLabel('Requests in the burst').fill('8');
       await page.getByRole('button', { name: 'Send burst' }).click();
       // Static upstreams stay listed; health checking moves the dead one out of `up`.
       await page.waitForSelector(`[data-upstream="${id}"]:not([data-state="up"])`, { timeout: 20_000 });
@@ -419,6 +427,32 @@ describe('the live view with a scripted event stream (upstreams coming and going
       assert.deepEqual(problems, []);
     } finally {
       await page.close();
+    }
+  });
+
+  it('never lets the x-axis labels touch, on a phone and a laptop, in every window, at the widest times of day', async () => {
+    assert.ok(browser);
+    for (const [screen, options] of [['phone', PHONE], ['laptop', DESKTOP]] as const) {
+      // 23:5x UTC: two-digit hours and a pm, the longest labels uPlot's own format writes.
+      const context = await browser.newContext({ ...options, timezoneId: 'UTC' });
+      try {
+        const page = await context.newPage();
+        let time = Date.UTC(2026, 11, 12, 23, 58, 0);
+        await page.route('**/api/lab', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: '{"state":"idle","results":[]}' }));
+        await page.route('**/api/events', (route) =>
+          route.fulfill({ status: 200, headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }, body: snapshotEvent((time += 100), [['10.0.0.2:8002', 1, 10, 'up']]) }),
+        );
+        await page.goto(base);
+        // Both charts drawn with points of the scripted day, not the empty chart of 1 January 1970.
+        await page.waitForFunction(() => [...document.querySelectorAll<HTMLElement>('.chart')].every((el) => Number(el.dataset.points) > 1));
+        for (const span of ['60000', '300000', '900000']) {
+          await page.click(`[data-window-ms="${span}"]`);
+          await page.waitForSelector(`[data-window-ms="${span}"][aria-pressed="true"]`);
+          assert.deepEqual(await axisLabelProblems(page), [], `${screen}, ${Number(span) / 60000} min window`);
+        }
+      } finally {
+        await context.close();
+      }
     }
   });
 });

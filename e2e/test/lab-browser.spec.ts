@@ -3,7 +3,7 @@
  * own 1–10 s images, balancer and page server), with the admin and backend tokens set: switch the
  * policy, run a short comparison and watch its table fill, a run the cluster cannot hold refused,
  * the README's recipe and its settings after a reload, apply and clear a fault scenario and see
- * the live view react, the phone layout; no console errors; screenshots in
+ * the live view react, the phone and laptop layouts; no console errors; screenshots in
  * e2e/artifacts.
  */
 import assert from 'node:assert/strict';
@@ -11,7 +11,7 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { launchChromium } from './chromium.js';
+import { DESKTOP, PHONE, axisLabelProblems, launchChromium, overflowingElements } from './chromium.js';
 import { missingBuild, startCluster, type Cluster } from '../../scripts/cluster-lib.mjs';
 
 const ARTIFACTS = fileURLToPath(new URL('../artifacts/', import.meta.url));
@@ -198,24 +198,78 @@ describe('the algorithm lab in the page', function () {
     await page.waitForFunction((sel) => /^(up|unproven)$/.test(document.querySelector(sel)?.textContent ?? ''), state);
   });
 
-  it('on a phone the controls (fetch, burst, scenarios) come before the upstream table', async () => {
+  it('on a phone (390×844) the live view comes first, then the traffic buttons, the lab last; nothing sticks out of its card; the results table scrolls inside it', async () => {
     assert.ok(cluster && browser);
-    const phone = await browser.newContext({ viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, colorScheme: 'light' });
+    const phone = await browser.newContext({ ...PHONE, colorScheme: 'light' });
     try {
       const p = await phone.newPage();
       p.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
       await p.goto(cluster.urls.ui);
       await p.waitForSelector('#connection[data-state="live"]');
+      await p.waitForSelector('#lab-results:not([hidden])');
       const top = (sel: string): Promise<number> => p.locator(sel).evaluate((el) => el.getBoundingClientRect().top);
-      const table = await top('.upstreams');
-      assert.ok((await top('#fetch-image')) < table, 'fetch before the table');
-      assert.ok((await top('#burst-form')) < table, 'burst before the table');
-      assert.ok((await top('#scenario-buttons')) < table, 'scenarios before the table');
+      const order = ['.totals', '.upstreams', '.demo', '.charts', '.decisions', '.lab'];
+      const tops = await Promise.all(order.map(top));
+      assert.deepEqual([...tops].sort((a, b) => a - b), tops, `top to bottom: ${order.map((s, i) => `${s} ${tops[i]}`).join(', ')}`);
+      assert.deepEqual(await overflowingElements(p), []);
       const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       assert.ok(overflow <= 0, `page is ${overflow}px wider than the phone`);
-      await p.screenshot({ path: join(ARTIFACTS, 'lab-phone.png'), fullPage: true });
+      // The table is wider than the phone: it scrolls in its wrapper, and its last column can be reached.
+      const scroll = await p.locator('#lab-results-wrap').evaluate((el) => {
+        el.scrollLeft = el.scrollWidth;
+        const last = el.querySelector('thead th:last-child')?.getBoundingClientRect();
+        return { wider: el.scrollWidth > el.clientWidth, lastInside: last !== undefined && last.right <= el.getBoundingClientRect().right + 0.5 };
+      });
+      assert.deepEqual(scroll, { wider: true, lastInside: true });
+      assert.deepEqual(await axisLabelProblems(p), []);
+      await p.screenshot({ path: join(ARTIFACTS, 'page-phone-390x844.png'), fullPage: true });
     } finally {
       await phone.close();
+    }
+  });
+
+  it('on a laptop (1280×800) both columns end on one line, the lab\'s controls look like the rest and the axis labels never touch', async () => {
+    assert.ok(cluster && browser);
+    const laptop = await browser.newContext({ ...DESKTOP, colorScheme: 'light' });
+    try {
+      const p = await laptop.newPage();
+      p.on('pageerror', (e) => problems.push(`pageerror: ${e.message}`));
+      await p.goto(cluster.urls.ui);
+      await p.waitForSelector('#connection[data-state="live"]');
+      await p.waitForSelector('#lab-results:not([hidden])');
+      // Some routing decisions, so the log is as long as it gets (20).
+      await p.evaluate(async () => {
+        await Promise.all(Array.from({ length: 25 }, (_, i) => fetch(`/images/1?delayScale=0.001&n=${i}`).then((r) => r.arrayBuffer())));
+      });
+      await p.waitForFunction(() => Number(document.getElementById('decisions')?.getAttribute('data-count')) === 20);
+      const bottoms = await p.evaluate(() =>
+        ['.col-main > .panel:last-child', '.col-side > .panel:last-child', '.col-main', '.col-side'].map((sel) => document.querySelector(sel)?.getBoundingClientRect().bottom ?? NaN),
+      );
+      const [main, side] = bottoms;
+      assert.ok(main !== undefined && side !== undefined && Math.abs(main - side) <= 1, `the columns end at ${main} and ${side}`);
+      assert.deepEqual(await overflowingElements(p), []);
+      // Every field, select and button of the lab: the page's rounded, bordered look, one height in a row.
+      const unstyled = await p.$$eval('#lab input, #lab select, #lab button', (els) => {
+        const height = Math.round(document.getElementById('lab-compare')?.getBoundingClientRect().height ?? 0);
+        return els
+          .map((el) => {
+            const style = getComputedStyle(el);
+            const rounded = style.borderTopLeftRadius === '8px' || style.borderTopRightRadius === '8px';
+            const h = Math.round(el.getBoundingClientRect().height);
+            return rounded && style.borderTopStyle === 'solid' && h === height ? '' : `#${el.id || el.textContent.trim()}: radius ${style.borderTopLeftRadius}, border ${style.borderTopStyle}, ${h} px high (buttons ${height})`;
+          })
+          .filter((problem) => problem !== '');
+      });
+      assert.deepEqual(unstyled, []);
+      assert.equal(await p.locator('#lab-images').evaluate((el) => getComputedStyle(el).appearance), 'none');
+      for (const span of ['60000', '300000', '900000']) {
+        await p.click(`[data-window-ms="${span}"]`);
+        await p.waitForSelector(`[data-window-ms="${span}"][aria-pressed="true"]`);
+        assert.deepEqual(await axisLabelProblems(p), [], `${Number(span) / 60000} min window`);
+      }
+      await p.screenshot({ path: join(ARTIFACTS, 'page-desktop-1280x800.png'), fullPage: true });
+    } finally {
+      await laptop.close();
     }
   });
 });

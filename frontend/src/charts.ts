@@ -21,6 +21,56 @@ export interface TimeChartOptions {
   readonly format: (v: number) => string;
 }
 
+/** Where one x-axis label was drawn, in CSS pixels from the chart's left edge; `row` counts lines. */
+export interface LabelBox {
+  readonly text: string;
+  readonly left: number;
+  readonly right: number;
+  readonly row: number;
+}
+
+/** The chart element, with what the browser tests (and a curious developer) can ask of it. */
+export interface ChartElement extends HTMLElement {
+  /** The x-axis labels of the last drawing, each line's box as the canvas drew it. */
+  xAxisLabels?: () => LabelBox[];
+}
+
+/** uPlot's own record of an axis's last drawing (not in its types). */
+interface DrawnAxis {
+  readonly _splits?: readonly number[] | null;
+  readonly _values?: readonly (string | number | null)[] | null;
+  readonly font?: readonly [string, number];
+}
+
+/**
+ * The x-axis labels' boxes of `plot`: uPlot draws them on the canvas, centred on their ticks, one
+ * line under the other when a label has several.
+ */
+function xLabelBoxes(plot: uPlot): LabelBox[] {
+  const axis = plot.axes[0] as DrawnAxis | undefined;
+  const splits = axis?._splits ?? [];
+  const values = axis?._values ?? [];
+  const ctx = plot.ctx;
+  ctx.save();
+  ctx.font = axis?.font?.[0] ?? ctx.font;
+  const plotLeft = plot.bbox.left / uPlot.pxRatio;
+  const boxes: LabelBox[] = [];
+  splits.forEach((split, i) => {
+    const value = values[i];
+    if (value === null || value === undefined) return;
+    const centre = plotLeft + plot.valToPos(split, 'x');
+    String(value)
+      .split('\n')
+      .forEach((text, row) => {
+        // measureText works in canvas pixels: the canvas is scaled by pxRatio.
+        const half = ctx.measureText(text).width / uPlot.pxRatio / 2;
+        boxes.push({ text, left: centre - half, right: centre + half, row });
+      });
+  });
+  ctx.restore();
+  return boxes;
+}
+
 /** What {@link createTimeChart} returns. */
 export interface TimeChart {
   /** Draws these columns over the last `windowMs`. */
@@ -36,6 +86,38 @@ const cssVar = (name: string, fallback: string): string =>
 /** Axis ticks: exact (0.25 stays 0.25), thousands grouped. */
 export function tickLabel(v: number): string {
   return Math.abs(v) >= 1000 ? formatRate(v) : String(Number(v.toFixed(2)));
+}
+
+const pad2 = (n: number): string => String(n).padStart(2, '0');
+
+/**
+ * An x tick's label: the local 24-hour time, with seconds while ticks are under a minute apart.
+ * One line and one width for every tick (uPlot's own labels add a date line and am/pm, and grow
+ * from "1:05am" to "12:55pm", which is how neighbours came to touch).
+ */
+export function timeTickLabel(sec: number, incrSec: number): string {
+  const d = new Date(sec * 1000);
+  const hm = `${pad2(d.getHours())}:${pad2(d.getMinutes())}`;
+  return incrSec < 60 ? `${hm}:${pad2(d.getSeconds())}` : hm;
+}
+
+/** Ticks at these steps (seconds) only: the windows are 1 to 15 minutes. */
+const TIME_STEPS = [1, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600];
+const AXIS_FONT = '11px system-ui, sans-serif';
+/** Free space between two x labels, in CSS pixels. */
+export const LABEL_GAP_PX = 12;
+
+let widestLabel: number | undefined;
+/** The width of the widest x label ("00:00:00" in the widest digit), in CSS pixels; measured once. */
+function widestLabelPx(): number {
+  if (widestLabel === undefined) {
+    const ctx = document.createElement('canvas').getContext('2d');
+    if (!ctx) return 64;
+    ctx.font = AXIS_FONT;
+    const digit = Math.max(...'0123456789'.split('').map((c) => ctx.measureText(c).width));
+    widestLabel = Math.ceil(6 * digit + 2 * ctx.measureText(':').width);
+  }
+  return widestLabel;
 }
 
 /** Short label for an upstream in a legend: drop the loopback address, keep the port. */
@@ -63,8 +145,9 @@ export function createTimeChart(el: HTMLElement, opts: TimeChartOptions): TimeCh
       stroke: fg,
       grid: { stroke: grid, width: 1 },
       ticks: { stroke: grid, width: 1 },
-      font: '11px system-ui, sans-serif',
+      font: AXIS_FONT,
     });
+    const labelPx = widestLabelPx();
     const series: uPlot.Series[] = [{}];
     for (const id of cols.ids) {
       series.push({
@@ -91,6 +174,8 @@ export function createTimeChart(el: HTMLElement, opts: TimeChartOptions): TimeCh
         width: width(),
         height: height(),
         cursor: { drag: { x: false, y: false } },
+        // Room on the right for half of the newest tick's label, which sits on the plot's edge.
+        padding: [null, Math.ceil(labelPx / 2) + 2, null, null],
         legend: { show: true },
         scales: {
           // The x range is the chosen window ending at the newest point, so the chart scrolls
@@ -98,12 +183,23 @@ export function createTimeChart(el: HTMLElement, opts: TimeChartOptions): TimeCh
           x: { time: true, range: (_u, _min, max) => [max - windowSec, max] },
           y: { range: (_u, _min, max) => [0, niceCeil(max, opts.minMax)] },
         },
-        axes: [axis(), { ...axis(), size: 44, values: (_u, vals) => vals.map(tickLabel) }],
+        axes: [
+          {
+            ...axis(),
+            // Ticks at least one label plus a gap apart: neighbouring labels can never touch.
+            space: labelPx + LABEL_GAP_PX,
+            incrs: TIME_STEPS,
+            values: (_u, splits, _axis, _space, incr) => splits.map((v) => timeTickLabel(v, incr)),
+          },
+          { ...axis(), size: 44, values: (_u, vals) => vals.map(tickLabel) },
+        ],
         series,
       },
       toData(cols),
       el,
     );
+    const drawn = plot;
+    (el as ChartElement).xAxisLabels = () => xLabelBoxes(drawn);
     plot.root.setAttribute('role', 'img');
     plot.root.setAttribute('aria-label', opts.label);
   }
