@@ -47,6 +47,8 @@ export interface LabProgress {
   readonly completed: number;
   readonly errors: number;
   readonly dropped: number;
+  /** The balancer's unmeasured first second before the first policy. */
+  readonly warmUp: boolean;
 }
 
 /** What a run was asked for: the settings its table came from. */
@@ -134,7 +136,7 @@ export function parseLabStatus(v: unknown): LabStatus | undefined {
     state: v.state as LabStatus['state'],
     kind: str(v.kind),
     progress: p
-      ? { policy: str(p.policy) ?? '', index: num(p.index), of: num(p.of), elapsedMs: num(p.elapsedMs), durationMs: num(p.durationMs), completed: num(p.completed), errors: num(p.errors), dropped: num(p.dropped) }
+      ? { policy: str(p.policy) ?? '', index: num(p.index), of: num(p.of), elapsedMs: num(p.elapsedMs), durationMs: num(p.durationMs), completed: num(p.completed), errors: num(p.errors), dropped: num(p.dropped), warmUp: p.warmUp === true }
       : null,
     results: Array.isArray(v.results) ? v.results.map(parseResult).filter((r): r is LabResult => r !== undefined) : [],
     error: str(v.error),
@@ -172,6 +174,7 @@ export function describeProgress(s: LabStatus): string {
     case 'running': {
       const p = s.progress;
       if (p === null) return 'Starting…';
+      if (p.warmUp) return `Warming up under ${p.policy}, not measured: ${(p.elapsedMs / 1000).toFixed(1)} of ${(p.durationMs / 1000).toFixed(0)} s`;
       const step = s.kind === 'compare' ? `${p.policy} (${p.index} of ${p.of})` : p.policy;
       const dropped = p.dropped > 0 ? ` · ${p.dropped} dropped` : '';
       return `${step}: ${(p.elapsedMs / 1000).toFixed(1)} of ${(p.durationMs / 1000).toFixed(0)} s · ${p.completed} answered · ${p.errors} errors${dropped}`;
@@ -189,6 +192,7 @@ export function describeProgress(s: LabStatus): string {
 export function progressFraction(s: LabStatus): number {
   const p = s.progress;
   if (s.state !== 'running' || p === null || p.durationMs <= 0 || p.of <= 0) return s.state === 'done' ? 1 : 0;
+  if (p.warmUp) return 0;
   return Math.min(1, (p.index - 1 + Math.min(1, p.elapsedMs / p.durationMs)) / p.of);
 }
 

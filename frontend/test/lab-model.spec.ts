@@ -50,6 +50,10 @@ describe('lab model', () => {
     assert.ok(dropping);
     assert.equal(describeProgress(dropping), 'random: 1.0 of 5 s · 240 answered · 0 errors · 12 dropped');
     assert.equal(progressFraction(running), 0.7);
+    const warming = parseLabStatus({ state: 'running', kind: 'compare', progress: { policy: 'least-connections', index: 0, of: 5, elapsedMs: 400, durationMs: 1000, completed: 120, errors: 0, dropped: 0, warmUp: true }, results: [] });
+    assert.ok(warming);
+    assert.equal(describeProgress(warming), 'Warming up under least-connections, not measured: 0.4 of 1 s');
+    assert.equal(progressFraction(warming), 0);
     const failed = parseLabStatus({ state: 'failed', error: 'boom', results: [] });
     assert.ok(failed);
     assert.equal(describeProgress(failed), 'Failed: boom');

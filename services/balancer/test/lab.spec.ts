@@ -181,6 +181,9 @@ describe('lab: load generator and comparison against a running balancer', functi
     await waitFor(async () => (await lab()).state === 'done', 15_000, 'the comparison to finish');
     await reading;
     const text = frames.join('');
+    // The schedule's first second once, unmeasured, before the first policy; then each policy.
+    assert.match(text, /"progress":\{"policy":"least-connections","index":0,"of":2,.*"warmUp":true\}/);
+    assert.ok(text.indexOf('"warmUp":true') < text.indexOf('"index":1,"of":2'), 'the warm-up comes first');
     assert.match(text, /"progress":\{"policy":"least-connections","index":1,"of":2/);
     assert.match(text, /"progress":\{"policy":"round-robin","index":2,"of":2/);
 
@@ -214,7 +217,10 @@ describe('lab: load generator and comparison against a running balancer', functi
     const res = await post('/api/lab/run', { rate: 100, durationMs: 60_000, seed: 1 });
     assert.equal(res.statusCode, 202);
     await res.body.dump();
-    await waitFor(async () => ((await lab()).progress?.completed ?? 0) > 20, 5000, 'some requests');
+    await waitFor(async () => {
+      const { progress } = await lab();
+      return progress !== null && !progress.warmUp && progress.completed > 20;
+    }, 5000, 'some measured requests');
     const cancel = await post('/api/lab/cancel', {});
     assert.equal(cancel.statusCode, 200);
     await cancel.body.dump();

@@ -88,6 +88,8 @@ export interface LabStatus {
     readonly completed: number;
     readonly errors: number;
     readonly dropped: number;
+    /** The unmeasured first second (see WARM_UP_MS); index is 0 then. */
+    readonly warmUp: boolean;
   } | null;
   readonly results: readonly RunResult[];
   /** The available upstreams when the run started: the cluster the results came from. */
@@ -128,6 +130,13 @@ const PROGRESS_MS = 250;
 const SAMPLE_MS = 10;
 /** Longest wait for the previous policy's requests to leave the upstreams before the next run. */
 const SETTLE_MS = 10_000;
+/**
+ * The schedule's first second is sent once before the measured runs and thrown away: otherwise the
+ * first policy alone pays for cold processes (JIT, new connections, latency estimates still
+ * empty) that every later one finds done. On a fresh `npm start` cluster that put least-connections,
+ * always first, at twice the p99 of the others.
+ */
+const WARM_UP_MS = 1000;
 
 const IDLE: LabStatus = Object.freeze({ state: 'idle', kind: null, spec: null, progress: null, results: [], cluster: null, check: null, error: null, startedAt: null, finishedAt: null });
 
@@ -160,7 +169,7 @@ export function createLabRunner(deps: LabRunnerDeps): LabRunner {
     });
 
   /** Sends the schedule once under the policy in force and measures it. */
-  const runOnce = async (policy: PolicyName, index: number, of: number, arrivals: readonly Arrival[], spec: LabSpec): Promise<RunResult> => {
+  const runOnce = async (policy: PolicyName, index: number, of: number, arrivals: readonly Arrival[], spec: LabSpec, warmUp = false): Promise<RunResult> => {
     const pool = new Pool(deps.dataUrl(), {
       connections: spec.concurrency,
       headersTimeout: LIMITS.requestTimeoutMs,
@@ -192,7 +201,7 @@ export function createLabRunner(deps: LabRunnerDeps): LabRunner {
       }
     }, SAMPLE_MS);
     const progress = setInterval(() => {
-      publish({ ...status, progress: { policy, index, of, elapsedMs: Math.round(performance.now() - t0), durationMs: spec.durationMs, sent: n.sent, completed: n.completed, errors: n.errors, dropped: n.dropped } });
+      publish({ ...status, progress: { policy, index, of, elapsedMs: Math.round(performance.now() - t0), durationMs: spec.durationMs, sent: n.sent, completed: n.completed, errors: n.errors, dropped: n.dropped, warmUp } });
     }, PROGRESS_MS);
 
     let allSent: () => void = () => undefined;
@@ -274,7 +283,8 @@ export function createLabRunner(deps: LabRunnerDeps): LabRunner {
       return {
         id,
         requests: s.requests,
-        share: answered === 0 ? 0 : round2((s.requests / answered) * 100) / 100,
+        // Four decimals, not round2(%) / 100: that division brings back binary fractions (0.029500000000000002).
+        share: answered === 0 ? 0 : Math.round((s.requests / answered) * 10_000) / 10_000,
         errors: s.errors,
         maxInFlight: l.max,
         meanInFlight: n.samples === 0 ? 0 : round2(l.sum / n.samples),
@@ -312,6 +322,12 @@ export function createLabRunner(deps: LabRunnerDeps): LabRunner {
       if (scenario !== undefined) {
         const reply = await deps.relay.apply(scenario.upstream, scenario.fault);
         if (reply.status !== 200) throw new Error(`the backend refused the scenario: ${reply.status} ${JSON.stringify(reply.body)}`);
+      }
+      const first = order[0];
+      if (first !== undefined && !cancelled) {
+        deps.policy.set(first);
+        await settle();
+        await runOnce(first, 0, order.length, arrivals.filter((a) => a.at < WARM_UP_MS), { ...spec, durationMs: Math.min(WARM_UP_MS, spec.durationMs) }, true);
       }
       for (const [i, policy] of order.entries()) {
         if (cancelled) break;
