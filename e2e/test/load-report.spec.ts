@@ -113,6 +113,11 @@ describe('open-loop: error codes and expected times on the wire', function () {
       } else if (req.url === '/plain-fail') {
         res.writeHead(502, { 'content-type': 'text/html' });
         res.end('<html>bad gateway</html>');
+      } else if (req.url === '/redone') {
+        // An image whose replica died near its end: redone elsewhere, it takes about twice its time.
+        setTimeout(() => res.end('png'), 700);
+      } else if (req.url === '/hang') {
+        // Never answers (closed by the test's teardown).
       } else {
         // A slow image: answers after its delay, as a backend does.
         setTimeout(() => res.end('png'), 450);
@@ -142,5 +147,21 @@ describe('open-loop: error codes and expected times on the wire', function () {
     const [r] = (await loop.done).records;
     assert.equal(r?.ok, true, `${r?.failure ?? ''} ${r?.detail ?? ''}`);
     assert.equal(summarize((await loop.done).records).slow, 0);
+  });
+
+  it('waits for a request redone from the start after its replica died (twice its time): slow, not failed', async () => {
+    // 700 ms: past 100 ms + 400 ms, within 100 ms + 2 × 400 ms. A killed replica's 10 s image that
+    // had run 9.9 s is answered at about 20 s by the replica the balancer retried it on.
+    const loop = startOpenLoop({ origin, ratePerSecond: 10, durationMs: 100, paths: ['/redone'], timeoutMs: 100, expectedMs: { '/redone': 400 } });
+    const [r] = (await loop.done).records;
+    assert.equal(r?.ok, true, `${r?.failure ?? ''} ${r?.detail ?? ''}`);
+    assert.equal(summarize((await loop.done).records).slow, 0);
+  });
+
+  it('names its own timeout TimeoutError (not DOMException\'s numeric code)', async () => {
+    const loop = startOpenLoop({ origin, ratePerSecond: 10, durationMs: 100, paths: ['/hang'], timeoutMs: 150 });
+    const [r] = (await loop.done).records;
+    assert.equal(r?.failure, 'timeout');
+    assert.equal(r.detail, 'TimeoutError');
   });
 });
