@@ -184,6 +184,9 @@ describe('--workers 2: two data-path threads sharing exact counts (a balancer pr
     const replies = Array.from({ length: 20 }, () => fetchOnNewConnection(`${url}/hold`));
     // With per-thread counts each thread would admit one request per upstream: 4 held, not 2.
     await waitFor(async () => (await metricsOf(admin)).get('lb_requests_total{upstream="none",code="503"}') === 18, 10_000, '18 refusals');
+    // The two admitted requests may still be on their way to their origins when the 18th refusal
+    // is counted (a CI run read [1, 0]): wait for them to arrive, then check none went over the cap.
+    await waitFor(() => origins.every((o) => o.held() >= 1), 10_000, 'one request held at each origin');
     assert.deepEqual(origins.map((o) => o.held()), [1, 1]);
     const m = await metricsOf(admin);
     assert.ok([0, 1].every((t) => (m.get(`lb_thread_requests_total{thread="${t}"}`) ?? 0) > 0), 'both threads refused some');
