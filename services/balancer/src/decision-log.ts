@@ -1,4 +1,4 @@
-import type { PickReason } from './picker/least-connections.js';
+import type { PickReason } from './picker/types.js';
 
 /** One routing decision, as the live view shows it. */
 export interface Decision {

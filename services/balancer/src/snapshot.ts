@@ -1,5 +1,5 @@
 import type { DecisionLog, Decision } from './decision-log.js';
-import type { TieBreak } from './picker/least-connections.js';
+import type { TieBreak } from './picker/types.js';
 import type { PolicyName } from './picker/policy.js';
 import type { UpstreamTable } from './upstreams/registry.js';
 import type { Upstream, UpstreamSource, UpstreamState } from './upstreams/upstream.js';

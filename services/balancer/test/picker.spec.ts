@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { pickLeastConnections } from '../src/picker/least-connections.js';
-import type { Candidate, TieBreak } from '../src/picker/least-connections.js';
+import type { Candidate, TieBreak } from '../src/picker/types.js';
 import { seededRandom } from './helpers.js';
 
 const c = (id: string, inFlight: number, weight = 1): Candidate => ({ id, inFlight, weight });

@@ -1,11 +1,12 @@
 import assert from 'node:assert/strict';
-import type { Candidate } from '../src/picker/least-connections.js';
-import { createLatencyTracker, peakEwmaCost, pickPeakEwma } from '../src/picker/peak-ewma.js';
+import { createLatencyTracker } from '../src/picker/latency-tracker.js';
+import { pickTwoChoices } from '../src/picker/p2c.js';
+import { peakEwmaCost, pickPeakEwma } from '../src/picker/peak-ewma.js';
 import { POLICIES, createPolicySetting, isPolicy, pickWith } from '../src/picker/policy.js';
 import type { PolicyName } from '../src/picker/policy.js';
 import { pickRandom } from '../src/picker/random.js';
 import { pickRoundRobin } from '../src/picker/round-robin.js';
-import { pickTwoChoices } from '../src/picker/two-choices.js';
+import type { Candidate } from '../src/picker/types.js';
 import { seededRandom } from './helpers.js';
 
 interface Lab extends Candidate {

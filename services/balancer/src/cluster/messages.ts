@@ -3,7 +3,7 @@
  * MessagePorts). Counts never travel here: they are in the shared CounterTable.
  */
 import type { FailureReason } from '../errors.js';
-import type { PickReason } from '../picker/least-connections.js';
+import type { PickReason } from '../picker/types.js';
 import type { PolicyName } from '../picker/policy.js';
 import type { UpstreamSource, UpstreamState } from '../upstreams/upstream.js';
 

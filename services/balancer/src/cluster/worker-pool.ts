@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import type { MetricObjectWithValues, MetricValue } from 'prom-client';
 import type { Config } from '../config.js';
 import type { FailureReason } from '../errors.js';
-import type { PickReason } from '../picker/least-connections.js';
+import type { PickReason } from '../picker/types.js';
 import type { PolicyName } from '../picker/policy.js';
 import type { CounterTable } from '../upstreams/counters.js';
 import type { Registry } from '../upstreams/registry.js';

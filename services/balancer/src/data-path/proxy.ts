@@ -10,10 +10,10 @@ import { createTrustCheck, hasRequestBody, upstreamRequestHeaders } from '../for
 import type { OutcomeSink } from '../health/outlier-detector.js';
 import type { Metrics } from '../metrics.js';
 import { NO_UPSTREAM } from '../metrics.js';
-import { createLatencyTracker, RECENT_DECAY_MS } from '../picker/peak-ewma.js';
+import { createLatencyTracker, RECENT_DECAY_MS } from '../picker/latency-tracker.js';
 import { pickWith } from '../picker/policy.js';
 import type { PolicySetting } from '../picker/policy.js';
-import type { Pick } from '../picker/least-connections.js';
+import type { Pick } from '../picker/types.js';
 import { sendErrorResponse } from './error-response.js';
 import { lazyBody } from './request-body.js';
 import type { RetryBudget } from './retry-budget.js';

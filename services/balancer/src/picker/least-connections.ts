@@ -15,15 +15,8 @@
  * takes traffic as soon as the others are busier, and a never-measured one (a newcomer) is fast.
  */
 
-/** What the picker needs to know about an upstream. */
-export interface Candidate {
-  readonly id: string;
-  readonly inFlight: number;
-  /** Effective weight, > 0. */
-  readonly weight: number;
-}
-
-export type TieBreak = 'rotation' | 'random' | 'latency';
+import type { Candidate, Pick, PickOptions, PickReason } from './types.js';
+import { indexAtWeight, totalWeight } from './weighted.js';
 
 /**
  * 'latency' tie-break: a tied candidate stays in the tie while its recent latency is at most
@@ -35,35 +28,6 @@ export type TieBreak = 'rotation' | 'random' | 'latency';
  */
 export const LATENCY_TIE_SLACK_MS = 20;
 export const LATENCY_TIE_FACTOR = 2;
-
-/**
- * Why the chosen candidate won; shown in `X-Lb-Decision`. The last four are the other policies'
- * (picker/policy.ts): least-connections gives only the first four.
- */
-export type PickReason =
-  | 'only-candidate'
-  | 'least-loaded'
-  | 'tie-rotation'
-  | 'tie-random'
-  | 'tie-latency'
-  | 'round-robin'
-  | 'random'
-  | 'two-choices'
-  | 'peak-ewma';
-
-export interface PickOptions {
-  /** 'latency' without a `latencyMs` source behaves as 'rotation'. */
-  readonly tieBreak: TieBreak;
-  /** A uniform random number in [0, 1); used when tieBreak is 'random'. */
-  readonly random: () => number;
-  /** A counter the caller increments on every pick; used when tieBreak is 'rotation'. */
-  readonly turn: number;
-}
-
-export interface Pick<T extends Candidate> {
-  readonly chosen: T;
-  readonly reason: PickReason;
-}
 
 /** Compares a.inFlight/a.weight with b.inFlight/b.weight without division (exact for integers). */
 function compareLoad(a: Candidate, b: Candidate): number {
@@ -108,14 +72,8 @@ export function pickLeastConnections<T extends Candidate>(
   }
 
   if (options.tieBreak === 'random') {
-    const position = options.random() * tiedWeight;
-    let acc = 0;
-    for (const c of tied) {
-      acc += c.weight;
-      if (position < acc) return { chosen: c, reason };
-    }
-    // Only reachable through floating-point rounding at the upper edge.
-    return { chosen: tied.at(-1) ?? best, reason };
+    // Rounding at the upper edge yields the last one.
+    return { chosen: tied[indexAtWeight(tied, options.random() * tiedWeight)] ?? best, reason };
   }
   return { chosen: rotate(candidates, tied, tiedWeight, options.turn, best), reason };
 }
@@ -131,26 +89,13 @@ export function pickLeastConnections<T extends Candidate>(
  * the others' share; measured in Compose: two of six got 20-35 %).
  */
 function rotate<T extends Candidate>(candidates: readonly T[], tied: readonly T[], tiedWeight: number, turn: number, fallback: T): T {
-  let total = 0;
-  for (const c of candidates) total += c.weight;
+  const total = totalWeight(candidates);
   const t = Math.abs(Math.trunc(turn));
-  const position = t % total;
-  let acc = 0;
-  for (const c of candidates) {
-    acc += c.weight;
-    if (position < acc) {
-      if (tied.includes(c)) return c;
-      break;
-    }
-  }
-  const handedOn = Math.trunc(t / total) % tiedWeight;
-  acc = 0;
-  for (const c of tied) {
-    acc += c.weight;
-    if (handedOn < acc) return c;
-  }
-  // Only reachable through a weight sum that does not match the tied list (never, with integers).
-  return tied.at(-1) ?? fallback;
+  const atTurn = candidates[indexAtWeight(candidates, t % total)];
+  if (atTurn !== undefined && tied.includes(atTurn)) return atTurn;
+  // indexAtWeight yields the last one past the end: only through a weight sum that does not match
+  // the tied list (never, with integers).
+  return tied[indexAtWeight(tied, Math.trunc(t / total) % tiedWeight)] ?? fallback;
 }
 
 /** The tied candidates not much slower lately than the typical one of them (never empty). */

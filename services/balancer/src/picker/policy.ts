@@ -4,11 +4,11 @@
  * (the algorithm lab) or for operators who want them.
  */
 import { pickLeastConnections } from './least-connections.js';
-import type { Candidate, Pick, PickOptions } from './least-connections.js';
+import { pickTwoChoices } from './p2c.js';
 import { pickPeakEwma } from './peak-ewma.js';
 import { pickRandom } from './random.js';
 import { pickRoundRobin } from './round-robin.js';
-import { pickTwoChoices } from './two-choices.js';
+import type { Candidate, Pick, PickOptions } from './types.js';
 
 /** Every policy, in the order the page and the lab show them. */
 export const POLICIES = ['least-connections', 'round-robin', 'random', 'p2c', 'peak-ewma'] as const;
@@ -32,20 +32,26 @@ export interface PolicyOptions<T extends Candidate> extends PickOptions {
   readonly recentLatencyMs: (candidate: T) => number;
 }
 
+/** One selection policy: a pure picker reading its part of the options; undefined when there is no candidate. */
+export interface Policy {
+  pick<T extends Candidate>(candidates: readonly T[], options: PolicyOptions<T>): Pick<T> | undefined;
+}
+
+/** Every policy by name: adding one here (and to POLICIES) is all the dispatch needs. */
+export const POLICY_TABLE: Readonly<Record<PolicyName, Policy>> = {
+  'least-connections': {
+    pick: (candidates, options) =>
+      pickLeastConnections(candidates, { tieBreak: options.tieBreak, random: options.random, turn: options.turn, latencyMs: options.recentLatencyMs }),
+  },
+  'round-robin': { pick: (candidates, options) => pickRoundRobin(candidates, options.turn) },
+  random: { pick: (candidates, options) => pickRandom(candidates, options.random) },
+  p2c: { pick: (candidates, options) => pickTwoChoices(candidates, options.random) },
+  'peak-ewma': { pick: (candidates, options) => pickPeakEwma(candidates, options.random, options.latencyMs) },
+};
+
 /** Picks with the named policy; undefined when there is no candidate. */
 export function pickWith<T extends Candidate>(policy: PolicyName, candidates: readonly T[], options: PolicyOptions<T>): Pick<T> | undefined {
-  switch (policy) {
-    case 'least-connections':
-      return pickLeastConnections(candidates, { tieBreak: options.tieBreak, random: options.random, turn: options.turn, latencyMs: options.recentLatencyMs });
-    case 'round-robin':
-      return pickRoundRobin(candidates, options.turn);
-    case 'random':
-      return pickRandom(candidates, options.random);
-    case 'p2c':
-      return pickTwoChoices(candidates, options.random);
-    case 'peak-ewma':
-      return pickPeakEwma(candidates, options.random, options.latencyMs);
-  }
+  return POLICY_TABLE[policy].pick(candidates, options);
 }
 
 /**

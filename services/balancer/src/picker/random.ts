@@ -2,7 +2,7 @@
  * Weighted random choice, as a pure function. Load-blind like round robin, but without the
  * shared counter: what a stateless client-side balancer does.
  */
-import type { Candidate, Pick } from './least-connections.js';
+import type { Candidate, Pick } from './types.js';
 import { drawWeighted } from './weighted.js';
 
 /** Picks in proportion to weight; undefined when there is no candidate. */

@@ -3,7 +3,7 @@
  * candidates' weights laid end to end, so weight 3 gets three turns in a row for every one of
  * weight 1. It ignores load entirely: the baseline the lab compares least-connections with.
  */
-import type { Candidate, Pick } from './least-connections.js';
+import type { Candidate, Pick } from './types.js';
 import { indexAtWeight, totalWeight } from './weighted.js';
 
 /** Picks by turn; undefined when there is no candidate. */

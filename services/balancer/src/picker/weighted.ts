@@ -2,7 +2,7 @@
  * Weighted sampling shared by the policies that choose at random (random, P2C, peak-EWMA).
  * Pure: the caller passes the random source.
  */
-import type { Candidate } from './least-connections.js';
+import type { Candidate } from './types.js';
 
 /**
  * Index of the candidate found at `position` in [0, total weight) when the candidates' weights

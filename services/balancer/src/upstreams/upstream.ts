@@ -1,6 +1,6 @@
 import { Pool } from 'undici';
 import type { Config } from '../config.js';
-import type { Candidate } from '../picker/least-connections.js';
+import type { Candidate } from '../picker/types.js';
 import type { CounterTable } from './counters.js';
 
 /**

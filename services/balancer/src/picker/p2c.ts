@@ -4,7 +4,7 @@
  * (a tie goes to either at random). Close to least-connections at a fraction of the comparisons,
  * and it never herds every balancer thread onto the same "least" upstream.
  */
-import type { Candidate, Pick, PickReason } from './least-connections.js';
+import type { Candidate, Pick, PickReason } from './types.js';
 import { drawTwo } from './weighted.js';
 
 /**
