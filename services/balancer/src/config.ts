@@ -3,7 +3,7 @@ import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { z } from 'zod';
 import { POLICIES } from './picker/policy.js';
-import type { UpstreamAddress } from './upstreams/upstream.js';
+import type { UpstreamAddress } from './upstreams/address.js';
 
 /** How an option is set from outside: its flag, env twin, default and help. */
 export interface OptionMeta {

@@ -67,6 +67,9 @@ export function errorBody(code: LbErrorCode, message: string): string {
   return JSON.stringify({ error: code, message });
 }
 
+/** Why a request was refused: the `reason` label of `lb_client_errors_total`. */
+export type RejectReason = 'malformed' | 'header_timeout' | 'headers_too_large' | 'too_many_headers' | 'bad_host' | 'bad_target' | 'connect_method' | 'h2c_upgrade';
+
 /**
  * Why an attempt on an upstream failed, as counted in metrics and used for the retry decision.
  * `ejected`: the upstream stopped answering and was taken out (timed-out probes, or an outlier

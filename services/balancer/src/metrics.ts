@@ -1,6 +1,5 @@
 import { Counter, Gauge, Histogram, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client';
-import type { RejectReason } from './data-path/client-guard.js';
-import type { FailureReason } from './errors.js';
+import type { FailureReason, RejectReason } from './errors.js';
 import type { PolicyName } from './picker/policy.js';
 import { imbalanceOf } from './snapshot.js';
 import type { UpstreamTable } from './upstreams/registry.js';

@@ -6,12 +6,12 @@ import type { Metrics } from '../metrics.js';
 import type { PolicySetting } from '../picker/policy.js';
 import type { Snapshot } from '../snapshot.js';
 import type { Registry } from '../upstreams/registry.js';
+import type { AdminToken } from '../write-guard.js';
 import { registerLabRoutes } from '../lab/routes.js';
 import type { LabRunner } from '../lab/runner.js';
 import type { ScenarioRelay } from '../lab/scenario-relay.js';
 import type { EventHub } from './event-hub.js';
 import { registerWriteRoutes } from './write-api.js';
-import type { AdminToken } from './write-api.js';
 
 export interface AdminDeps {
   readonly metrics: Metrics;

@@ -14,7 +14,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { errorBody, statusOf } from '../errors.js';
-import type { LbErrorCode } from '../errors.js';
+import type { LbErrorCode, RejectReason } from '../errors.js';
 import type { Metrics } from '../metrics.js';
 
 /** More header lines than this are refused with 431 (HAProxy's tune.http.maxhdr is 101). */
@@ -28,9 +28,6 @@ const LINGER_MS = 1000;
 
 /** The codes (of errors.ts's one table) that refused client input answers with. */
 export type ClientErrorCode = Extract<LbErrorCode, 'LB_BAD_REQUEST' | 'LB_CLIENT_TIMEOUT' | 'LB_HEADERS_TOO_LARGE' | 'LB_METHOD_NOT_ALLOWED'>;
-
-/** Why a request was refused: the `reason` label of `lb_client_errors_total`. */
-export type RejectReason = 'malformed' | 'header_timeout' | 'headers_too_large' | 'too_many_headers' | 'bad_host' | 'bad_target' | 'connect_method' | 'h2c_upgrade';
 
 /** A refused request: what the client is told and what the metric counts. */
 export interface Rejection {

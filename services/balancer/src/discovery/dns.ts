@@ -1,6 +1,6 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import type { Logger } from 'pino';
-import type { UpstreamAddress } from '../upstreams/upstream.js';
+import type { UpstreamAddress } from '../upstreams/address.js';
 
 /** Resolves a name to every IPv4 address it has (injectable for tests). */
 export type Resolve = (name: string) => Promise<string[]>;

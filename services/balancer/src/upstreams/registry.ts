@@ -1,8 +1,9 @@
 import type { Logger } from 'pino';
 import type { FailureReason } from '../errors.js';
+import type { UpstreamAddress } from './address.js';
 import type { CounterTable } from './counters.js';
 import { Upstream, initialFields, upstreamId } from './upstream.js';
-import type { PoolSettings, UpstreamAddress, UpstreamFields, UpstreamSource, UpstreamState } from './upstream.js';
+import type { PoolSettings, UpstreamFields, UpstreamSource, UpstreamState } from './upstream.js';
 import { afterPassiveFailure, afterPassiveSuccess, afterProbe } from './verdicts.js';
 import type { HealthRules, ProbeResult, Verdict } from './verdicts.js';
 

@@ -1,6 +1,6 @@
 import { Pool } from 'undici';
-import type { Config } from '../config.js';
 import type { Candidate } from '../picker/types.js';
+import type { UpstreamAddress } from './address.js';
 import type { CounterTable } from './counters.js';
 
 /**
@@ -12,13 +12,6 @@ export type UpstreamState = 'unproven' | 'up' | 'down' | 'draining';
 /** Where an upstream came from: the command line / env, or DNS discovery. */
 export type UpstreamSource = 'static' | 'dns';
 
-/** One upstream address as configured or discovered. */
-export interface UpstreamAddress {
-  readonly host: string;
-  readonly port: number;
-  readonly weight: number;
-}
-
 /** Settings of the keep-alive pool each upstream owns. */
 export interface PoolSettings {
   readonly connectTimeoutMs: number;
@@ -29,8 +22,8 @@ export interface PoolSettings {
   readonly connections: number | null;
 }
 
-/** The pool settings of every upstream, from the balancer's config. */
-export function poolSettingsOf(config: Config): PoolSettings {
+/** The pool settings of every upstream, from the balancer's config (the part of it they read). */
+export function poolSettingsOf(config: Omit<PoolSettings, 'connections'>): PoolSettings {
   return {
     connectTimeoutMs: config.connectTimeoutMs,
     headersTimeoutMs: config.headersTimeoutMs,
