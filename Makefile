@@ -39,6 +39,11 @@ test: deps ## on Node 24 (installed if older): typecheck, lint and every test th
 	$(WITH_NODE) npm run build
 	$(WITH_NODE) npm test
 
+.PHONY: soak
+
+soak: deps ## throughput and tail checks (fault table at 300 GET/s, lab policy outcomes): run once in CI
+	$(WITH_NODE) npm run soak
+
 lint: deps ## eslint
 	$(WITH_NODE) npm run lint
 

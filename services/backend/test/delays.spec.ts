@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { createApp } from '../src/app.js';
 import { createImages } from '../src/images.js';
-import { get, quiet, startBackend, testConfig, until, type Running } from './helpers.js';
+import { get, quiet, recordDelays, startBackend, testConfig, until, type Running } from './helpers.js';
 
 const images = createImages();
 
@@ -15,22 +15,33 @@ describe('image delays', () => {
     });
     after(() => running.close());
 
-    it('holds image 4 back longer than image 1, for about its scaled delay', async () => {
-      const one = await get(`${running.url}/images/1`);
-      const four = await get(`${running.url}/images/4`);
-      assert.equal(one.status, 200);
-      assert.equal(four.status, 200);
-      assert.ok(one.ms >= 18, `image 1 took ${one.ms} ms, expected at least 20`);
-      assert.ok(four.ms >= 395, `image 4 took ${four.ms} ms, expected at least 400`);
-      // 380 ms apart when idle; generous bounds because the test machine is shared.
-      assert.ok(four.ms - one.ms >= 200, `image 4 (${four.ms} ms) should take ~380 ms longer than image 1 (${one.ms} ms)`);
-      assert.ok(four.ms < 4000, `image 4 took ${four.ms} ms: the scale was not applied`);
+    it('holds image 4 back longer than image 1, for its scaled delay', async () => {
+      const delays = recordDelays(running.backend);
+      try {
+        const one = await get(`${running.url}/images/1`);
+        const four = await get(`${running.url}/images/4`);
+        assert.equal(one.status, 200);
+        assert.equal(four.status, 200);
+        // The timers each waited on: the scale was applied (not 2000 and 40000).
+        assert.deepEqual(delays.started, [20, 400]);
+        // A timer never fires early, however fast or slow the machine: lower bounds only.
+        assert.ok(one.ms >= 18, `image 1 took ${one.ms} ms, expected at least 20`);
+        assert.ok(four.ms >= 395, `image 4 took ${four.ms} ms, expected at least 400`);
+      } finally {
+        delays.restore();
+      }
     });
 
     it('answers errors at once, without the delay', async () => {
-      const res = await get(`${running.url}/images/9`);
-      assert.equal(res.status, 404);
-      assert.ok(res.ms < 150, `404 took ${res.ms} ms`);
+      const delays = recordDelays(running.backend);
+      try {
+        const res = await get(`${running.url}/images/9`);
+        assert.equal(res.status, 404);
+        assert.deepEqual(delays.started, [], 'no delay timer was started for the 404');
+        assert.equal(running.backend.delays.pending, 0);
+      } finally {
+        delays.restore();
+      }
     });
   });
 
@@ -42,13 +53,14 @@ describe('image delays', () => {
     after(() => running.close());
 
     it('serves four delayed requests together: max(delay), not the sum', async () => {
-      const started = performance.now();
-      const results = await Promise.all([1, 2, 3, 4].map((id) => get(`${running.url}/images/${id}`)));
-      const total = performance.now() - started;
+      const pending = Promise.all([1, 2, 3, 4].map((id) => get(`${running.url}/images/${id}`)));
+      // Together, not one after another: all four delay timers run at the same time.
+      await until('four delays running at once', () => running.backend.delays.pending === 4);
+      assert.equal(running.backend.stats.inFlight, 4);
+      const results = await pending;
       assert.deepEqual(results.map((r) => r.status), [200, 200, 200, 200]);
-      assert.ok(total >= 395, `took ${total} ms`);
-      // In turn they would take 1600 ms; together about 400.
-      assert.ok(total < 1200, `four 400 ms delays took ${total} ms together: they ran one after another`);
+      for (const r of results) assert.ok(r.ms >= 395, `took ${r.ms} ms`);
+      assert.equal(running.backend.delays.pending, 0);
     });
 
     it('answers other routes while images wait', async () => {

@@ -101,3 +101,18 @@ export function parseMetrics(text: string): Sample[] {
 export function sample(samples: readonly Sample[], name: string, labels: Readonly<Record<string, string>> = {}): number | undefined {
   return samples.find((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v))?.value;
 }
+
+/**
+ * Records the length of every delay the app starts (state, not the wall clock: a test checks the
+ * timer the request waited on, not how long the machine took). `restore()` puts the original back.
+ */
+export function recordDelays(backend: BackendApp): { readonly started: number[]; restore(): void } {
+  const started: number[] = [];
+  const delays = backend.delays;
+  const original = delays.wait.bind(delays);
+  delays.wait = (ms, res) => {
+    started.push(ms);
+    return original(ms, res);
+  };
+  return { started, restore: () => (delays.wait = original) };
+}

@@ -3,7 +3,7 @@ import request from 'supertest';
 import { createApp } from '../src/app.js';
 import { createImages } from '../src/images.js';
 import { HEALTHY, stallCpu } from '../src/scenario.js';
-import { get, quiet, startBackend, testConfig, until } from './helpers.js';
+import { get, quiet, recordDelays, startBackend, testConfig, until } from './helpers.js';
 import type { Running } from './helpers.js';
 
 const TOKEN = 'lab-token';
@@ -58,15 +58,20 @@ describe('fault scenarios (/admin/scenario, /admin/exit)', () => {
     const set = await request(app).put('/admin/scenario').set(auth).send({ extraLatencyMs: 60 }).expect(200);
     assert.deepEqual(set.body, { ...HEALTHY, extraLatencyMs: 60 });
     const running = await startBackend(testConfig(), backend);
+    const delays = recordDelays(backend);
     try {
       const slow = await get(`${running.url}/images/1`);
       assert.equal(slow.status, 200);
       assert.ok(slow.ms >= 55, `took ${slow.ms} ms`);
+      // Image 1's own delay is 0 here: the request waited on a 60 ms timer, the scenario's.
+      assert.deepEqual(delays.started, [60]);
       const cleared = await request(app).delete('/admin/scenario').set(auth).expect(200);
       assert.deepEqual(cleared.body, HEALTHY);
       const fast = await get(`${running.url}/images/1`);
-      assert.ok(fast.ms < 55, `took ${fast.ms} ms`);
+      assert.equal(fast.status, 200);
+      assert.deepEqual(delays.started, [60, 0], 'after DELETE the image waits its own delay only');
     } finally {
+      delays.restore();
       await closeKeepingApp(running);
     }
   });

@@ -1,5 +1,4 @@
 import assert from 'node:assert/strict';
-import type { IncomingMessage, ServerResponse } from 'node:http';
 import { request } from 'undici';
 import { assessCapacity, openLimit, probeDeadlineMs } from '../src/lab/capacity.js';
 import type { ProbeSample } from '../src/lab/capacity.js';
@@ -7,11 +6,11 @@ import { toCsv } from '../src/lab/export.js';
 import type { LabSpec, LabStatus, RunResult } from '../src/lab/runner.js';
 import { jainIndex, quantile } from '../src/lab/stats.js';
 import { imagePath, schedule } from '../src/lab/traffic.js';
-import { startBalancer, startOrigin, testConfig, waitFor } from './helpers.js';
-import type { Origin, Running } from './helpers.js';
+import { BACKEND_TOKEN, fakeBackend } from './lab-backend.js';
+import { startBalancer, testConfig, waitFor } from './helpers.js';
+import type { Running } from './helpers.js';
 
 const TOKEN = 'lab-admin';
-const BACKEND_TOKEN = 'backend-admin';
 
 describe('lab: traffic and statistics (pure)', () => {
   it('the schedule is the same for the same seed, different for another, and Poisson at the rate', () => {
@@ -109,36 +108,6 @@ describe('lab: capacity check (pure)', () => {
   });
 });
 
-/**
- * A stand-in backend: every path takes `delayMs` × `?delayScale=` (+ the scenario's extraLatencyMs,
- * set through /admin/scenario behind a token), like services/backend.
- */
-async function fakeBackend(name: string, delayMs = 1): Promise<Origin & { extra: () => number; served: () => number }> {
-  let extra = 0;
-  let served = 0;
-  const origin = await startOrigin((req: IncomingMessage, res: ServerResponse) => {
-    if (req.url === '/admin/scenario') {
-      if (req.headers.authorization !== `Bearer ${BACKEND_TOKEN}`) {
-        res.writeHead(401, { 'content-type': 'application/json' }).end('{"error":"UNAUTHORIZED"}');
-        return;
-      }
-      let body = '';
-      req.setEncoding('utf8').on('data', (c: string) => (body += c));
-      req.on('end', () => {
-        extra = req.method === 'PUT' ? ((JSON.parse(body) as { extraLatencyMs?: number }).extraLatencyMs ?? 0) : 0;
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ extraLatencyMs: extra }));
-      });
-      return;
-    }
-    const scale = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('delayScale') ?? 1);
-    setTimeout(() => {
-      served++;
-      res.writeHead(200, { 'content-type': 'text/plain' }).end(name);
-    }, delayMs * scale + extra);
-  });
-  return { ...origin, extra: () => extra, served: () => served };
-}
-
 describe('lab: load generator and comparison against a running balancer', function () {
   this.timeout(20_000);
   let origins: Awaited<ReturnType<typeof fakeBackend>>[] = [];
@@ -195,9 +164,8 @@ describe('lab: load generator and comparison against a running balancer', functi
     assert.ok(lc.requests > 150, `${lc.requests} requests`);
     assert.equal(lc.badUpstream, slow.id);
     assert.ok(Math.abs((rr.badShare ?? 0) - 1 / 3) < 0.05, `round robin gives it its third: ${rr.badShare}`);
-    assert.ok((lc.badShare ?? 1) < (rr.badShare ?? 0) - 0.1, `least-connections gives it less: ${lc.badShare} vs ${rr.badShare}`);
-    assert.ok(rr.p99Ms >= 40, `round robin's p99 includes the slow replica: ${rr.p99Ms}`);
-    assert.ok(rr.jain > lc.jain, 'round robin spreads requests more evenly (that is the problem)');
+    // How much less least-connections gives the slow replica, and the tails, depend on the
+    // machine's speed: soak/lab-compare.soak.ts checks them (make soak).
     for (const r of results) {
       assert.equal(r.upstreams.length, 3);
       assert.ok(r.upstreams.some((u) => u.maxInFlight > 0));
@@ -322,8 +290,7 @@ describe('lab: a cluster whose images take seconds (the default cluster, scaled 
     await waitFor(async () => (await lab()).state === 'done', 15_000, 'the comparison to finish');
     const done = await lab();
     assert.deepEqual(done.results.map((r) => [r.policy, r.dropped, r.errors]), [['least-connections', 0, 0], ['round-robin', 0, 0]]);
-    const [first] = done.results;
-    assert.ok(first && first.p50Ms < 100, `millisecond images: p50 ${first?.p50Ms} ms`);
+    // Their latencies (p50 well under the unscaled delays) are a soak check: soak/lab-compare.soak.ts.
     assert.deepEqual(
       { rate: done.spec?.rate, durationMs: done.spec?.durationMs, delayScale: done.spec?.delayScale, concurrency: done.spec?.concurrency, scenario: done.spec?.scenario },
       { rate: 300, durationMs: 1000, delayScale: 0.001, concurrency: 64, scenario: spec.scenario },
