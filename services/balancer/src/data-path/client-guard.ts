@@ -139,7 +139,8 @@ export function answerAndClose(socket: Duplex, payload: string): void {
 }
 
 export interface ClientGuardDeps {
-  readonly config: Config;
+  /** The part of the config the guard reads. */
+  readonly config: Pick<Config, 'clientHeaderTimeoutMs' | 'clientKeepAliveTimeoutMs' | 'maxHeaderBytes'>;
   /** Where refusals are counted (lb_client_errors_total). */
   readonly metrics: Pick<Metrics, 'recordClientRejection'>;
   readonly logger: Logger;

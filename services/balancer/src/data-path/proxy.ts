@@ -48,8 +48,11 @@ export interface ProxyHandler {
   rescueFromUnresponsive(): void;
 }
 
+type ProxyConfigKey = 'explain' | 'exposeUpstream' | 'passive5xx' | 'queueLength' | 'requestTimeoutMs' | 'retries' | 'retryOnStatus' | 'tieBreak' | 'trustedProxies' | 'tryTimeoutMs';
+
 export interface ProxyDeps {
-  readonly config: Config;
+  /** The part of the config the proxy reads (`Pick` here is the picker's). */
+  readonly config: { readonly [K in ProxyConfigKey]: Config[K] };
   readonly registry: UpstreamTable;
   /** Told how every attempt went (passive health); possibly on another thread. */
   readonly outliers: OutcomeSink;

@@ -64,7 +64,8 @@ export function serializeHead(method: string, target: string, headers: readonly 
 }
 
 export interface UpgradeDeps {
-  readonly config: Config;
+  /** The part of the config upgrades read. */
+  readonly config: Pick<Config, 'connectTimeoutMs' | 'tieBreak' | 'trustedProxies'>;
   readonly registry: UpstreamTable;
   readonly decisions: DecisionLog;
   readonly guard: ClientGuard;

@@ -39,7 +39,7 @@ export interface HealthChecker {
 const PROBE_TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT']);
 
 /** Creates the checker; nothing runs until start(). */
-export function createHealthChecker(registry: Registry, config: Config, logger: Logger): HealthChecker {
+export function createHealthChecker(registry: Registry, config: Pick<Config, 'health'>, logger: Logger): HealthChecker {
   const { path, intervalMs, downIntervalMs, timeoutMs, maxBodyBytes } = config.health;
   const active = intervalMs > 0;
   const probing = new Set<Upstream>();
