@@ -3,6 +3,6 @@ export function underCi(env?: Readonly<Record<string, string | undefined>>): boo
 export function findExecutable(candidates: readonly string[], env?: Readonly<Record<string, string | undefined>>): string | undefined;
 export function requireTool(
   ctx: { skip(): never },
-  tool: 'promtool' | 'nginx' | 'haproxy' | 'chromium' | 'wrk',
+  tool: 'promtool' | 'nginx' | 'haproxy' | 'chromium' | 'wrk' | 'make',
   options?: { env?: Readonly<Record<string, string | undefined>>; probeArgs?: readonly string[]; log?: (line: string) => void },
 ): string;

@@ -1,4 +1,4 @@
-// The one way a test asks for an external tool (promtool, nginx, haproxy, chromium, wrk).
+// The one way a test asks for an external tool (promtool, nginx, haproxy, chromium, wrk, make).
 //
 // Outside CI a missing tool skips the test with a visible reason (printed once per tool), so a
 // developer without Debian's packages still gets a green run of everything else. Under CI (env
@@ -22,6 +22,7 @@ const INSTALL = {
   haproxy: 'apt-get install haproxy',
   chromium: 'apt-get install chromium fonts-liberation (or set CHROMIUM_PATH)',
   wrk: 'apt-get install wrk',
+  make: 'apt-get install make',
 };
 
 /** The first executable among `candidates` (absolute paths, or names looked up on PATH). */

@@ -5,28 +5,32 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../../scripts/cluster-lib.mjs';
+import { requireTool } from '../../scripts/require-tool.mjs';
 
 describe('Makefile Docker targets', () => {
   let dir = '';
   let calls = '';
+  // Called by its path: the tests below give make a PATH with nothing but the docker stub.
+  let makeBin = 'make';
 
   /** Runs `make <args>` in the lone copy; `docker` answers `info` and `compose version` unless told. */
   const make = (args: string[], env: Record<string, string> = {}): { status: number | null; stdout: string; stderr: string } =>
-    spawnSync('make', ['--no-print-directory', ...args], {
+    spawnSync(makeBin, ['--no-print-directory', ...args], {
       cwd: dir,
       encoding: 'utf8',
       env: { PATH: `${join(dir, 'bin')}:/usr/bin:/bin`, HOME: dir, CALLS: calls, ...env },
     });
 
-  before(async () => {
+  before(async function () {
+    makeBin = requireTool(this, 'make');
     dir = await mkdtemp(join(tmpdir(), 'lcb-make-'));
     calls = join(dir, 'calls.log');
     await copyFile(join(REPO_ROOT, 'Makefile'), join(dir, 'Makefile'));
-    spawnSync('mkdir', ['-p', join(dir, 'bin')]);
+    await mkdir(join(dir, 'bin'));
     await writeFile(
       join(dir, 'bin', 'docker'),
       '#!/bin/bash\necho "docker $*" >> "$CALLS"\n[ -z "${DOCKER_DOWN:-}" ] || [ "$1" != info ] || exit 1\nexit 0\n',
@@ -64,6 +68,30 @@ describe('Makefile Docker targets', () => {
     assert.notEqual(r.status, 0);
     assert.match(r.stderr, /Docker does not answer/);
     assert.deepEqual(await compose(), []);
+  });
+
+  it('make test runs in the node:24 image, on a read-only mount of the tree, when the machine has no npm', async () => {
+    // PATH holds only the docker stub: no node, no npm (make and bash are called by their paths).
+    const r = spawnSync(makeBin, ['--no-print-directory', 'test'], {
+      cwd: dir,
+      encoding: 'utf8',
+      env: { PATH: join(dir, 'bin'), HOME: dir, CALLS: calls },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /no npm on this machine; running the tests in node:24-bookworm-slim/);
+    const [run, ...rest] = await compose();
+    assert.deepEqual(rest, []);
+    assert.match(run ?? '', /^docker run --rm -v \S+:\/src:ro node:24-bookworm-slim bash -c .*npm ci .*npm run typecheck; npm run lint; npm run build; npm test$/);
+  });
+
+  it('make test says what it needs when there is neither npm nor Docker', () => {
+    const r = spawnSync(makeBin, ['--no-print-directory', 'test'], {
+      cwd: dir,
+      encoding: 'utf8',
+      env: { PATH: join(dir, 'bin'), HOME: dir, CALLS: calls, DOCKER_DOWN: '1' },
+    });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /needs Node with npm \(any version; Node 24 is fetched\) or Docker/);
   });
 
   it('leaves the builder to the user and the host alone; the host tuning is its own target', async () => {
