@@ -39,11 +39,20 @@ describe('Swarm inputs', () => {
     }
   });
 
-  it('deploy/swarm/docker-stack.yml passes `docker stack config` and says what Swarm needs', async function () {
-    const env = { ...process.env, FRONTEND_PORT: '18080', LCB_PUBLISH_MODE: 'host', BACKEND_REPLICAS: '5', LCB_IMAGE_TAG: 'check' };
-    const res = await run('docker', ['stack', 'config', '-c', 'deploy/swarm/docker-stack.yml'], { cwd: REPO_ROOT, env, timeoutMs: 30_000, allowFailure: true });
-    // `docker stack config` came with CLI 23; Debian's 20.10 CLI deploys the file but cannot print it.
-    if (res.code !== 0 && /unknown command|is not a docker command|Usage:\s+docker stack COMMAND/i.test(res.stderr)) this.skip();
+  // `docker stack config` came with CLI 23; the 20.10 CLI that CI installs deploys the file but cannot
+  // print it. Compose reads the same file format (3.8, deploy: keys included) with the same
+  // interpolation, so where the CLI lacks `stack config` the compose CLI checks the file instead:
+  // the test runs everywhere, and never skips.
+  it('deploy/swarm/docker-stack.yml passes `docker stack config` (or compose config where the CLI has none) and says what Swarm needs', async () => {
+    const vars = { FRONTEND_PORT: '18080', LCB_PUBLISH_MODE: 'host', BACKEND_REPLICAS: '5', LCB_IMAGE_TAG: 'check' };
+    let res = await run('docker', ['stack', 'config', '-c', 'deploy/swarm/docker-stack.yml'], { cwd: REPO_ROOT, env: { ...process.env, ...vars }, timeoutMs: 30_000, allowFailure: true });
+    if (res.code !== 0 && /unknown command|is not a docker command|Usage:\s+docker stack COMMAND/i.test(res.stderr)) {
+      const compose = await createCompose({ root: REPO_ROOT, project: 'lbe2eswarmstack', env: { ...vars, COMPOSE_FILE: 'deploy/swarm/docker-stack.yml' } });
+      res = await compose.compose(['config'], 60_000);
+      // Compose's only complaint may be that it does not deploy `configs:` itself (the stack does).
+      const warnings = res.stderr.split('\n').filter((l) => l.trim() !== '' && !l.includes('use `docker stack deploy` to deploy to a swarm'));
+      assert.deepEqual(warnings, [], `no other warnings from ${compose.cli} config`);
+    }
     assert.equal(res.code, 0, res.stderr);
     const services = (parse(res.stdout) as { services: Partial<Record<string, StackService>> }).services;
     assert.deepEqual(Object.keys(services).sort(), ['backend', 'balancer', 'frontend', 'prometheus']);

@@ -13,11 +13,10 @@ import { REPO_ROOT, freePorts } from '../../scripts/cluster-lib.mjs';
 const CHECK = join(REPO_ROOT, 'docker', 'http-check');
 
 /** Runs the check without blocking this process, which also serves the test's endpoints. */
-const check = (...args: string[]): Promise<{ status: number | null; ms: number }> => {
-  const started = Date.now();
+const check = (...args: string[]): Promise<{ status: number | null }> => {
   return new Promise((resolve) => {
     execFile('bash', [CHECK, ...args], { timeout: 10_000 }, (err) => {
-      resolve({ status: err ? (typeof err.code === 'number' ? err.code : null) : 0, ms: Date.now() - started });
+      resolve({ status: err ? (typeof err.code === 'number' ? err.code : null) : 0 });
     });
   });
 };
@@ -61,8 +60,8 @@ describe('docker/http-check', () => {
     const [closed] = await freePorts(1);
     assert.equal((await check(String(closed), '/healthz')).status, 1, 'refused');
     const hang = await check(String(port), '/hang', '1');
+    // Exit status 1: the check gave up by itself (execFile's 10 s kill would leave no status).
     assert.equal(hang.status, 1, 'no answer');
-    assert.ok(hang.ms < 5_000, `gave up after ${hang.ms} ms`);
   });
 
   it('refuses to run without a port', async () => {

@@ -178,13 +178,12 @@ describe('backend CLI', function () {
         const info = await get(`http://127.0.0.1:${port}/info`);
         return (JSON.parse(info.body.toString()) as { inFlight: number }).inFlight === 1;
       });
-      const started = performance.now();
       run.child.kill('SIGTERM');
       await untilOutput(run, 'the shutdown to start', 'shutting down', 10_000);
       run.child.kill('SIGINT');
       await assert.rejects(image, { code: 'ECONNRESET' });
       assert.equal(await run.exited, 0);
-      assert.ok(performance.now() - started < 5000, 'did not wait for the 10 s image');
+      // Did not wait for the 10 s image: it was dropped, not served.
       assert.match(run.out(), /"dropped":1,"served":0,"msg":"stopped"/);
     } finally {
       run.child.kill('SIGKILL');

@@ -70,11 +70,10 @@ describe('CounterTable: the shared counts every data-path thread reads', () => {
     const other = new CounterTable(owner.buffers, 1);
     const slot = owner.allocate();
     other.tryAcquire(slot, 0);
-    const started = performance.now();
-    const woken = owner.nextRelease(10_000);
+    // An hour's timeout: only the release can end this wait within the test's own timeout.
+    const woken = owner.nextRelease(3_600_000);
     other.releaseOne(slot);
     await woken;
-    assert.ok(performance.now() - started < 5000, 'woken by the release, not the timeout');
     await owner.nextRelease(5); // nobody releases: the timeout ends the wait
   });
 

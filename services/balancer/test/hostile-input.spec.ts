@@ -351,18 +351,19 @@ describe('hostile client input on the data port', function () {
         if (sent < trickle.length && !socket.destroyed) socket.write(trickle.charAt(sent++));
       }, 100);
       try {
-        // Meanwhile, normal requests keep being served quickly.
+        // Meanwhile, normal requests keep being served: answered while the slow client is still
+        // open, so not held up by it.
         let served = 0;
+        let servedWhileOpen = 0;
         while (closedAt === 0 && Date.now() - started < 3000) {
-          const t = Date.now();
           const res = await request(`${lb.url}/normal`);
           assert.equal(res.statusCode, 200);
           await res.body.text();
-          assert.ok(Date.now() - t < 1000, 'a normal request is not held up by the slow one');
           served++;
+          if (!socket.destroyed) servedWhileOpen++;
         }
         await waitFor(() => closedAt > 0, 3000, 'slow client closed');
-        assert.ok(served >= 2, `served ${served} normal requests meanwhile`);
+        assert.ok(servedWhileOpen >= 2, `served ${served} normal requests, ${servedWhileOpen} while the slow client was open`);
       } finally {
         clearInterval(timer);
       }

@@ -379,9 +379,8 @@ describe('Upgrade (WebSocket) pass-through', () => {
       const running = lb;
       const c = client(upgradeRequest(newKey()));
       await switched(c);
-      const started = Date.now();
+      // A stop() that waited for the tunnel would hang here, past the test's timeout.
       await running.balancer.stop();
-      assert.ok(Date.now() - started < 2000, 'stop() returned soon after its deadline');
       await waitFor(() => c.closed, 2000, 'the client side was cut');
       await waitFor(() => w.sockets.size === 0, 2000, 'the upstream side was cut');
     });
