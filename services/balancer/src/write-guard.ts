@@ -1,16 +1,16 @@
 /**
  * The guard of every admin write (the admin write API and the lab's runs): the bearer token, the
- * bounded JSON body and the refusal's `{ error, message }` answer. Its own module, used by
- * admin/write-api.ts and lab/routes.ts alike, so neither folder imports from the other.
+ * bounded JSON body (read by body-limit.ts) and the refusal's `{ error, message }` answer. Its own
+ * module, used by admin/write-api.ts and lab/routes.ts alike, so neither folder imports from the other.
  *
  * Every write needs `Authorization: Bearer <LB_ADMIN_TOKEN>`; without a configured token every
  * write is refused, so an admin port exposed by mistake cannot be used to take upstreams out. The
  * refusal names the knob that would enable writes, as this balancer was configured.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { IncomingMessage } from 'node:http';
 import type { RouterContext } from '@koa/router';
 import type { z } from 'zod';
+import { readBodyWithLimit } from './body-limit.js';
 import type { AdminTokenSource } from './config.js';
 import { LbError } from './errors.js';
 import type { LbErrorCode } from './errors.js';
@@ -46,48 +46,11 @@ export function tokenMatches(presented: string, expected: string): boolean {
 
 const BEARER_RE = /^Bearer[ \t]+(\S+)[ \t]*$/i;
 
-/** Reads at most MAX_BODY_BYTES without buffering more; excess is discarded, not read into memory. */
-function readBody(req: IncomingMessage): Promise<string> {
-  const declared = Number(req.headers['content-length'] ?? '0');
-  if (declared > MAX_BODY_BYTES) {
-    req.resume(); // discard it; the answer says why
-    return Promise.reject(new WriteError('LB_BODY_TOO_LARGE', `body larger than ${MAX_BODY_BYTES} bytes`));
-  }
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const detach = (): void => {
-      req.off('data', onData);
-      req.off('end', onEnd);
-      req.off('error', onError);
-    };
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > MAX_BODY_BYTES) {
-        detach();
-        req.resume(); // keeps flowing into nothing until the client stops
-        reject(new WriteError('LB_BODY_TOO_LARGE', `body larger than ${MAX_BODY_BYTES} bytes`));
-        return;
-      }
-      chunks.push(chunk);
-    };
-    const onEnd = (): void => {
-      detach();
-      resolve(Buffer.concat(chunks).toString('utf8'));
-    };
-    const onError = (err: Error): void => {
-      detach();
-      reject(err);
-    };
-    req.on('data', onData);
-    req.on('end', onEnd);
-    req.on('error', onError);
-  });
-}
+const tooLarge = (): WriteError => new WriteError('LB_BODY_TOO_LARGE', `body larger than ${MAX_BODY_BYTES} bytes`);
 
 /** Parses the JSON body against `schema`; an empty body is `{}`. Problems become 400s that say what is wrong. */
 export async function parseBody<T>(ctx: RouterContext, schema: z.ZodType<T>): Promise<T> {
-  const text = await readBody(ctx.req);
+  const text = (await readBodyWithLimit(ctx.req, MAX_BODY_BYTES, tooLarge)).toString('utf8');
   let value: unknown = {};
   if (text.trim() !== '') {
     try {
