@@ -10,6 +10,7 @@ import type { Metrics } from '../metrics.js';
 import type { PolicySetting } from '../picker/policy.js';
 import { createProxyHandler } from './proxy.js';
 import { createRetryBudget } from './retry-budget.js';
+import { createRouting } from './routing.js';
 import type { UpstreamTable } from '../upstreams/registry.js';
 import { createUpgradeHandler } from './upgrade.js';
 import { createWaitQueue } from './wait-queue.js';
@@ -97,6 +98,8 @@ export function createDataPlane(deps: DataPlaneDeps): DataPlane {
 
   const guard = createClientGuard({ config, metrics: deps.metrics, logger: logger.child({ component: 'client' }) });
   const retryBudget = createRetryBudget(config.retryBudgetPercent, config.retryBudgetMin);
+  // One way to an upstream for requests and upgrades alike: the policy in force, one set of latency estimates.
+  const routing = createRouting({ config, registry: upstreams, decisions: deps.decisions, queue, random: deps.random, policy: deps.policy });
   const proxy = createProxyHandler({
     config,
     registry: upstreams,
@@ -104,23 +107,19 @@ export function createDataPlane(deps: DataPlaneDeps): DataPlane {
     retryBudget,
     queue,
     metrics: deps.metrics,
-    decisions: deps.decisions,
     logger: logger.child({ component: 'proxy' }),
-    random: deps.random,
-    policy: deps.policy,
+    routing,
   });
   const server = createServer(guard.serverOptions, guard.wrap(proxy.handle));
   guard.attach(server);
   const upgrades = createUpgradeHandler({
     config,
     registry: upstreams,
-    decisions: deps.decisions,
+    routing,
     guard,
     outliers: deps.outliers,
-    queue,
     metrics: deps.metrics,
     logger: logger.child({ component: 'upgrade' }),
-    random: deps.random,
   });
   server.on('upgrade', upgrades.handle);
 

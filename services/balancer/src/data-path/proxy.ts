@@ -1,24 +1,20 @@
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
-import type { DecisionLog } from '../decision-log.js';
 import { Cancellation } from './cancellation.js';
 import { LbError, failureReasonOf, statusOf, toLbError } from '../errors.js';
 import type { FailureReason } from '../errors.js';
-import { createTrustCheck, hasRequestBody, upstreamRequestHeaders } from '../forward-headers.js';
+import { hasRequestBody } from '../forward-headers.js';
 import type { OutcomeSink } from '../health/outlier-detector.js';
 import type { Metrics } from '../metrics.js';
 import { NO_UPSTREAM } from '../metrics.js';
-import { createLatencyTracker, RECENT_DECAY_MS } from '../picker/latency-tracker.js';
-import { pickWith } from '../picker/policy.js';
-import type { PolicySetting } from '../picker/policy.js';
 import type { Pick } from '../picker/types.js';
 import { sendErrorResponse } from './error-response.js';
 import { lazyBody } from './request-body.js';
 import type { RetryBudget } from './retry-budget.js';
 import { decideRetry, isReplaySafe } from './retry-policy.js';
 import type { RetryDecision } from './retry-policy.js';
+import type { Routing } from './routing.js';
 import type { UpstreamTable } from '../upstreams/registry.js';
 import type { Upstream } from '../upstreams/upstream.js';
 import { RetryableStatus, UpstreamAttempt } from './upstream-attempt.js';
@@ -48,7 +44,7 @@ export interface ProxyHandler {
   rescueFromUnresponsive(): void;
 }
 
-type ProxyConfigKey = 'explain' | 'exposeUpstream' | 'passive5xx' | 'queueLength' | 'requestTimeoutMs' | 'retries' | 'retryOnStatus' | 'tieBreak' | 'trustedProxies' | 'tryTimeoutMs';
+type ProxyConfigKey = 'explain' | 'exposeUpstream' | 'passive5xx' | 'queueLength' | 'requestTimeoutMs' | 'retries' | 'retryOnStatus' | 'tryTimeoutMs';
 
 export interface ProxyDeps {
   /** The part of the config the proxy reads (`Pick` here is the picker's). */
@@ -59,11 +55,9 @@ export interface ProxyDeps {
   readonly retryBudget: RetryBudget;
   readonly queue: WaitQueue;
   readonly metrics: Metrics;
-  readonly decisions: DecisionLog;
   readonly logger: Logger;
-  readonly random: () => number;
-  /** The selection policy in force on this thread (switchable at runtime). */
-  readonly policy: PolicySetting;
+  /** Candidates, choice, acquire / release, request id and headers: shared with upgrades. */
+  readonly routing: Routing;
 }
 
 /** `X-Lb-Decision`: the candidates as seen at decision time and why the chosen one won. */
@@ -105,36 +99,13 @@ type AttemptResult =
  * Bodies stream both ways with backpressure (see UpstreamAttempt and lazyBody).
  */
 export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
-  const { config, registry, outliers, retryBudget, queue, metrics, decisions, logger, random, policy } = deps;
-  // Peak-EWMA's latency estimates: fed by every attempt whatever the policy, so switching to it
-  // starts warm; per thread (see picker/peak-ewma.ts).
-  const latency = createLatencyTracker();
-  const latencyMs = (u: Upstream): number => latency.estimate(u, performance.now());
-  // Least-connections' latency tie-break: the same estimate with a short memory.
-  const recent = createLatencyTracker(RECENT_DECAY_MS);
-  const recentLatencyMs = (u: Upstream): number => recent.estimate(u, performance.now());
-  const trusted = createTrustCheck(config.trustedProxies);
+  const { config, registry, outliers, retryBudget, queue, metrics, logger, routing } = deps;
   const retryStatuses = new Set(config.retryOnStatus);
   /** Attempts that may still be moved if their upstream stops answering: those without response headers yet. */
   const rescuable = new Map<Upstream, Set<() => void>>();
 
   const sendError = (res: ServerResponse, err: LbError, requestId: string, upstream: string | undefined): void => {
     sendErrorResponse(res, err, requestId, config.exposeUpstream ? upstream : undefined);
-  };
-
-  /** Upstreams that may take one more request now: available and with room under their cap. */
-  const candidatesFor = (tried: Set<Upstream> | undefined): readonly Upstream[] => {
-    const all = registry.available();
-    let full = false;
-    for (const u of all) {
-      if (!u.hasRoom) {
-        full = true;
-        break;
-      }
-    }
-    // The common case (no caps reached, first attempt) allocates nothing.
-    if (!full && tried === undefined) return all;
-    return all.filter((u) => !(tried?.has(u) ?? false) && u.hasRoom);
   };
 
   const clientGone = (x: Exchange): boolean => x.cancel.reason === 'client-gone';
@@ -163,7 +134,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     if (!retryStatuses.has(status)) return false;
     const decision = decide(x, 'status');
     if (decision.action === 'give-up' && !decision.budgetRefused) return false;
-    if (!candidatesFor(x.tried).some((u) => u !== upstream)) return false;
+    if (!routing.candidates(x.tried).some((u) => u !== upstream)) return false;
     if (decision.action === 'give-up' || !retryBudget.tryAcquire()) {
       metrics.recordRetryRefused();
       return false;
@@ -184,11 +155,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     const release = (): void => {
       if (released) return;
       released = true;
-      const now = performance.now();
-      latency.observe(upstream, now - sent, now);
-      recent.observe(upstream, now - sent, now);
-      registry.release(upstream);
-      if (queue.length > 0) queue.wakeOne();
+      routing.release(upstream, sent);
     };
     // Why this attempt was cut short by us, if it was: moved off an unresponsive upstream, or out of time.
     let cutShort: 'ejected' | 'timeout' | undefined;
@@ -300,8 +267,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const started = performance.now();
-    const incomingId = req.headers['x-request-id'];
-    const requestId = typeof incomingId === 'string' && incomingId !== '' ? incomingId : randomUUID();
+    const requestId = routing.requestIdOf(req);
     const method = req.method ?? 'GET';
     const hasBody = hasRequestBody(req.headers);
     const x: Exchange = {
@@ -309,12 +275,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
       res,
       requestId,
       method,
-      headers: upstreamRequestHeaders(req.rawHeaders, {
-        remoteAddress: req.socket.remoteAddress,
-        proto: 'http',
-        requestId,
-        trusted: trusted(req.socket.remoteAddress),
-      }),
+      headers: routing.headersFor(req, requestId),
       hasBody,
       replaySafe: isReplaySafe(method, hasBody),
       cancel: new Cancellation(),
@@ -342,8 +303,8 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
     let lastError: LbError | undefined;
     try {
       while (x.attempt <= config.retries) {
-        const candidates = candidatesFor(x.tried);
-        const pick = pickWith(policy.current, candidates, { tieBreak: config.tieBreak, random, turn: registry.counters.nextTurn(), latencyMs, recentLatencyMs });
+        const candidates = routing.candidates(x.tried);
+        const pick = routing.choose(candidates);
         if (pick === undefined) {
           // Every available upstream is at its cap: wait in line. None available at all: fail now.
           if (registry.available().length === 0 || x.tried !== undefined || config.queueLength === 0) break;
@@ -364,10 +325,9 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
         // The counts as the picker saw them, before this request adds to one.
         const explanation = config.explain ? explainDecision(pick, candidates) : undefined;
         // Another thread may have taken its last place since the pick: pick again (it is full now).
-        if (!registry.acquire(upstream)) continue;
+        if (!routing.acquire(pick)) continue;
         x.attempt++;
         lastUpstream = upstream.id;
-        decisions.record(upstream.id, pick.reason);
         const result = await attemptOn(x, upstream, explanation);
         if (result.kind === 'answered' || result.kind === 'client-gone') return;
         lastError = result.error;

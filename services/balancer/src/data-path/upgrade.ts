@@ -1,13 +1,12 @@
 /**
  * `Upgrade` pass-through (WebSocket and any other protocol switch): the balancer picks an upstream
- * like the proxy does, replays the request head to it over a plain TCP connection and from then on
+ * as the proxy does (the same routing: candidates, the policy in force, acquire / release), replays the request head to it over a plain TCP connection and from then on
  * copies bytes both ways without looking at them. The upstream's answer (101 or a refusal) is part
  * of those bytes.
  *
  * A tunnel counts as one in-flight request on its upstream for its whole life (least-connections
  * must see it: it holds a connection on the upstream) and is reported apart as `longLived`.
  */
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { connect } from 'node:net';
 import type { Socket } from 'node:net';
@@ -16,17 +15,15 @@ import type { Logger } from 'pino';
 import type { ClientGuard } from './client-guard.js';
 import { answerAndClose, rawErrorResponse } from './client-guard.js';
 import type { Config } from '../config.js';
-import type { DecisionLog } from '../decision-log.js';
 import type { OutlierDetector } from '../health/outlier-detector.js';
 import { LbError, statusOf } from '../errors.js';
-import { createTrustCheck, upstreamRequestHeaders } from '../forward-headers.js';
+import { upstreamRequestHeaders } from '../forward-headers.js';
 import type { ClientInfo } from '../forward-headers.js';
 import type { Metrics } from '../metrics.js';
 import { NO_UPSTREAM } from '../metrics.js';
-import { pickLeastConnections } from '../picker/least-connections.js';
 import type { UpstreamTable } from '../upstreams/registry.js';
 import type { Upstream } from '../upstreams/upstream.js';
-import type { WaitQueue } from './wait-queue.js';
+import type { Routing } from './routing.js';
 
 /** TCP keep-alive probes on both sockets of a tunnel, so a vanished peer does not hold it forever. */
 const KEEP_ALIVE_PROBE_MS = 60_000;
@@ -37,7 +34,11 @@ const KEEP_ALIVE_PROBE_MS = 60_000;
  * two hop-by-hop headers that this hop must repeat for the switch to happen on the next one.
  */
 export function upgradeRequestHeaders(rawHeaders: readonly string[], client: ClientInfo): string[] {
-  const out = upstreamRequestHeaders(rawHeaders, client);
+  return withUpgrade(upstreamRequestHeaders(rawHeaders, client), rawHeaders);
+}
+
+/** Appends `Connection: Upgrade` and the client's `Upgrade` protocols to rewritten headers `out`. */
+function withUpgrade(out: string[], rawHeaders: readonly string[]): string[] {
   const protocols: string[] = [];
   for (let i = 0; i < rawHeaders.length; i += 2) {
     if ((rawHeaders[i] ?? '').toLowerCase() === 'upgrade') protocols.push(rawHeaders[i + 1] ?? '');
@@ -65,19 +66,16 @@ export function serializeHead(method: string, target: string, headers: readonly 
 
 export interface UpgradeDeps {
   /** The part of the config upgrades read. */
-  readonly config: Pick<Config, 'connectTimeoutMs' | 'tieBreak' | 'trustedProxies'>;
+  readonly config: Pick<Config, 'connectTimeoutMs'>;
   readonly registry: UpstreamTable;
-  readonly decisions: DecisionLog;
+  /** Candidates, choice, acquire / release (which wakes the queue), request id and headers: shared with the proxy. */
+  readonly routing: Routing;
   readonly guard: ClientGuard;
   /** Told about refused connections, like the proxy tells it (passive health). */
   readonly outliers: Pick<OutlierDetector, 'recordFailure'>;
-  /** Woken when a tunnel ends: its capacity is free for a request waiting in line. */
-  readonly queue: Pick<WaitQueue, 'length' | 'wakeOne'>;
-  /** The balancer's prom-client registry (the tunnel metrics are registered on it). */
   /** Where outcomes are counted (lb_upgrades_total). */
   readonly metrics: Pick<Metrics, 'recordUpgrade'>;
   readonly logger: Logger;
-  readonly random: () => number;
 }
 
 /** Handles the data server's 'upgrade' events and owns the tunnels they open. */
@@ -92,16 +90,14 @@ export interface UpgradeHandler {
 
 /** Creates the handler; the server wires `handle` to its 'upgrade' event. */
 export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
-  const { config, registry, decisions, guard, outliers, queue, logger, random } = deps;
+  const { config, registry, routing, guard, outliers, logger } = deps;
   const tunnels = new Set<() => void>();
-  const trusted = createTrustCheck(config.trustedProxies);
   let closed = false;
-
 
   const release = (upstream: Upstream): void => {
     registry.counters.addLongLived(upstream.slot, -1);
-    registry.release(upstream);
-    if (queue.length > 0) queue.wakeOne();
+    // A tunnel's life is no response time: it does not feed the latency estimates.
+    routing.release(upstream);
   };
 
   const fail = (socket: Duplex, err: LbError): void => {
@@ -185,24 +181,15 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
     if (!guard.admitUpgrade(req, socket)) return;
 
     // Caps apply to tunnels too; a tunnel does not wait in the queue (a client retries an upgrade itself).
-    const available = registry.available();
-    const candidates = available.filter((u) => u.hasRoom);
-    const pick = pickLeastConnections(candidates, { tieBreak: config.tieBreak, random, turn: registry.counters.nextTurn() });
+    const pick = routing.choose(routing.candidates());
     if (pick === undefined) {
       deps.metrics.recordUpgrade(NO_UPSTREAM, 'no_upstream');
-      fail(socket, new LbError('LB_NO_UPSTREAM', available.length === 0 ? 'no upstream is available' : 'every upstream is at its in-flight cap'));
+      fail(socket, routing.noUpstream());
       return;
     }
     const upstream = pick.chosen;
 
-    const incomingId = req.headers['x-request-id'];
-    const requestId = typeof incomingId === 'string' && incomingId !== '' ? incomingId : randomUUID();
-    const headers = upgradeRequestHeaders(req.rawHeaders, {
-      remoteAddress: req.socket.remoteAddress,
-      proto: 'http',
-      requestId,
-      trusted: trusted(req.socket.remoteAddress),
-    });
+    const headers = withUpgrade(routing.headersFor(req, routing.requestIdOf(req)), req.rawHeaders);
     const requestHead = serializeHead(req.method ?? 'GET', req.url ?? '/', headers);
     if (requestHead === undefined) {
       const rejection = { status: statusOf.LB_BAD_REQUEST, code: 'LB_BAD_REQUEST', reason: 'malformed', message: 'request head cannot be forwarded safely' } as const;
@@ -210,13 +197,12 @@ export function createUpgradeHandler(deps: UpgradeDeps): UpgradeHandler {
       fail(socket, new LbError(rejection.code, rejection.message));
       return;
     }
-    if (!registry.acquire(upstream)) {
+    if (!routing.acquire(pick)) {
       // Another thread took its last place since the pick.
       deps.metrics.recordUpgrade(NO_UPSTREAM, 'no_upstream');
       fail(socket, new LbError('LB_NO_UPSTREAM', 'every upstream is at its in-flight cap'));
       return;
     }
-    decisions.record(upstream.id, pick.reason);
     (socket as Partial<Socket>).setNoDelay?.(true);
     (socket as Partial<Socket>).setKeepAlive?.(true, KEEP_ALIVE_PROBE_MS);
     tunnel(req, socket, head, upstream, requestHead);
