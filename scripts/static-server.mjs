@@ -7,6 +7,9 @@ import { stat } from 'node:fs/promises';
 import http from 'node:http';
 import { extname, join, resolve, sep } from 'node:path';
 import { pipeline } from 'node:stream';
+// The balancer's source, run as it is by Node's type stripping (and by tsx in the tests): the
+// page server needs no build of the balancer to start.
+import { HOP_BY_HOP, connectionTokens } from '../services/balancer/src/hop-by-hop.ts';
 
 /** @type {Record<string, string>} */
 const TYPES = {
@@ -36,34 +39,18 @@ export const CSP =
   "default-src 'self'; img-src 'self' blob: data:; style-src 'self' 'unsafe-inline'; " +
   "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
-// Hop-by-hop headers (RFC 9110 7.6.1) belong to one connection and are never forwarded.
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
-
 /**
+ * Drops hop-by-hop headers, by the balancer's own rules (its hop-by-hop.ts): the fixed list and the
+ * names the Connection header lists.
  * @param {http.IncomingHttpHeaders} headers
  * @returns {http.OutgoingHttpHeaders}
  */
 function stripHopByHop(headers) {
-  const named = new Set(
-    String(headers.connection ?? '')
-      .split(',')
-      .map((s) => s.trim().toLowerCase())
-      .filter(Boolean),
-  );
+  const named = connectionTokens(headers.connection);
   /** @type {http.OutgoingHttpHeaders} */
   const out = {};
   for (const [k, v] of Object.entries(headers)) {
-    if (v !== undefined && !HOP_BY_HOP.has(k) && !named.has(k)) out[k] = v;
+    if (v !== undefined && !HOP_BY_HOP.has(k) && !named?.has(k)) out[k] = v;
   }
   return out;
 }

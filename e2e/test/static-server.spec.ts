@@ -178,7 +178,7 @@ describe('scripts/static-server.mjs', () => {
       port,
       'POST',
       '/images/echo?nocache=5',
-      { 'content-type': 'text/plain', connection: 'keep-alive, x-hop', 'x-hop': 'drop me', 'x-keep': 'keep me' },
+      { 'content-type': 'text/plain', connection: 'keep-alive, x-hop', 'x-hop': 'drop me', 'x-keep': 'keep me', 'http2-settings': 'AAMAAABk' },
       'hello',
     );
     assert.equal(img.status, 201);
@@ -189,6 +189,7 @@ describe('scripts/static-server.mjs', () => {
     assert.equal(req?.url, '/images/echo?nocache=5');
     assert.equal(req.headers['x-keep'], 'keep me');
     assert.equal(req.headers['x-hop'], undefined, 'hop-by-hop request header named in Connection is dropped');
+    assert.equal(req.headers['http2-settings'], undefined, "the balancer's hop-by-hop list (hop-by-hop.ts) applies here too");
     assert.equal(req.headers['x-forwarded-for'], '127.0.0.1');
     assert.equal(req.headers['x-forwarded-proto'], 'http');
   });

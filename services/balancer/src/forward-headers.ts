@@ -1,37 +1,11 @@
 /**
  * Header rewriting between client and upstream (RFC 9110 §7.6.1): hop-by-hop headers belong to
- * one connection and are never forwarded; X-Forwarded-* and Forwarded tell the upstream who asked,
- * believed only from a trusted proxy (the trust boundary). Pure, apart from the BlockList lookup.
+ * one connection and are never forwarded (hop-by-hop.ts names them); X-Forwarded-* and Forwarded
+ * tell the upstream who asked, believed only from a trusted proxy (the trust boundary). Pure,
+ * apart from the BlockList lookup.
  */
 import { BlockList, isIP, isIPv4, isIPv6 } from 'node:net';
-
-/** Headers that describe a single connection, plus the ones Node/undici set themselves. */
-const HOP_BY_HOP = new Set([
-  'connection',
-  'keep-alive',
-  'proxy-connection',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-  // RFC 7540 §3.2.1: the settings of an h2c upgrade belong to this connection only.
-  'http2-settings',
-  // undici refuses `expect`; Node's server already answered any 100-continue.
-  'expect',
-]);
-
-/** Names listed in a Connection header are hop-by-hop too. */
-function connectionTokens(value: string | undefined): Set<string> | undefined {
-  if (value === undefined || value === '') return undefined;
-  const tokens = new Set<string>();
-  for (const t of value.split(',')) {
-    const name = t.trim().toLowerCase();
-    if (name !== '' && name !== 'close' && name !== 'keep-alive') tokens.add(name);
-  }
-  return tokens.size > 0 ? tokens : undefined;
-}
+import { HOP_BY_HOP, connectionTokens } from './hop-by-hop.js';
 
 /** What the proxy knows about the client side of a request. */
 export interface ClientInfo {
