@@ -163,10 +163,14 @@ async function eventArrivals(url: string): Promise<{ arrivals: number[]; text: s
   return { arrivals, text, res };
 }
 
-/** Events that arrive one by one, not in a lump when a buffer fills or the stream ends. */
+/**
+ * Events that arrive one by one, not in a lump when a buffer fills or the stream ends: a buffer
+ * would hold the first back and hand over the first five together. By order, not by a stopwatch:
+ * five within the read's 5 s, and spread over at least two and a half of the source's 100 ms ticks
+ * (a lower bound, which holds on any machine).
+ */
 function assertStreamed(arrivals: number[]): void {
   assert.ok(arrivals.length >= 5, `only ${arrivals.length} events in 5 s`);
-  assert.ok((arrivals[0] ?? Infinity) < 1000, `first event after ${arrivals[0]} ms`);
   const spread = (arrivals[4] ?? 0) - (arrivals[0] ?? 0);
   assert.ok(spread >= 250, `events came in a lump (arrivals ${arrivals.join(', ')} ms)`);
 }
