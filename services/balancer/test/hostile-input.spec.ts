@@ -370,7 +370,8 @@ describe('hostile client input on the data port', function () {
       const r = parseReply(text, true, closedAt - started);
       assert.equal(r.status, 408, text);
       assert.equal(errorOf(r).error, 'LB_CLIENT_TIMEOUT');
-      assert.ok(r.ms >= HEADER_TIMEOUT_MS - 50 && r.ms < HEADER_TIMEOUT_MS + 1500, `closed after ${r.ms} ms`);
+      assert.ok(r.ms >= HEADER_TIMEOUT_MS - 50, `closed after ${r.ms} ms`);
+      // Cut by the header timeout while the headers were still trickling in (not at their end).
       assert.ok(sent > 3 && sent < trickle.length, 'it was still sending when cut');
       assert.ok(!seen.slice(before).some((s) => s.url === '/slowloris'), 'the slow request never reached the upstream');
       await expectRefusals({ header_timeout: 1 });
