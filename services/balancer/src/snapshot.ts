@@ -1,6 +1,7 @@
 import type { DecisionLog, Decision } from './decision-log.js';
 import type { TieBreak } from './picker/types.js';
 import type { PolicyName } from './picker/policy.js';
+import { candidatesOf } from './upstreams/candidates.js';
 import type { UpstreamTable } from './upstreams/registry.js';
 import type { Upstream, UpstreamSource, UpstreamState } from './upstreams/upstream.js';
 
@@ -64,6 +65,8 @@ export function takeSnapshot(
   settings: { readonly tieBreak: TieBreak; readonly explain: boolean; readonly instance: string; readonly policy: PolicyName },
 ): Snapshot {
   const now = Date.now();
+  // `available` is what the data path would pick from now: the same candidates (panic set and caps included).
+  const candidates = new Set(candidatesOf(registry.available()));
   const upstreams = registry.list().map(
     (u): UpstreamView => ({
       id: u.id,
@@ -78,7 +81,7 @@ export function takeSnapshot(
       requests: u.requests,
       errors: u.errors,
       state: u.state,
-      available: u.available,
+      available: candidates.has(u),
       source: u.source,
     }),
   );

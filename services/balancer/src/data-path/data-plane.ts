@@ -11,6 +11,7 @@ import type { PolicySetting } from '../picker/policy.js';
 import { createProxyHandler } from './proxy.js';
 import { createRetryBudget } from './retry-budget.js';
 import { createRouting } from './routing.js';
+import { candidatesOf } from '../upstreams/candidates.js';
 import type { UpstreamTable } from '../upstreams/registry.js';
 import { createUpgradeHandler } from './upgrade.js';
 import { createWaitQueue } from './wait-queue.js';
@@ -171,7 +172,7 @@ export function createDataPlane(deps: DataPlaneDeps): DataPlane {
     upstreamsChanged() {
       proxy.rescueFromUnresponsive();
       let free = 0;
-      for (const u of upstreams.available()) free += u.room; // Infinity without a cap: every waiter can go
+      for (const u of candidatesOf(upstreams.available())) free += u.room; // Infinity without a cap: every waiter can go
       for (let i = Math.min(free, queue.length); i > 0; i--) queue.wakeOne();
     },
     stop() {

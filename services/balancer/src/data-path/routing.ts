@@ -14,6 +14,7 @@ import { createLatencyTracker, RECENT_DECAY_MS } from '../picker/latency-tracker
 import { pickWith } from '../picker/policy.js';
 import type { PolicySetting } from '../picker/policy.js';
 import type { Pick as Choice } from '../picker/types.js';
+import { candidatesOf } from '../upstreams/candidates.js';
 import type { UpstreamTable } from '../upstreams/registry.js';
 import type { Upstream } from '../upstreams/upstream.js';
 import type { WaitQueue } from './wait-queue.js';
@@ -36,7 +37,7 @@ export interface Routing {
   requestIdOf(req: IncomingMessage): string;
   /** The upstream request headers (hop-by-hop stripped, X-Forwarded-*, X-Request-Id). */
   headersFor(req: IncomingMessage, requestId: string): string[];
-  /** Upstreams that may take one more request now, less those in `tried`. */
+  /** Upstreams that may take one more request now, less those in `tried` (see candidatesOf). */
   candidates(tried?: ReadonlySet<Upstream>): readonly Upstream[];
   /** The policy in force picks among `candidates`; undefined when there is none. */
   choose(candidates: readonly Upstream[]): Choice<Upstream> | undefined;
@@ -79,17 +80,7 @@ export function createRouting(deps: RoutingDeps): Routing {
       });
     },
     candidates(tried) {
-      const all = registry.available();
-      let full = false;
-      for (const u of all) {
-        if (!u.hasRoom) {
-          full = true;
-          break;
-        }
-      }
-      // The common case (no caps reached, first attempt) allocates nothing.
-      if (!full && tried === undefined) return all;
-      return all.filter((u) => !(tried?.has(u) ?? false) && u.hasRoom);
+      return candidatesOf(registry.available(), tried);
     },
     choose(candidates) {
       return pickWith(policy.current, candidates, { tieBreak: config.tieBreak, random, turn: registry.counters.nextTurn(), latencyMs, recentLatencyMs });

@@ -209,11 +209,6 @@ export class Upstream implements Candidate {
     return this.room > 0;
   }
 
-  /** Healthy and not full: would take a new request now (outside panic mode, see availableOf). */
-  get available(): boolean {
-    return this.healthy && this.hasRoom;
-  }
-
   /** Requests in flight on this upstream, over every thread (what least-connections compares). */
   get inFlight(): number {
     return this.counters.inFlight(this.slot);
