@@ -44,24 +44,6 @@ export type ParseResult =
 /** The environment variables the backend reads (other keys are ignored). */
 export type BackendEnv = Readonly<Partial<Record<string, string | undefined>>>;
 
-/** Usage text, printed for `--help` and after configuration errors. */
-export const USAGE = `usage: backend [PORT]
-       backend --check [PORT]   validate the configuration, print a summary and exit (0 ok, 2 bad)
-       backend --help           this text
-
-Serves /images/1..4 (PNG) after a per-id delay, plus /healthz, /info and /metrics.
-
-environment:
-  BACKEND_PORT         listen port when no PORT argument is given (default ${DEFAULT_PORT})
-  BACKEND_HOST         listen address (default 127.0.0.1)
-  BACKEND_ID           X-Backend-Id value (default <hostname>:<port>)
-  BACKEND_DELAYS_MS    four comma-separated delays for ids 1..4 (default ${DEFAULT_DELAYS_MS.join(',')})
-  BACKEND_DELAY_SCALE  multiplies every delay (default 1)
-  BACKEND_LOG_LEVEL    ${LOG_LEVELS.join(' | ')} (default info)
-  BACKEND_SHUTDOWN_DELAY_MS  after SIGTERM, serve this long with /healthz failing before closing (default 0)
-  BACKEND_ADMIN_TOKEN  bearer token for the fault scenarios (/admin/scenario, /admin/exit); unset = refused
-`;
-
 // Bounds keep delay * scale below setTimeout's 2^31-1 ms limit, past which Node fires at once.
 const MAX_DELAY_MS = 600_000;
 const MAX_SCALE = 100;
@@ -100,18 +82,62 @@ const backendId = z
   .regex(/^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$/, 'must be printable ASCII (it is sent as a header)')
   .max(200, 'must be at most 200 characters');
 
+/** How a variable is set from outside, as the balancer's options table (its config.ts) has it. */
+interface EnvOption<S extends z.ZodType = z.ZodType> {
+  /** Checks and converts the variable's text. */
+  readonly schema: S;
+  /** What `--help` says the default is; none = the help says what happens when unset. */
+  readonly fallback?: string;
+  readonly help: string;
+}
+
+const envOption = <S extends z.ZodType>(schema: S, help: string, fallback?: string | number): EnvOption<S> =>
+  fallback === undefined ? { schema, help } : { schema, help, fallback: String(fallback) };
+
+/** The defaults of the variables that have one: read by parseConfig and shown by `--help`. */
+const DEFAULTS = { host: '127.0.0.1', delayScale: 1, logLevel: 'info', shutdownDelayMs: 0 } as const;
+
+/**
+ * The backend's environment variables, once: name, validation, default and help. The `--help`
+ * text and the checked input are read from this table, so they cannot drift apart. In the order
+ * `--help` lists them.
+ */
+const ENV = {
+  BACKEND_PORT: envOption(port, 'listen port when no PORT argument is given', DEFAULT_PORT),
+  BACKEND_HOST: envOption(z.string().trim().min(1), 'listen address', DEFAULTS.host),
+  BACKEND_ID: envOption(backendId, 'X-Backend-Id value (default <hostname>:<port>)'),
+  BACKEND_DELAYS_MS: envOption(delays, `four comma-separated delays for ids 1..${IMAGE_COUNT}`, DEFAULT_DELAYS_MS.join(',')),
+  BACKEND_DELAY_SCALE: envOption(scale, 'multiplies every delay', DEFAULTS.delayScale),
+  BACKEND_LOG_LEVEL: envOption(z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }), LOG_LEVELS.join(' | '), DEFAULTS.logLevel),
+  BACKEND_SHUTDOWN_DELAY_MS: envOption(
+    number.pipe(finite().int('must be a whole number of ms').min(0, 'must be 0 or more').max(60_000, 'must be at most 60000')),
+    'after SIGTERM, serve this long with /healthz failing before closing',
+    DEFAULTS.shutdownDelayMs,
+  ),
+  BACKEND_ADMIN_TOKEN: envOption(z.string(), 'bearer token for the fault scenarios (/admin/scenario, /admin/exit); unset = refused'),
+} satisfies Record<string, EnvOption>;
+
+type EnvName = keyof typeof ENV;
+const ENV_NAMES = Object.keys(ENV) as EnvName[];
+
+/** Usage text, printed for `--help` and after configuration errors; its variables come from ENV. */
+export const USAGE = `usage: backend [PORT]
+       backend --check [PORT]   validate the configuration, print a summary and exit (0 ok, 2 bad)
+       backend --help           this text
+
+Serves /images/1..${IMAGE_COUNT} (PNG) after a per-id delay, plus /healthz, /info and /metrics.
+
+environment:
+${ENV_NAMES.map((name) => {
+  const { help, fallback } = ENV[name] as EnvOption;
+  return `  ${name.padEnd(19)}  ${help}${fallback === undefined ? '' : ` (default ${fallback})`}\n`;
+}).join('')}`;
+
 // Keys are named after where a value came from, so z.prettifyError points the user at it.
 const Input = z.object({
   arguments: z.array(z.string()).max(1, 'expected at most one argument: the port'),
   PORT: port.optional(),
-  BACKEND_PORT: port.optional(),
-  BACKEND_HOST: z.string().trim().min(1).optional(),
-  BACKEND_ID: backendId.optional(),
-  BACKEND_DELAYS_MS: delays.optional(),
-  BACKEND_DELAY_SCALE: scale.optional(),
-  BACKEND_LOG_LEVEL: z.enum(LOG_LEVELS, { error: `must be one of ${LOG_LEVELS.join(', ')}` }).optional(),
-  BACKEND_ADMIN_TOKEN: z.string().optional(),
-  BACKEND_SHUTDOWN_DELAY_MS: number.pipe(finite().int('must be a whole number of ms').min(0, 'must be 0 or more').max(60_000, 'must be at most 60000')).optional(),
+  ...(Object.fromEntries(ENV_NAMES.map((name) => [name, ENV[name].schema.optional()])) as { [K in EnvName]: z.ZodOptional<(typeof ENV)[K]['schema']> }),
 });
 
 // An empty variable (`BACKEND_ID=` in a Compose file) means "not set", as in most CLIs.
@@ -137,14 +163,7 @@ export function parseConfig(argv: readonly string[], env: BackendEnv, hostname: 
   const parsed = Input.safeParse({
     arguments: args,
     PORT: args[0],
-    BACKEND_PORT: envValue(env, 'BACKEND_PORT'),
-    BACKEND_HOST: envValue(env, 'BACKEND_HOST'),
-    BACKEND_ID: envValue(env, 'BACKEND_ID'),
-    BACKEND_DELAYS_MS: envValue(env, 'BACKEND_DELAYS_MS'),
-    BACKEND_DELAY_SCALE: envValue(env, 'BACKEND_DELAY_SCALE'),
-    BACKEND_LOG_LEVEL: envValue(env, 'BACKEND_LOG_LEVEL'),
-    BACKEND_SHUTDOWN_DELAY_MS: envValue(env, 'BACKEND_SHUTDOWN_DELAY_MS'),
-    BACKEND_ADMIN_TOKEN: envValue(env, 'BACKEND_ADMIN_TOKEN'),
+    ...Object.fromEntries(ENV_NAMES.map((name) => [name, envValue(env, name)])),
   });
   if (!parsed.success) {
     // prettifyError gives one "✖ message\n  → at path" block per issue; keep them apart.
@@ -154,18 +173,17 @@ export function parseConfig(argv: readonly string[], env: BackendEnv, hostname: 
   const listenPort = input.PORT ?? input.BACKEND_PORT ?? DEFAULT_PORT;
   const config: Config = {
     port: listenPort,
-    host: input.BACKEND_HOST ?? '127.0.0.1',
+    host: input.BACKEND_HOST ?? DEFAULTS.host,
     id: input.BACKEND_ID ?? `${hostname}:${listenPort}`,
     delaysMs: Object.freeze(input.BACKEND_DELAYS_MS ?? [...DEFAULT_DELAYS_MS]),
-    delayScale: input.BACKEND_DELAY_SCALE ?? 1,
-    logLevel: input.BACKEND_LOG_LEVEL ?? 'info',
-    shutdownDelayMs: input.BACKEND_SHUTDOWN_DELAY_MS ?? 0,
+    delayScale: input.BACKEND_DELAY_SCALE ?? DEFAULTS.delayScale,
+    logLevel: input.BACKEND_LOG_LEVEL ?? DEFAULTS.logLevel,
+    shutdownDelayMs: input.BACKEND_SHUTDOWN_DELAY_MS ?? DEFAULTS.shutdownDelayMs,
     adminToken: input.BACKEND_ADMIN_TOKEN ?? '',
   };
   return { kind: 'config', config: Object.freeze(config), check };
 }
 
-/** The one line `--check` prints: every setting but the admin token, which it only says is set or not. */
 /** Beyond the slowest image, for the event loop and the last bytes on the wire. */
 const DRAIN_MARGIN_MS = 1000;
 
@@ -179,6 +197,7 @@ export function drainBudgetMs(config: Pick<Config, 'delaysMs' | 'delayScale'>): 
   return Math.round(Math.max(0, ...config.delaysMs) * config.delayScale) + DRAIN_MARGIN_MS;
 }
 
+/** The one line `--check` prints: every setting but the admin token, which it only says is set or not. */
 export function describeConfig(config: Config): string {
   const listen = `${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
   const scenarios = config.adminToken === '' ? 'refused (no BACKEND_ADMIN_TOKEN)' : 'enabled';
