@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { AggregatorRegistry } from 'prom-client';
 import type { Logger } from 'pino';
 import { createAdminApp } from './admin/app.js';
+import { coalesced } from './coalesce.js';
 import { createEventHub } from './admin/event-hub.js';
 import { createWorkerPool } from './cluster/worker-pool.js';
 import { planWorkers } from './cluster/workers.js';
@@ -153,10 +154,14 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
   });
   // 7. The wiring back: the data path and the workers follow every upstream change.
   metrics.readQueueLengthFrom(() => dataPlane.queueLength);
-  registry.onChange(() => {
-    workerPool?.broadcast();
-    dataPlane.upstreamsChanged();
-  });
+  // As an event, once per burst: never inside the call that changed the state (a failing attempt's
+  // own report must not re-enter the proxy that is still handling that attempt).
+  registry.onChange(
+    coalesced(() => {
+      workerPool?.broadcast();
+      dataPlane.upstreamsChanged();
+    }),
+  );
   const instance = deps.instance ?? hostname();
   const snapshot = (): Snapshot => takeSnapshot(registry, decisions, { tieBreak: config.tieBreak, explain: config.explain, instance, policy: policy.current });
   const events = createEventHub(snapshot, config.eventsIntervalMs);
