@@ -6,11 +6,8 @@ import { toCsv } from '../src/lab/export.js';
 import type { LabSpec, LabStatus, RunResult } from '../src/lab/runner.js';
 import { jainIndex, quantile } from '../src/lab/stats.js';
 import { imagePath, schedule } from '../src/lab/traffic.js';
-import { BACKEND_TOKEN, fakeBackend } from './lab-backend.js';
+import { TOKEN, useLabCluster } from './lab-backend.js';
 import { startBalancer, testConfig, waitFor } from './helpers.js';
-import type { Running } from './helpers.js';
-
-const TOKEN = 'lab-admin';
 
 describe('lab: traffic and statistics (pure)', () => {
   it('the schedule is the same for the same seed, different for another, and Poisson at the rate', () => {
@@ -110,27 +107,14 @@ describe('lab: capacity check (pure)', () => {
 
 describe('lab: load generator and comparison against a running balancer', function () {
   this.timeout(20_000);
-  let origins: Awaited<ReturnType<typeof fakeBackend>>[] = [];
-  let lb: Running;
-
-  beforeEach(async () => {
-    origins = await Promise.all(['a', 'b', 'c'].map((n) => fakeBackend(n)));
-    lb = await startBalancer(testConfig(origins.map((o) => o.port), { adminToken: TOKEN, backendAdminToken: BACKEND_TOKEN }));
-  });
-  afterEach(async () => {
-    await lb.balancer.stop();
-    await Promise.all(origins.map((o) => o.close()));
-  });
-
-  const post = (path: string, body: unknown, token = TOKEN) =>
-    request(`${lb.adminUrl}${path}`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  const lab = async (): Promise<LabStatus> => (await (await request(`${lb.adminUrl}/api/lab`)).body.json()) as LabStatus;
+  const cluster = useLabCluster();
+  const { post, lab } = cluster;
 
   it('compare: the same traffic under each policy; least-connections starves the slow replica, round robin does not; scenario cleared, policy restored', async () => {
-    const slow = origins[2];
+    const slow = cluster.origins[2];
     assert.ok(slow);
     // Progress arrives over SSE while the comparison runs.
-    const events = await request(`${lb.adminUrl}/api/lab/events`);
+    const events = await request(`${cluster.lb.adminUrl}/api/lab/events`);
     const frames: string[] = [];
     const reading = (async () => {
       for await (const chunk of events.body) {
@@ -171,17 +155,17 @@ describe('lab: load generator and comparison against a running balancer', functi
       assert.ok(r.upstreams.some((u) => u.maxInFlight > 0));
     }
     assert.equal(slow.extra(), 0, 'the scenario is cleared after the comparison');
-    assert.equal(lb.balancer.policy.current, 'least-connections', 'the policy is back');
+    assert.equal(cluster.lb.balancer.policy.current, 'least-connections', 'the policy is back');
 
-    const csv = await (await request(`${lb.adminUrl}/api/lab/results.csv`)).body.text();
+    const csv = await (await request(`${cluster.lb.adminUrl}/api/lab/results.csv`)).body.text();
     assert.equal(csv.trim().split('\n').length, 1 + 2 * 3);
-    const json = (await (await request(`${lb.adminUrl}/api/lab/results.json`)).body.json()) as { results: RunResult[]; spec: { seed: number } };
+    const json = (await (await request(`${cluster.lb.adminUrl}/api/lab/results.json`)).body.json()) as { results: RunResult[]; spec: { seed: number } };
     assert.equal(json.results.length, 2);
     assert.equal(json.spec.seed, 3);
   });
 
   it('run: the current policy only; latency counted from the scheduled time; cancel stops it', async () => {
-    lb.balancer.policy.set('p2c');
+    cluster.lb.balancer.policy.set('p2c');
     const res = await post('/api/lab/run', { rate: 100, durationMs: 60_000, seed: 1 });
     assert.equal(res.statusCode, 202);
     await res.body.dump();
@@ -199,7 +183,7 @@ describe('lab: load generator and comparison against a running balancer', functi
     assert.ok(only);
     assert.equal(only.policy, 'p2c');
     assert.ok(only.requests < 6000, 'stopped early');
-    assert.equal(lb.balancer.policy.current, 'p2c');
+    assert.equal(cluster.lb.balancer.policy.current, 'p2c');
   });
 
   it('writes need the token; a spec out of bounds is refused; scenarios relay to the backend, which checks its own token', async () => {
@@ -213,27 +197,27 @@ describe('lab: load generator and comparison against a running balancer', functi
     }
     assert.equal((await lab()).state, 'idle');
 
-    const target = origins[0];
+    const target = cluster.origins[0];
     assert.ok(target);
-    const put = await request(`${lb.adminUrl}/api/upstreams/${encodeURIComponent(target.id)}/scenario`, {
+    const put = await request(`${cluster.lb.adminUrl}/api/upstreams/${encodeURIComponent(target.id)}/scenario`, {
       method: 'PUT', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify({ extraLatencyMs: 25 }),
     });
     assert.equal(put.statusCode, 200);
     assert.deepEqual(await put.body.json(), { extraLatencyMs: 25 });
     assert.equal(target.extra(), 25);
-    const del = await request(`${lb.adminUrl}/api/upstreams/${encodeURIComponent(target.id)}/scenario`, { method: 'DELETE', headers: { authorization: `Bearer ${TOKEN}` } });
+    const del = await request(`${cluster.lb.adminUrl}/api/upstreams/${encodeURIComponent(target.id)}/scenario`, { method: 'DELETE', headers: { authorization: `Bearer ${TOKEN}` } });
     assert.equal(del.statusCode, 200);
     await del.body.dump();
     assert.equal(target.extra(), 0);
-    const unknown = await request(`${lb.adminUrl}/api/upstreams/10.0.0.1%3A1/scenario`, { method: 'DELETE', headers: { authorization: `Bearer ${TOKEN}` } });
+    const unknown = await request(`${cluster.lb.adminUrl}/api/upstreams/10.0.0.1%3A1/scenario`, { method: 'DELETE', headers: { authorization: `Bearer ${TOKEN}` } });
     assert.equal(unknown.statusCode, 404);
     await unknown.body.dump();
   });
 
   it('without LB_BACKEND_ADMIN_TOKEN scenario writes are refused with 403 LB_SCENARIOS_DISABLED', async () => {
-    const plain = await startBalancer(testConfig(origins.map((o) => o.port), { adminToken: TOKEN }));
+    const plain = await startBalancer(testConfig(cluster.origins.map((o) => o.port), { adminToken: TOKEN }));
     try {
-      const res = await request(`${plain.adminUrl}/api/upstreams/${encodeURIComponent(origins[0]?.id ?? '')}/scenario`, { method: 'DELETE', headers: { authorization: `Bearer ${TOKEN}` } });
+      const res = await request(`${plain.adminUrl}/api/upstreams/${encodeURIComponent(cluster.origins[0]?.id ?? '')}/scenario`, { method: 'DELETE', headers: { authorization: `Bearer ${TOKEN}` } });
       assert.equal(res.statusCode, 403);
       assert.equal(((await res.body.json()) as { error: string }).error, 'LB_SCENARIOS_DISABLED');
     } finally {
@@ -244,23 +228,10 @@ describe('lab: load generator and comparison against a running balancer', functi
 
 describe('lab: a cluster whose images take seconds (the default cluster, scaled down)', function () {
   this.timeout(20_000);
-  let origins: Awaited<ReturnType<typeof fakeBackend>>[] = [];
-  let lb: Running;
-
-  beforeEach(async () => {
-    // 400 ms images: 300 req/s of them keep ~120 open, over what a cap of 64 allows.
-    origins = await Promise.all(['a', 'b', 'c'].map((n) => fakeBackend(n, 400)));
-    lb = await startBalancer(testConfig(origins.map((o) => o.port), { adminToken: TOKEN, backendAdminToken: BACKEND_TOKEN }));
-  });
-  afterEach(async () => {
-    await lb.balancer.stop();
-    await Promise.all(origins.map((o) => o.close()));
-  });
-
-  const post = (path: string, body: unknown) =>
-    request(`${lb.adminUrl}${path}`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  const lab = async (): Promise<LabStatus> => (await (await request(`${lb.adminUrl}/api/lab`)).body.json()) as LabStatus;
-  const served = (): number => origins.reduce((sum, o) => sum + o.served(), 0);
+  // 400 ms images: 300 req/s of them keep ~120 open, over what a cap of 64 allows.
+  const cluster = useLabCluster(400);
+  const { post, lab } = cluster;
+  const served = (): number => cluster.origins.reduce((sum, o) => sum + o.served(), 0);
 
   it('refuses a run that would hold more requests open than its cap: 422 LB_LAB_OVER_CAPACITY, after one probe, nothing run', async () => {
     for (const path of ['/api/lab/compare', '/api/lab/run']) {
@@ -278,7 +249,7 @@ describe('lab: a cluster whose images take seconds (the default cluster, scaled 
   });
 
   it('the same rate of millisecond images (delayScale) runs; the results record the settings, cluster and check they came from', async () => {
-    const slow = origins[2];
+    const slow = cluster.origins[2];
     assert.ok(slow);
     const spec = { rate: 300, durationMs: 1000, concurrency: 64, delayScale: 0.001, policies: ['least-connections', 'round-robin'], scenario: { upstream: slow.id, fault: { extraLatencyMs: 50 } } };
     const res = await post('/api/lab/compare', spec);
@@ -295,19 +266,19 @@ describe('lab: a cluster whose images take seconds (the default cluster, scaled 
       { rate: done.spec?.rate, durationMs: done.spec?.durationMs, delayScale: done.spec?.delayScale, concurrency: done.spec?.concurrency, scenario: done.spec?.scenario },
       { rate: 300, durationMs: 1000, delayScale: 0.001, concurrency: 64, scenario: spec.scenario },
     );
-    assert.deepEqual(done.cluster, { size: 3, upstreams: origins.map((o) => o.id).sort() });
+    assert.deepEqual(done.cluster, { size: 3, upstreams: cluster.origins.map((o) => o.id).sort() });
     assert.equal(done.check?.cap, 64);
     assert.equal(done.check.probe.at(0)?.path, '/images/1?delayScale=0.001');
-    const json = (await (await request(`${lb.adminUrl}/api/lab/results.json`)).body.json()) as Pick<LabStatus, 'spec' | 'cluster' | 'check'>;
+    const json = (await (await request(`${cluster.lb.adminUrl}/api/lab/results.json`)).body.json()) as Pick<LabStatus, 'spec' | 'cluster' | 'check'>;
     assert.equal(json.spec?.delayScale, 0.001);
     assert.equal(json.cluster?.size, 3);
     assert.equal(json.check?.expectedOpen, done.check.expectedOpen);
   });
 
   it('requests over the cap are dropped, counted apart from errors (the upstreams failed none); the check warned of it', async () => {
-    const slow = origins[2];
+    const slow = cluster.origins[2];
     assert.ok(slow);
-    lb.balancer.policy.set('round-robin');
+    cluster.lb.balancer.policy.set('round-robin');
     // Round robin gives the replica made 1 s slower a third of 100 req/s: ~33 open there, over a cap of 12.
     const res = await post('/api/lab/run', { rate: 100, durationMs: 1000, concurrency: 12, delayScale: 0.001, scenario: { upstream: slow.id, fault: { extraLatencyMs: 1000 } } });
     assert.equal(res.statusCode, 202);

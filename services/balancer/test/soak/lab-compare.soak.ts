@@ -5,31 +5,14 @@
  * lab.spec.ts checks the same runs' mechanics (schedule, progress, results, clean-up) in make test.
  */
 import assert from 'node:assert/strict';
-import { request } from 'undici';
 import type { LabStatus } from '../../src/lab/runner.js';
-import { BACKEND_TOKEN, fakeBackend } from '../lab-backend.js';
-import { startBalancer, testConfig, waitFor } from '../helpers.js';
-import type { Running } from '../helpers.js';
-
-const TOKEN = 'lab-admin';
+import { useLabCluster } from '../lab-backend.js';
+import { waitFor } from '../helpers.js';
 
 describe('lab comparisons, measured (soak)', function () {
   this.timeout(60_000);
-  let origins: Awaited<ReturnType<typeof fakeBackend>>[] = [];
-  let lb: Running;
-
-  beforeEach(async () => {
-    origins = await Promise.all(['a', 'b', 'c'].map((n) => fakeBackend(n)));
-    lb = await startBalancer(testConfig(origins.map((o) => o.port), { adminToken: TOKEN, backendAdminToken: BACKEND_TOKEN }));
-  });
-  afterEach(async () => {
-    await lb.balancer.stop();
-    await Promise.all(origins.map((o) => o.close()));
-  });
-
-  const post = (path: string, body: unknown) =>
-    request(`${lb.adminUrl}${path}`, { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
-  const lab = async (): Promise<LabStatus> => (await (await request(`${lb.adminUrl}/api/lab`)).body.json()) as LabStatus;
+  const cluster = useLabCluster();
+  const { post, lab } = cluster;
   const compare = async (spec: unknown): Promise<LabStatus> => {
     const res = await post('/api/lab/compare', spec);
     assert.equal(res.statusCode, 202);
@@ -39,7 +22,7 @@ describe('lab comparisons, measured (soak)', function () {
   };
 
   it('least-connections starves a replica 40 ms slower; round robin gives it its third, and its p99', async () => {
-    const slow = origins[2];
+    const slow = cluster.origins[2];
     assert.ok(slow);
     const { results } = await compare({ rate: 150, durationMs: 1500, seed: 3, policies: ['least-connections', 'round-robin'], scenario: { upstream: slow.id, fault: { extraLatencyMs: 40 } } });
     const [lc, rr] = results;
@@ -51,7 +34,7 @@ describe('lab comparisons, measured (soak)', function () {
   });
 
   it('millisecond images (delayScale 0.001) at 300 req/s: p50 under 100 ms', async () => {
-    const slow = origins[2];
+    const slow = cluster.origins[2];
     assert.ok(slow);
     const done = await compare({ rate: 300, durationMs: 1000, concurrency: 64, delayScale: 0.001, policies: ['least-connections', 'round-robin'], scenario: { upstream: slow.id, fault: { extraLatencyMs: 50 } } });
     assert.deepEqual(done.results.map((r) => [r.policy, r.dropped, r.errors]), [['least-connections', 0, 0], ['round-robin', 0, 0]]);
