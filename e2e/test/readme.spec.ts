@@ -35,7 +35,8 @@ describe('README.md and docs/', () => {
       // Links, and any path written with `../` in the text (a folder beside the clone that only
       // our own machines have, say), must stay inside the clone.
       const links = [...text.matchAll(/\]\(([^)#]+)[^)]*\)/g)].map((m) => m[1] ?? '').filter((t) => !/^[a-z]+:/.test(t));
-      const upward = [...text.matchAll(/(?:\.\.\/)+[\w.-]+/g)].map((m) => m[0]);
+      const prose = text.replace(/\]\([^)]*\)/g, '](…)');
+      const upward = [...prose.matchAll(/(?:\.\.\/)+[\w.-]+/g)].map((m) => m[0]);
       // A link is relative to its file; a path in the text to where commands run, the root.
       const outside = [...links.map((t) => [t, join(REPO_ROOT, file, '..', t)]), ...upward.map((t) => [t, join(REPO_ROOT, t)])]
         .filter(([, resolved = '']) => !resolved.startsWith(`${REPO_ROOT}/`))
