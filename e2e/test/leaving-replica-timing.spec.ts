@@ -92,6 +92,15 @@ describe('a leaving replica is out of rotation before it stops listening', () =>
     assert.ok(grace >= backend.shutdownDelayMs + backend.drainMs, `stop_grace_period ${grace} ms < ${backend.shutdownDelayMs} + ${backend.drainMs} ms`);
   });
 
+  it('deploy/swarm: the same for the stack\'s tasks (Swarm\'s own DNS removal before SIGTERM is not counted on)', async () => {
+    const doc = parse(await readFile(join(REPO_ROOT, 'deploy', 'swarm', 'docker-stack.yml'), 'utf8'), { merge: true }) as { services: Record<string, ComposeService> };
+    const backend = backendConfig(composeDefaults(doc.services.backend?.environment));
+    const bound = detectionBoundMs(composeDefaults(doc.services.balancer?.environment));
+    assert.ok(backend.shutdownDelayMs >= bound + MARGIN_MS, `BACKEND_SHUTDOWN_DELAY_MS ${backend.shutdownDelayMs} ms < detection ${bound} ms + ${MARGIN_MS} ms margin`);
+    const grace = seconds(doc.services.backend?.stop_grace_period ?? '10s');
+    assert.ok(grace >= backend.shutdownDelayMs + backend.drainMs, `stop_grace_period ${grace} ms < ${backend.shutdownDelayMs} + ${backend.drainMs} ms`);
+  });
+
   it('deploy/k8s: the configmap\'s shutdown delay covers the balancer\'s detection, and the grace period the drain', async () => {
     const docs = (await readFile(join(REPO_ROOT, 'deploy', 'k8s', 'configmap.yaml'), 'utf8')).split(/^---$/m).map((d) => parse(d) as { kind?: string; data?: Env } | null);
     const data = docs.find((d) => d?.kind === 'ConfigMap')?.data ?? {};
