@@ -140,7 +140,9 @@ describe('the algorithm lab in the page', function () {
     // Dropped has its own column; it stays near 0 unless the machine stalls for most of a second.
     assert.ok(col('Dropped').every((v) => /^\d+$/.test(v)), col('Dropped').join(', '));
     assert.deepEqual(col('Errors'), ['0', '0', '0', '0', '0']);
-    assert.ok(col('p50 ms').every((v) => Number(v) < 100), `p50 in milliseconds, not the 1 s images: ${col('p50 ms').join(', ')}`);
+    // A median below the 1 s image's own delay proves the images were the scaled ones, on any
+    // machine (a bound of 100 ms failed at 114-168 ms with the machine's two CPUs at load 7).
+    assert.ok(col('p50 ms').every((v) => Number(v) < 1000), `p50 in milliseconds, not the 1 s images: ${col('p50 ms').join(', ')}`);
     const share = (policy: string): number => parseFloat(rows.find((r) => r[0] === policy)?.[6] ?? 'NaN');
     assert.ok(share('least-connections') < share('round-robin'), `least-connections ${share('least-connections')} % vs round robin ${share('round-robin')} %`);
     const settings = `From: 300 req/s for 2 s · images at 0.001 × their delays · +50 ms latency on ${slow} · 3 replicas`;
