@@ -41,7 +41,7 @@ describe('Compose cluster (nginx, balancer, backends, Prometheus)', function () 
     this.timeout(5 * 60_000);
     await cluster?.stop();
     process.off('SIGINT', onSignal).off('SIGTERM', onSignal);
-    if (cluster) console.log(`      [compose] timings: ${JSON.stringify(cluster.timings)}`);
+    if (cluster) console.log(`      [compose] figures: ${JSON.stringify(cluster.figures)}`);
   });
 
   trafficSuite(current);

@@ -2,9 +2,9 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { REPO_ROOT } from './lib/cluster.js';
+import { REPO_ROOT } from '../../scripts/cluster-lib.mjs';
+import { run } from '../lib/exec.js';
 import { createCompose } from './lib/compose.js';
-import { run } from './lib/exec.js';
 
 describe('Compose inputs', () => {
   it('prometheus/prometheus.yml passes the image\'s own promtool (Prometheus 3.5)', async () => {

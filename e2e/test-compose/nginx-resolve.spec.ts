@@ -14,9 +14,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { REPO_ROOT } from '../../scripts/cluster-lib.mjs';
 import { pollUntil } from '../../scripts/poll.mjs';
-import { REPO_ROOT } from './lib/cluster.js';
-import { run } from './lib/exec.js';
+import { run } from '../lib/exec.js';
 
 const IMAGE = 'lcb-frontend:resolve-test';
 const CONTAINER = `lcb-resolve-test-${process.pid}`;

@@ -2,9 +2,9 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { parse } from 'yaml';
-import { REPO_ROOT } from '../test-compose/lib/cluster.js';
+import { REPO_ROOT } from '../../scripts/cluster-lib.mjs';
+import { run } from '../lib/exec.js';
 import { createCompose } from '../test-compose/lib/compose.js';
-import { run } from '../test-compose/lib/exec.js';
 
 interface StackService {
   image?: string;

@@ -1,20 +1,12 @@
-import type { Snapshot } from './balancer-api.js';
+import { readSnapshot, type Snapshot } from '../../lib/balancer-api.js';
+import { createHttpClient, type HttpClient } from '../../lib/http.js';
+import { waitForRoutedBackends } from '../../lib/routed-backends.js';
 import type { Compose, ContainerInfo } from './compose.js';
-import { createHttpClient, type HttpClient } from './http.js';
-import { waitFor } from './wait.js';
 
-/** The port every backend replica listens on inside the Compose network. */
-export const BACKEND_PORT = 8002;
 /** The balancer services: the active one (nginx sends it everything) and the hot standby. */
 export const BALANCER_SERVICES = ['balancer', 'balancer-b'] as const;
 /** The balancers' admin port inside the Compose network. */
 export const ADMIN_PORT = 9001;
-
-/** `<ip>:8002`: the balancer's upstream id and Prometheus' instance label of a replica. */
-export const upstreamIdOf = (c: ContainerInfo): string => `${c.ip ?? '?'}:${BACKEND_PORT}`;
-
-const sameSet = (a: readonly string[], b: readonly string[]): boolean =>
-  a.length === b.length && [...a].sort().join(' ') === [...b].sort().join(' ');
 
 /**
  * The balancer replicas of a running Compose project, reached at their container addresses on
@@ -27,11 +19,7 @@ export interface Balancers {
   readonly snapshots: () => Promise<Snapshot[]>;
   /** One admin request with the bearer token; the status and the parsed JSON answer. */
   readonly request: (origin: string, method: string, path: string, body?: unknown) => Promise<{ status: number; body: unknown }>;
-  /**
-   * Waits until exactly N backend containers run and every balancer replica's available upstreams
-   * are exactly their addresses; returns them. The balancers' own probes are the readiness that
-   * counts (Docker's health checks are rare by design: they cost a `runc exec` each).
-   */
+  /** Waits until exactly N backend containers run and every balancer replica routes to exactly them (waitForRoutedBackends); returns them. */
   readonly waitForBackends: (replicas: number, timeoutMs?: number) => Promise<ContainerInfo[]>;
   /** Releases the kept-alive connections. */
   readonly close: () => Promise<void>;
@@ -52,7 +40,7 @@ export function createBalancers(compose: Compose, token: string): Balancers {
       (await origins()).map((origin) => {
         let client = clients.get(origin);
         if (!client) clients.set(origin, (client = createHttpClient(origin)));
-        return client.json<Snapshot>('/api/upstreams', 5_000);
+        return readSnapshot(client);
       }),
     );
 
@@ -68,18 +56,19 @@ export function createBalancers(compose: Compose, token: string): Balancers {
       });
       return { status: res.status, body: await res.json() };
     },
-    // Each poll runs `docker ps` and `docker inspect` three times (backends and both balancers):
-    // tens of ms of CPU each, which a tight loop would take from the cluster under measurement.
     waitForBackends: (replicas, timeoutMs = 60_000) =>
-      waitFor(
-        async () => {
-          const running = (await compose.containers('backend')).filter((c) => c.status === 'running');
-          if (running.length !== replicas || running.some((c) => !c.ip)) return undefined;
-          const views = await snapshots();
-          if (views.length !== BALANCER_SERVICES.length) return undefined;
-          const ids = running.map(upstreamIdOf);
-          return views.every((v) => sameSet(v.upstreams.filter((u) => u.available).map((u) => u.id), ids)) ? running : undefined;
+      waitForRoutedBackends(
+        replicas,
+        {
+          backends: () => compose.containers('backend'),
+          requireHealthy: false,
+          views: async () => {
+            const views = await snapshots();
+            return views.length === BALANCER_SERVICES.length ? views : undefined;
+          },
         },
+        // Each poll runs `docker ps` and `docker inspect` three times (backends and both balancers):
+        // tens of ms of CPU each, which a tight loop would take from the cluster under measurement.
         { what: `${replicas} running backends, all available in every balancer`, timeoutMs, intervalMs: 1_000 },
       ),
     close: async () => {

@@ -1,7 +1,7 @@
-import { parseInspect, type ContainerInfo } from './docker-inspect.js';
-import { run, type RunResult } from './exec.js';
+import { parseInspect, type ContainerInfo } from '../../lib/docker-inspect.js';
+import { run, type RunResult } from '../../lib/exec.js';
 
-export type { ContainerInfo } from './docker-inspect.js';
+export type { ContainerInfo } from '../../lib/docker-inspect.js';
 
 /** A Docker Compose project driven through the CLI, with only flags that v1.29 and v2 share. */
 export interface Compose {

@@ -3,11 +3,13 @@ import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { launchChromium } from '../../test/chromium.js';
-import { ARTIFACTS, upstreamIdOf, type Cluster } from '../lib/cluster.js';
-import { waitFor } from '../lib/wait.js';
+import { ARTIFACTS } from '../../lib/artifacts.js';
+import type { ClusterHarness } from '../../lib/cluster-harness.js';
+import { upstreamIdOf } from '../../lib/upstream-id.js';
+import { waitFor } from '../../lib/wait.js';
 
 /** The page served by nginx works in a real browser against the real cluster. */
-export function browserSuite(cluster: () => Cluster): void {
+export function browserSuite(cluster: () => ClusterHarness): void {
   describe('browser (Chromium through nginx)', () => {
     let browser: Browser | undefined;
 

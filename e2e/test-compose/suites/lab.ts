@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
-import { upstreamIdOf, type Cluster } from '../lib/cluster.js';
-import { waitFor } from '../lib/wait.js';
+import { upstreamIdOf } from '../../lib/upstream-id.js';
+import { waitFor } from '../../lib/wait.js';
+import type { Cluster } from '../lib/cluster.js';
 
 interface LabRun {
   policy: string;

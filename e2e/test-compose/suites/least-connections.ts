@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
-import { parseDecision, type Decision } from '../lib/balancer-api.js';
-import type { Cluster } from '../lib/cluster.js';
-import type { HttpResult } from '../lib/http.js';
-import { waitFor } from '../lib/wait.js';
+import { parseDecision, type Decision } from '../../lib/balancer-api.js';
+import type { ClusterHarness } from '../../lib/cluster-harness.js';
+import type { HttpResult } from '../../lib/http.js';
+import { waitFor } from '../../lib/wait.js';
 
 const decisionOf = (res: HttpResult): Decision => {
   const header = res.headers['x-lb-decision'];
@@ -14,7 +14,7 @@ const decisionOf = (res: HttpResult): Decision => {
 const load = (c: { inFlight: number; weight: number }): number => c.inFlight / c.weight;
 
 /** The balancer's choices follow least-connections under overlapping slow requests. */
-export function leastConnectionsSuite(cluster: () => Cluster): void {
+export function leastConnectionsSuite(cluster: () => ClusterHarness): void {
   describe('least-connections', () => {
     it('sends new requests to the only idle replica while the others serve slow requests', async () => {
       const c = cluster();

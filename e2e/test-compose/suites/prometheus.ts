@@ -1,7 +1,9 @@
 import assert from 'node:assert/strict';
-import { BALANCER_SERVICES, upstreamIdOf, type Cluster } from '../lib/cluster.js';
-import { activeTargets, queryValue } from '../lib/prometheus.js';
-import { waitFor } from '../lib/wait.js';
+import type { ClusterHarness } from '../../lib/cluster-harness.js';
+import { activeTargets, queryValue } from '../../lib/prometheus.js';
+import { upstreamIdOf } from '../../lib/upstream-id.js';
+import { waitFor } from '../../lib/wait.js';
+import { BALANCER_SERVICES, type Cluster } from '../lib/cluster.js';
 
 const sorted = (xs: readonly string[]): string[] => [...xs].sort();
 
@@ -9,7 +11,7 @@ const sorted = (xs: readonly string[]): string[] => [...xs].sort();
  * Waits until Prometheus scrapes the balancer and exactly the given backend replicas, all up.
  * Exported for the suite of the cluster under change (targets follow `--scale`).
  */
-export async function expectBackendTargets(c: Cluster, expected: readonly string[]): Promise<void> {
+export async function expectBackendTargets(c: ClusterHarness, expected: readonly string[]): Promise<void> {
   await waitFor(
     async () => {
       const [balancer, backends] = await Promise.all([activeTargets(c.prometheus, 'balancer'), activeTargets(c.prometheus, 'backend')]);

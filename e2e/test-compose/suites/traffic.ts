@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import type { Cluster } from '../lib/cluster.js';
-import { PNG_SIGNATURE, assertEveryReplicaServed } from '../lib/replicas-served.js';
+import type { ClusterHarness } from '../../lib/cluster-harness.js';
+import { PNG_SIGNATURE, assertEveryReplicaServed } from '../../lib/replicas-served.js';
 
 /** Requests through nginx (:8080 in production) reach every replica. */
-export function trafficSuite(cluster: () => Cluster): void {
+export function trafficSuite(cluster: () => ClusterHarness): void {
   describe('traffic through nginx', () => {
     it('spreads image requests over all 4 replicas (distinct X-Backend-Id)', async () => {
       const c = cluster();

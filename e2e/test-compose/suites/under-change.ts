@@ -13,9 +13,12 @@ import {
 } from '../../load/events.js';
 import { MIXED_IMAGES } from '../../load/delays.js';
 import { describeFailures, describeSummary, perSecondTable } from '../../load/report.js';
-import { ARTIFACTS, BACKEND_PORT, upstreamIdOf, type BackendDelayEnv, type Cluster } from '../lib/cluster.js';
-import type { ContainerInfo } from '../lib/compose.js';
-import { run } from '../lib/exec.js';
+import { ARTIFACTS } from '../../lib/artifacts.js';
+import type { ContainerInfo } from '../../lib/docker-inspect.js';
+import { run } from '../../lib/exec.js';
+import type { BackendDelayEnv } from '../../lib/suite-delays.js';
+import { BACKEND_PORT, upstreamIdOf } from '../../lib/upstream-id.js';
+import type { Cluster } from '../lib/cluster.js';
 import { expectBackendTargets } from './prometheus.js';
 
 /**

@@ -1,12 +1,14 @@
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import type { Snapshot } from '../../test-compose/lib/balancer-api.js';
-import { ARTIFACTS, REPO_ROOT, upstreamIdOf } from '../../test-compose/lib/cluster.js';
-import { parseInspect, type ContainerInfo } from '../../test-compose/lib/docker-inspect.js';
-import { run, type RunResult } from '../../test-compose/lib/exec.js';
-import { createHttpClient, type HttpClient } from '../../test-compose/lib/http.js';
-import { freePort } from '../../test-compose/lib/ports.js';
-import { waitFor } from '../../test-compose/lib/wait.js';
+import { REPO_ROOT } from '../../../scripts/cluster-lib.mjs';
+import { saveArtifact } from '../../lib/artifacts.js';
+import { readSnapshot } from '../../lib/balancer-api.js';
+import type { ClusterHarness, Figures } from '../../lib/cluster-harness.js';
+import { parseInspect, type ContainerInfo } from '../../lib/docker-inspect.js';
+import { run, type RunResult } from '../../lib/exec.js';
+import { freePort } from '../../lib/ports.js';
+import { createPublishedClients } from '../../lib/published-clients.js';
+import { waitForRoutedBackends } from '../../lib/routed-backends.js';
+import { SUITE_DELAYS } from '../../lib/suite-delays.js';
+import { taggedLog } from '../../lib/tagged-log.js';
 
 /**
  * Fixed names, so that a run killed hard (SIGKILL, machine reboot) leaves leftovers the next run
@@ -17,9 +19,6 @@ export const IMAGE_TAG = 'e2e';
 const SWARM_SH = 'deploy/swarm/swarm.sh';
 /** Networks Swarm itself creates on a node (besides the stack's own `<stack>_default`). */
 export const SWARM_NETWORKS = ['docker_gwbridge', 'ingress'] as const;
-
-/** Durations and counts for the report (`e2e/artifacts/swarm-timings.json`). */
-export type Figures = Record<string, number | string>;
 
 /** One container of a service's task. */
 export interface TaskContainer extends ContainerInfo {
@@ -40,43 +39,22 @@ export interface TeardownReport {
   ms: number;
 }
 
-export interface SwarmCluster {
+/** A one-node swarm on this Docker daemon, running the stack with host-mode ports on 127.0.0.1. */
+export interface SwarmCluster extends ClusterHarness<TaskContainer> {
   readonly stack: string;
-  /** nginx: the page, /images/* (balancer data port) and /api/* (balancer admin). */
-  readonly web: HttpClient;
-  readonly balancer: HttpClient;
-  readonly prometheus: HttpClient;
-  readonly figures: Figures;
   /** `docker ...` with the run's environment; rejects on a non-zero exit. */
   docker(args: readonly string[], timeoutMs?: number): Promise<RunResult>;
-  /** Refuses a swarm it did not create, builds, `swarm.sh up` with N backends, waits until the balancer routes to all. */
-  start(replicas: number): Promise<void>;
-  snapshot(): Promise<Snapshot>;
-  /** Containers of a service's tasks (running or not). */
+  /** Containers of a service's tasks (running or not); `backends()` is `tasks('backend')`. */
   tasks(service: string): Promise<TaskContainer[]>;
-  /**
-   * Waits until exactly N backend tasks run and are healthy and the balancer's available upstreams
-   * are exactly their addresses; returns them.
-   */
-  waitForBackends(replicas: number, timeoutMs?: number): Promise<TaskContainer[]>;
-  /** `docker service scale <stack>_backend=N` without waiting; resolves with the command's duration (ms). */
-  scale(replicas: number): Promise<number>;
   /** The service's virtual IPs (one per network). */
   virtualIps(service: string): Promise<string[]>;
-  /** Saves the service logs, then `swarm.sh down` (stack, swarm, networks, images). Idempotent. */
+  /** Saves the service logs and figures, then `swarm.sh down` (stack, swarm, networks, images); what is left. Idempotent. */
   stop(): Promise<TeardownReport>;
 }
 
-/** `<ip>:8002`: the balancer's upstream id and Prometheus' instance label of a task. */
-export { upstreamIdOf };
-
-const sameSet = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && [...a].sort().join(' ') === [...b].sort().join(' ');
-
 const lines = (text: string): string[] => text.split('\n').map((s) => s.trim()).filter(Boolean);
 
-const log = (line: string): void => {
-  console.log(`      [swarm] ${line}`);
-};
+const log = taggedLog('swarm');
 
 /** Picks ports; starts nothing yet. */
 export async function createSwarmCluster(): Promise<SwarmCluster> {
@@ -92,14 +70,11 @@ export async function createSwarmCluster(): Promise<SwarmCluster> {
     LB_PORT_PUBLISHED: String(lbPort),
     PROMETHEUS_PORT: String(prometheusPort),
     // The same images as the Compose suite: 1, 150, 250 ms and one slow 3 s.
-    BACKEND_DELAY_SCALE: '0.01',
-    BACKEND_DELAYS_MS: '100,15000,25000,300000',
+    ...SUITE_DELAYS,
     LCB_WAIT_S: '180',
     LCB_REMOVE_IMAGES: '1',
   };
-  const web = createHttpClient(`http://127.0.0.1:${frontendPort}`);
-  const balancer = createHttpClient(`http://127.0.0.1:${lbPort}`);
-  const prometheus = createHttpClient(`http://127.0.0.1:${prometheusPort}`);
+  const clients = createPublishedClients({ frontend: frontendPort, balancer: lbPort, prometheus: prometheusPort });
   const figures: Figures = {};
   const network = `${STACK}_default`;
   let networksBefore: string[] | undefined;
@@ -111,7 +86,6 @@ export async function createSwarmCluster(): Promise<SwarmCluster> {
     run('bash', [SWARM_SH, command], { cwd: REPO_ROOT, env: { ...env, ...extra }, timeoutMs });
   const swarmState = async (): Promise<string> => (await docker(['info', '--format', '{{.Swarm.LocalNodeState}}'])).stdout.trim();
   const networkNames = async (): Promise<string[]> => lines((await docker(['network', 'ls', '--format', '{{.Name}}'])).stdout);
-  const snapshot = (): Promise<Snapshot> => web.json<Snapshot>('/api/upstreams', 5_000);
 
   async function tasks(service: string): Promise<TaskContainer[]> {
     const ps = await docker(['ps', '-aq', '--no-trunc', '--filter', `label=com.docker.swarm.service.name=${STACK}_${service}`]);
@@ -122,14 +96,10 @@ export async function createSwarmCluster(): Promise<SwarmCluster> {
     return parseInspect(inspected.stdout, network).map((c) => ({ ...c, taskId: c.labels['com.docker.swarm.task.id'] ?? '' }));
   }
 
-  async function waitForBackends(replicas: number, timeoutMs = 90_000): Promise<TaskContainer[]> {
-    return waitFor(
-      async () => {
-        const running = (await tasks('backend')).filter((t) => t.status === 'running');
-        if (running.length !== replicas || running.some((t) => t.health !== 'healthy' || !t.ip)) return undefined;
-        const available = (await snapshot()).upstreams.filter((u) => u.available).map((u) => u.id);
-        return sameSet(available, running.map(upstreamIdOf)) ? running : undefined;
-      },
+  function waitForBackends(replicas: number, timeoutMs = 90_000): Promise<TaskContainer[]> {
+    return waitForRoutedBackends(
+      replicas,
+      { backends: () => tasks('backend'), requireHealthy: true, views: async () => [await readSnapshot(clients.web)] },
       // Every poll runs two docker CLI calls: not faster than twice a second on two shared cores.
       { what: `${replicas} healthy backend tasks, all available in the balancer`, timeoutMs, intervalMs: 500 },
     );
@@ -162,8 +132,7 @@ export async function createSwarmCluster(): Promise<SwarmCluster> {
         });
         parts.push(`==== ${STACK}_${service} ====\n${res.stdout}${res.stderr}`);
       }
-      await mkdir(ARTIFACTS, { recursive: true });
-      await writeFile(join(ARTIFACTS, 'swarm-logs.txt'), parts.join('\n'));
+      await saveArtifact('swarm-logs.txt', parts.join('\n'));
     } catch (err) {
       log(`could not save logs: ${err instanceof Error ? err.message : String(err)}`);
     }
@@ -194,23 +163,24 @@ export async function createSwarmCluster(): Promise<SwarmCluster> {
     if (started) {
       figures.teardownMs = Math.round(ms);
       log(`swarm.sh down: ${(ms / 1000).toFixed(1)} s`);
-      await mkdir(ARTIFACTS, { recursive: true });
-      await writeFile(join(ARTIFACTS, 'swarm-timings.json'), `${JSON.stringify({ stack: STACK, ...figures }, null, 2)}\n`);
+      await saveArtifact('swarm-timings.json', `${JSON.stringify({ stack: STACK, ...figures }, null, 2)}\n`);
     }
-    await Promise.all([web.close(), balancer.close(), prometheus.close()]);
+    await clients.close();
     return report;
   }
 
   return {
     stack: STACK,
-    web,
-    balancer,
-    prometheus,
+    web: clients.web,
+    balancer: clients.balancer,
+    prometheus: clients.prometheus,
     figures,
     docker,
-    snapshot,
+    snapshot: () => readSnapshot(clients.web),
     tasks,
+    backends: () => tasks('backend'),
     waitForBackends,
+    // Refuses a swarm it did not create, builds, `swarm.sh up` with N backends, waits until the balancer routes to all.
     async start(replicas) {
       await preflight();
       // Recorded after the leftovers are gone: everything new from here on is this run's.

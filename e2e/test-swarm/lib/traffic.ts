@@ -1,10 +1,8 @@
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import { SLOW_MS, startOpenLoop, type LoadRun } from '../../load/open-loop.js';
 import { describeSummary, perSecondTable, summarize, type Summary } from '../../load/report.js';
-import { ARTIFACTS } from '../../test-compose/lib/cluster.js';
-import type { HttpClient } from '../../test-compose/lib/http.js';
-import { pollUntil } from '../../../scripts/poll.mjs';
+import { saveArtifact } from '../../lib/artifacts.js';
+import type { HttpClient } from '../../lib/http.js';
+import { waitFor } from '../../lib/wait.js';
 
 /** The stream's image, as in the Compose suite: 1 ms, so latency under change is the cluster's own. */
 export const STREAM_PATHS = ['/images/1'] as const;
@@ -54,7 +52,7 @@ export function startTrackedStream(client: HttpClient): TrackedStream {
     return n;
   };
   const until = async (done: () => boolean, what: string, timeoutMs: number): Promise<void> => {
-    await pollUntil(what, done, timeoutMs, { intervalMs: 50 });
+    await waitFor(() => Promise.resolve(done() || undefined), { what, timeoutMs, intervalMs: 50 });
   };
   let stopped: Promise<TrackedResult> | undefined;
   return {
@@ -97,6 +95,5 @@ export { SLOW_MS };
 
 /** Keeps the stream's per-second table (perSecondTable: outcomes, percentiles, the client's lateness) in e2e/artifacts/<name>.txt. */
 export async function savePerSecond(name: string, result: TrackedResult): Promise<void> {
-  await mkdir(ARTIFACTS, { recursive: true });
-  await writeFile(join(ARTIFACTS, `${name}.txt`), `${name}\n${streamText(result)}\n\n${perSecondTable(result.run)}\n`);
+  await saveArtifact(`${name}.txt`, `${name}\n${streamText(result)}\n\n${perSecondTable(result.run)}\n`);
 }

@@ -4,7 +4,7 @@ import type { IConfigMap } from 'kubernetes-models/v1/ConfigMap';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
 import { loadManifests, type ManifestDoc } from '../../test/k8s/manifests.js';
-import { waitFor } from '../../test-compose/lib/wait.js';
+import { waitFor } from '../../lib/wait.js';
 import { IMAGE_TAG, type SwarmCluster } from '../lib/swarm.js';
 
 /** The namespace the manifests are applied to (kustomization.yaml), for `fieldRef: metadata.namespace`. */

@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
-import { activeTargets } from '../../test-compose/lib/prometheus.js';
-import { waitFor } from '../../test-compose/lib/wait.js';
-import { upstreamIdOf, type SwarmCluster } from '../lib/swarm.js';
+import { activeTargets } from '../../lib/prometheus.js';
+import { upstreamIdOf } from '../../lib/upstream-id.js';
+import { waitFor } from '../../lib/wait.js';
+import type { SwarmCluster } from '../lib/swarm.js';
 
 const sorted = (xs: readonly string[]): string[] => [...xs].sort();
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BACKEND_PORT } from '../../test-compose/lib/cluster.js';
-import { waitFor } from '../../test-compose/lib/wait.js';
+import { BACKEND_PORT } from '../../lib/upstream-id.js';
+import { waitFor } from '../../lib/wait.js';
 import type { SwarmCluster } from '../lib/swarm.js';
 import { MAX_SLOW, SLOW_MS, WARMUP_MS, failureText, savePerSecond, seconds, startTrackedStream, streamText, type TrackedResult } from '../lib/traffic.js';
 
@@ -33,7 +33,7 @@ export function rollingUpdateSuite(cluster: () => SwarmCluster, replicas: number
         // start-first: the number of running, healthy tasks never drops below the replica count.
         const status = await waitFor(
           async () => {
-            const serving = (await c.tasks('backend')).filter((t) => t.status === 'running' && t.health === 'healthy').length;
+            const serving = (await c.backends()).filter((t) => t.status === 'running' && t.health === 'healthy').length;
             minServing = Math.min(minServing, serving);
             const res = await c.docker(['service', 'inspect', '--format', '{{json .UpdateStatus}}', service]);
             const s = JSON.parse(res.stdout.trim() || 'null') as UpdateStatus | null;

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BACKEND_PORT } from '../../test-compose/lib/cluster.js';
-import { upstreamIdOf, type SwarmCluster, type TaskContainer } from '../lib/swarm.js';
+import { BACKEND_PORT, upstreamIdOf } from '../../lib/upstream-id.js';
+import type { SwarmCluster, TaskContainer } from '../lib/swarm.js';
 import { MAX_SLOW, SLOW_MS, WARMUP_MS, failureText, savePerSecond, seconds, startTrackedStream, streamText, type TrackedResult } from '../lib/traffic.js';
 import { expectBackendTargets } from './prometheus.js';
 
@@ -50,7 +50,7 @@ export function scalingSuite(cluster: () => SwarmCluster, from: number, up: numb
         let after: TaskContainer[] | undefined;
         for (let i = 0; i < 150 && after === undefined; i++) {
           await sleep(1_000);
-          const running = (await c.tasks('backend').catch(() => [])).filter((t) => t.status === 'running');
+          const running = (await c.backends().catch(() => [])).filter((t) => t.status === 'running');
           for (const t of running.filter((x) => !old.has(x.id))) {
             const id = `${t.hostname}:${BACKEND_PORT}`;
             if (t.firstPassingProbeAt !== undefined) healthyAt.set(id, Math.min(t.firstPassingProbeAt, healthyAt.get(id) ?? Infinity));

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
-import { upstreamIdOf } from '../../test-compose/lib/cluster.js';
-import { PNG_SIGNATURE, assertEveryReplicaServed } from '../../test-compose/lib/replicas-served.js';
+import { PNG_SIGNATURE, assertEveryReplicaServed } from '../../lib/replicas-served.js';
+import { upstreamIdOf } from '../../lib/upstream-id.js';
 import type { SwarmCluster } from '../lib/swarm.js';
 
 /** nginx -> balancer -> backend tasks, with the balancer on task addresses (the backend service has no VIP). */

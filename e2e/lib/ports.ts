@@ -1,4 +1,4 @@
-import { freePorts } from '../../../scripts/cluster-lib.mjs';
+import { freePorts } from '../../scripts/cluster-lib.mjs';
 
 /**
  * A TCP port on 127.0.0.1 that was free a moment ago, below the kernel's ephemeral range (see

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { BACKEND_PORT, upstreamIdOf } from './cluster.js';
+import { BACKEND_PORT, upstreamIdOf } from './upstream-id.js';
 import type { ContainerInfo } from './docker-inspect.js';
 import type { HttpClient } from './http.js';
 

@@ -1,4 +1,4 @@
-import { pollUntil } from '../../../scripts/poll.mjs';
+import { pollUntil } from '../../scripts/poll.mjs';
 
 export interface WaitOptions {
   /** What is awaited, for the error message. */

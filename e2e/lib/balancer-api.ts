@@ -1,3 +1,5 @@
+import type { HttpClient } from './http.js';
+
 /** The balancer's admin Snapshot (`GET /api/upstreams`), as docs/contracts.md defines it. */
 export interface UpstreamView {
   id: string;
@@ -21,6 +23,9 @@ export interface Snapshot {
   upstreams: UpstreamView[];
   decisions: { time: number; chosen: string; reason: string }[];
 }
+
+/** The Snapshot of the balancer behind `client`: nginx's /api/* or one replica's admin port. */
+export const readSnapshot = (client: HttpClient): Promise<Snapshot> => client.json<Snapshot>('/api/upstreams', 5_000);
 
 /** One candidate of an `X-Lb-Decision` header: in-flight as seen at decision time. */
 export interface Candidate {
