@@ -1,30 +1,29 @@
 /**
- * The algorithm lab's load generator: open-loop traffic from the balancer's own admin side to its
- * own data port, one run at a time.
- *
- * Open loop: requests leave at the times the seeded schedule says, whether or not earlier ones
- * have answered, and each latency is measured from its *scheduled* send time. A closed-loop tool
- * (N clients, each waiting for its answer) sends less when the system slows down and so never
- * records the wait it caused (coordinated omission); here a stall shows up in every request
- * that should have left during it.
+ * The algorithm lab's runs: one at a time, a run (the current policy) or a comparison (each policy
+ * in turn, the same seeded schedule each time, after one unmeasured warm-up), with a fault
+ * optionally switched on in one replica for the time of it. Each policy's pass is sent and
+ * measured by policy-run.ts, on the project's one open-loop engine (open-loop.ts): requests leave
+ * at the times the schedule says, whether or not earlier ones have answered, and each latency
+ * counts from its scheduled time.
  *
  * Bounded: rate, duration and outstanding requests are capped (see LIMITS); requests over the cap
- * are not sent and counted apart ("dropped", never errors: the upstreams did not fail them), so an
- * overloaded run says so instead of queueing without end. A run that would mostly drop is refused
- * before it starts (check, capacity.ts).
+ * are not sent and counted apart ("dropped"). A run that would mostly drop is refused before it
+ * starts (check, capacity.ts).
  */
 import type { Logger } from 'pino';
-import { Pool } from 'undici';
 import { POLICIES } from '../picker/policy.js';
 import type { PolicyName, PolicySetting } from '../picker/policy.js';
 import type { UpstreamTable } from '../upstreams/registry.js';
 import { assessCapacity, probeDeadlineMs } from './capacity.js';
 import type { CapacityCheck } from './capacity.js';
+import { startPolicyRun } from './policy-run.js';
+import type { RunResult } from './policy-run.js';
 import { probeImages } from './probe.js';
 import type { Fault, ScenarioRelay } from './scenario-relay.js';
-import { jainIndex, quantile, round2 } from './stats.js';
 import { schedule } from './traffic.js';
 import type { Arrival, TrafficSpec } from './traffic.js';
+
+export type { RunResult, UpstreamResult } from './policy-run.js';
 
 /** The caps the admin API enforces on a spec. */
 export const LIMITS = Object.freeze({ maxRate: 2000, maxDurationMs: 120_000, maxConcurrency: 1000, defaultConcurrency: 256, requestTimeoutMs: 10_000 });
@@ -37,38 +36,6 @@ export interface LabSpec extends TrafficSpec {
   /** Policies to compare, in order (compare only; default all). */
   readonly policies?: readonly PolicyName[];
   readonly scenario?: { readonly upstream: string; readonly fault: Fault };
-}
-
-/** One upstream over one run. */
-export interface UpstreamResult {
-  readonly id: string;
-  readonly requests: number;
-  /** Share of the run's answered requests, 0..1. */
-  readonly share: number;
-  readonly errors: number;
-  readonly maxInFlight: number;
-  readonly meanInFlight: number;
-}
-
-/** One policy over the whole schedule. */
-export interface RunResult {
-  readonly policy: PolicyName;
-  /** Scheduled, the dropped ones included. */
-  readonly requests: number;
-  /** Sent and failed: a 5xx, a reset, a timeout. */
-  readonly errors: number;
-  /** Not sent: over the cap on open requests. */
-  readonly dropped: number;
-  readonly p50Ms: number;
-  readonly p99Ms: number;
-  readonly p999Ms: number;
-  readonly maxMs: number;
-  /** The scenario's replica and its share of requests (null without a scenario). */
-  readonly badUpstream: string | null;
-  readonly badShare: number | null;
-  /** Jain's fairness index of requests per upstream: 1 = perfectly even. */
-  readonly jain: number;
-  readonly upstreams: readonly UpstreamResult[];
 }
 
 export type LabState = 'idle' | 'running' | 'done' | 'failed' | 'cancelled';
@@ -126,8 +93,6 @@ export interface LabRunner {
   stop(): Promise<void>;
 }
 
-const PROGRESS_MS = 250;
-const SAMPLE_MS = 10;
 /** Longest wait for the previous policy's requests to leave the upstreams before the next run. */
 const SETTLE_MS = 10_000;
 /**
@@ -170,141 +135,20 @@ export function createLabRunner(deps: LabRunnerDeps): LabRunner {
 
   /** Sends the schedule once under the policy in force and measures it. */
   const runOnce = async (policy: PolicyName, index: number, of: number, arrivals: readonly Arrival[], spec: LabSpec, warmUp = false): Promise<RunResult> => {
-    const pool = new Pool(deps.dataUrl(), {
-      connections: spec.concurrency,
-      headersTimeout: LIMITS.requestTimeoutMs,
-      bodyTimeout: LIMITS.requestTimeoutMs,
-      pipelining: 1,
+    const run = startPolicyRun({
+      // Cancelled while the previous pass settled: this one sends nothing.
+      dataUrl: deps.dataUrl(), upstreams: deps.upstreams, policy, arrivals: cancelled ? [] : arrivals, durationMs: spec.durationMs, concurrency: spec.concurrency,
+      requestTimeoutMs: LIMITS.requestTimeoutMs, badUpstream: spec.scenario?.upstream ?? null,
+      onProgress: (c) => {
+        publish({ ...status, progress: { policy, index, of, elapsedMs: c.elapsedMs, durationMs: spec.durationMs, sent: c.sent, completed: c.completed, errors: c.errors, dropped: c.dropped, warmUp } });
+      },
     });
-    abortRun = () => {
-      pool.destroy().catch(() => undefined);
-    };
-    const latencies: number[] = [];
-    // Per upstream, the balancer's own counts over the run (attempts finished, errors), not a
-    // response header: X-Upstream is opt-in, and a retried request counts on both upstreams it
-    // tried. Other traffic during the run counts too; the page says so.
-    const countsNow = (): Map<string, { requests: number; errors: number }> =>
-      new Map(deps.upstreams.list().map((u) => [u.id, { requests: u.requests, errors: u.errors }]));
-    const before = countsNow();
-    const load = new Map<string, { sum: number; max: number }>();
-    // One object, not six variables: the sampler, the sender and the progress ticker all update it.
-    const n = { samples: 0, sent: 0, completed: 0, errors: 0, dropped: 0, outstanding: 0 };
-    const t0 = performance.now();
-
-    const sampler = setInterval(() => {
-      n.samples++;
-      for (const u of deps.upstreams.list()) {
-        const l = load.get(u.id) ?? { sum: 0, max: 0 };
-        l.sum += u.inFlight;
-        l.max = Math.max(l.max, u.inFlight);
-        load.set(u.id, l);
-      }
-    }, SAMPLE_MS);
-    const progress = setInterval(() => {
-      publish({ ...status, progress: { policy, index, of, elapsedMs: Math.round(performance.now() - t0), durationMs: spec.durationMs, sent: n.sent, completed: n.completed, errors: n.errors, dropped: n.dropped, warmUp } });
-    }, PROGRESS_MS);
-
-    let allSent: () => void = () => undefined;
-    const finished = new Promise<void>((resolve) => {
-      allSent = resolve;
-    });
-    let next = 0;
-    let doneSending = false;
-    const maybeDone = (): void => {
-      if (doneSending && n.outstanding === 0) allSent();
-    };
-
-    const send = (a: Arrival): void => {
-      n.sent++;
-      if (n.outstanding >= spec.concurrency) {
-        n.dropped++;
-        n.completed++;
-        return;
-      }
-      n.outstanding++;
-      const scheduled = t0 + a.at;
-      const count = (failed: boolean): void => {
-        latencies.push(performance.now() - scheduled);
-        n.completed++;
-        if (failed) n.errors++;
-      };
-      pool
-        .request({ path: a.path, method: 'GET' })
-        .then(async (res) => {
-          // The whole body: latency is until the last byte, as a user sees it.
-          await res.body.arrayBuffer();
-          count(res.statusCode >= 500);
-        })
-        .catch(() => {
-          count(true);
-        })
-        .finally(() => {
-          n.outstanding--;
-          maybeDone();
-        });
-    };
-
-    let timer: NodeJS.Timeout | undefined;
-    const tick = (): void => {
-      timer = undefined;
-      const now = performance.now() - t0;
-      while (next < arrivals.length && !cancelled) {
-        const a = arrivals[next];
-        if (a === undefined || a.at > now) break;
-        send(a);
-        next++;
-      }
-      const upcoming = arrivals[next];
-      if (upcoming === undefined || cancelled) {
-        doneSending = true;
-        maybeDone();
-        return;
-      }
-      timer = setTimeout(tick, Math.max(0, upcoming.at - (performance.now() - t0)));
-    };
-    tick();
+    abortRun = run.abort;
     try {
-      await finished;
+      return await run.result;
     } finally {
-      if (timer !== undefined) clearTimeout(timer);
-      clearInterval(sampler);
-      clearInterval(progress);
       abortRun = undefined;
-      if (!pool.destroyed) await pool.close();
     }
-
-    latencies.sort((a, b) => a - b);
-    const after = countsNow();
-    const served = new Map([...after].map(([id, c]) => [id, { requests: c.requests - (before.get(id)?.requests ?? 0), errors: c.errors - (before.get(id)?.errors ?? 0) }]));
-    const answered = [...served.values()].reduce((sum, c) => sum + c.requests, 0);
-    const upstreams: UpstreamResult[] = [...served.keys()].sort().map((id) => {
-      const s = served.get(id) ?? { requests: 0, errors: 0 };
-      const l = load.get(id) ?? { sum: 0, max: 0 };
-      return {
-        id,
-        requests: s.requests,
-        // Four decimals, not round2(%) / 100: that division brings back binary fractions (0.029500000000000002).
-        share: answered === 0 ? 0 : Math.round((s.requests / answered) * 10_000) / 10_000,
-        errors: s.errors,
-        maxInFlight: l.max,
-        meanInFlight: n.samples === 0 ? 0 : round2(l.sum / n.samples),
-      };
-    });
-    const bad = spec.scenario?.upstream ?? null;
-    return {
-      policy,
-      requests: n.sent,
-      errors: n.errors,
-      dropped: n.dropped,
-      p50Ms: round2(quantile(latencies, 0.5)),
-      p99Ms: round2(quantile(latencies, 0.99)),
-      p999Ms: round2(quantile(latencies, 0.999)),
-      maxMs: round2(latencies.at(-1) ?? 0),
-      badUpstream: bad,
-      badShare: bad === null ? null : (upstreams.find((u) => u.id === bad)?.share ?? 0),
-      jain: Math.round(jainIndex(upstreams.map((u) => u.requests)) * 1000) / 1000,
-      upstreams,
-    };
   };
 
   const settle = async (): Promise<void> => {
