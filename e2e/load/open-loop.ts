@@ -1,30 +1,27 @@
 /**
- * Open-loop load: requests leave at a constant arrival rate whatever the server does, and each
- * request's latency counts from the moment it was *due*, not from when it was sent. A closed loop
- * (send the next request when the last one returned) slows down exactly when the server stalls and
- * so hides the stall ("coordinated omission"); this one does not, so a stall shows as queueing.
+ * Open-loop load through nginx or a balancer: a constant arrival rate whatever the server does,
+ * each request's latency counted from the moment it was *due* (coordinated omission avoided; see
+ * the engine, services/balancer/src/lab/open-loop.ts, which this file drives). What is this tool's
+ * own: the paths in turn, the timeouts, the one resend, and the names of failures.
  *
  * Used by the Compose and Swarm end-to-end suites (which assert on the result) and by
  * `make chaos` (which prints it for a person). Only for 127.0.0.0/8 or the project's own
  * containers; every run is bounded by its duration plus the client timeout.
  */
 import { Agent, request } from 'undici';
+import { OverCap, errorCode, evenly, startOpenLoopRun } from '../../services/balancer/src/lab/open-loop.js';
+import type { OpenLoopRecord } from '../../services/balancer/src/lab/open-loop.js';
 
 /** What went wrong with a request that did not end in a 2xx. */
 export type FailureKind = 'status' | 'timeout' | 'connect-timeout' | 'refused' | 'reset' | 'truncated' | 'other';
 
-/** One request of a run. Times are milliseconds since the run started. */
-export interface RequestRecord {
-  readonly seq: number;
+/**
+ * One request of a run: the engine's times (ms since the run started; latency counts from dueAt,
+ * sentAt is later only if this process was late) and what this tool notes of it.
+ */
+export interface RequestRecord extends OpenLoopRecord {
   readonly path: string;
-  /** When the schedule said it should go. Latency counts from here. */
-  readonly dueAt: number;
-  /** When it actually left (later than dueAt only if this process was late). */
-  sentAt: number;
-  endAt: number;
-  latencyMs: number;
   ok: boolean;
-  status?: number;
   failure?: FailureKind;
   /** The client's error code (ECONNRESET, ...), or the status and the answer's own code (`504 LB_UPSTREAM_TIMEOUT`), for the report. */
   detail?: string;
@@ -102,7 +99,8 @@ const kindOf = (err: unknown): { failure: FailureKind; detail: string } => {
   const raw = (err as { code?: unknown }).code;
   const code = typeof raw === 'string' ? raw : '';
   const name = err instanceof Error ? err.name : '';
-  const detail = code || name || String(err);
+  const detail = errorCode(err);
+  if (err instanceof OverCap) return { failure: 'other', detail: 'client cap on outstanding requests' };
   if (code === 'UND_ERR_CONNECT_TIMEOUT') return { failure: 'connect-timeout', detail };
   if (code === 'ECONNREFUSED') return { failure: 'refused', detail };
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || name === 'TimeoutError' || code === 'ETIMEDOUT') return { failure: 'timeout', detail };
@@ -123,130 +121,82 @@ async function readHead(body: AsyncIterable<Buffer>, limit: number): Promise<str
 }
 
 /**
- * Starts a run at once. Requests go out on a schedule of `ratePerSecond`, each on any free
- * keep-alive connection or a new one (no client-side queue: connections are not capped).
+ * Sends one GET of a run on `agent` and notes how it went: each on any free keep-alive connection
+ * or a new one (no client-side queue: connections are not capped).
  */
+const sendWith = (agent: Agent, origin: string, timeoutMs: number) => async (record: RequestRecord): Promise<void> => {
+  // The timeout runs from the due time: a request the client sent late has less time left. A
+  // 10 s image gets twice its 10 s on top: when its replica is killed, the balancer redoes it
+  // from the start elsewhere (one killed at 9.9 s answers at about 20 s: nginx logged 499 at
+  // rt=20.002 while the balancer still served it), and that is slow, not lost.
+  const budget = Math.max(1, Math.ceil(timeoutMs + 2 * (record.expectedMs ?? 0) - (record.sentAt - record.dueAt)));
+  const signal = AbortSignal.timeout(budget);
+  const get = () =>
+    request(new URL(record.path, origin), { method: 'GET', dispatcher: agent, headersTimeout: budget, bodyTimeout: budget, signal });
+  let res;
+  try {
+    res = await get();
+  } catch (err) {
+    // A server may close an idle keep-alive connection just as the next request goes out on
+    // it (nginx does for every idle connection when it reloads). Nothing of the request was
+    // processed, so browsers and curl send a GET again, once, on a new connection; so does
+    // this client. Only a reset before any byte of the answer qualifies.
+    if (kindOf(err).failure !== 'reset' || signal.aborted) throw err;
+    record.resent = true;
+    res = await get();
+  }
+  const ok = res.statusCode >= 200 && res.statusCode < 300;
+  // Read to the end: a body cut short is a failure, not a success. An error answer's own
+  // code (`LB_UPSTREAM_TIMEOUT`) says more than its status.
+  let errorBody = '';
+  if (ok) await res.body.dump({ limit: Number.MAX_SAFE_INTEGER });
+  else errorBody = await readHead(res.body, ERROR_BODY_BYTES);
+  record.status = res.statusCode;
+  const replica = res.headers['x-backend-id'];
+  if (typeof replica === 'string') record.replica = replica;
+  record.ok = ok;
+  if (!ok) {
+    record.failure = 'status';
+    const code = errorCodeOf(errorBody);
+    record.detail = code === undefined ? String(res.statusCode) : `${res.statusCode} ${code}`;
+  }
+};
+
+/** Starts a run at once: `ratePerSecond` GETs of `paths` in turn for `durationMs`, on the open-loop engine. */
 export function startOpenLoop(options: OpenLoopOptions): OpenLoop {
   const timeoutMs = options.timeoutMs ?? 10_000;
-  const maxOutstanding = options.maxOutstanding ?? 4096;
-  const intervalMs = 1000 / options.ratePerSecond;
-  const total = Math.max(0, Math.floor((options.durationMs * options.ratePerSecond) / 1000));
   // Keep-alive shorter than the servers' (nginx 75 s, the balancer 5 s), so the client never
   // reuses a connection that the server is closing at that moment.
   const agent = new Agent({ connections: null, keepAliveTimeout: 2_000, keepAliveMaxTimeout: 2_000, connectTimeout: timeoutMs });
-  const t0 = performance.now();
-  const startedAtEpoch = Date.now();
-  const now = (): number => performance.now() - t0;
-  const records: RequestRecord[] = [];
   const marks: { label: string; at: number }[] = [];
-  const outstanding = new Set<Promise<void>>();
-  let next = 0;
-  let stopped = false;
-  let timer: NodeJS.Timeout | undefined;
-
-  const send = (seq: number, dueAt: number): void => {
-    const path = options.paths[seq % options.paths.length] ?? '/';
-    const expectedMs = options.expectedMs?.[path];
-    const record: RequestRecord = { seq, path, dueAt, sentAt: now(), endAt: 0, latencyMs: 0, ok: false, ...(expectedMs === undefined ? {} : { expectedMs }) };
-    records.push(record);
-    const finish = (): void => {
-      record.endAt = now();
-      record.latencyMs = record.endAt - dueAt;
-    };
-    if (outstanding.size >= maxOutstanding) {
-      Object.assign(record, { failure: 'other', detail: 'client cap on outstanding requests' });
-      finish();
-      return;
-    }
-    // The timeout runs from the due time: a request the client sent late has less time left. A
-    // 10 s image gets twice its 10 s on top: when its replica is killed, the balancer redoes it
-    // from the start elsewhere (one killed at 9.9 s answers at about 20 s: nginx logged 499 at
-    // rt=20.002 while the balancer still served it), and that is slow, not lost.
-    const budget = Math.max(1, Math.ceil(timeoutMs + 2 * (expectedMs ?? 0) - (record.sentAt - dueAt)));
-    const signal = AbortSignal.timeout(budget);
-    const get = () =>
-      request(new URL(path, options.origin), { method: 'GET', dispatcher: agent, headersTimeout: budget, bodyTimeout: budget, signal });
-    const p = (async () => {
-      try {
-        let res;
-        try {
-          res = await get();
-        } catch (err) {
-          // A server may close an idle keep-alive connection just as the next request goes out on
-          // it (nginx does for every idle connection when it reloads). Nothing of the request was
-          // processed, so browsers and curl send a GET again, once, on a new connection; so does
-          // this client. Only a reset before any byte of the answer qualifies.
-          if (kindOf(err).failure !== 'reset' || signal.aborted) throw err;
-          record.resent = true;
-          res = await get();
-        }
-        const ok = res.statusCode >= 200 && res.statusCode < 300;
-        // Read to the end: a body cut short is a failure, not a success. An error answer's own
-        // code (`LB_UPSTREAM_TIMEOUT`) says more than its status.
-        let errorBody = '';
-        if (ok) await res.body.dump({ limit: Number.MAX_SAFE_INTEGER });
-        else errorBody = await readHead(res.body, ERROR_BODY_BYTES);
-        record.status = res.statusCode;
-        const replica = res.headers['x-backend-id'];
-        if (typeof replica === 'string') record.replica = replica;
-        record.ok = ok;
-        if (!ok) {
-          record.failure = 'status';
-          const code = errorCodeOf(errorBody);
-          record.detail = code === undefined ? String(res.statusCode) : `${res.statusCode} ${code}`;
-        }
-      } catch (err) {
-        Object.assign(record, kindOf(err));
-      } finally {
-        finish();
-      }
-    })();
-    outstanding.add(p);
-    void p.finally(() => outstanding.delete(p));
-  };
-
-  let resolveScheduled: () => void = () => undefined;
-  const scheduled = new Promise<void>((resolve) => {
-    resolveScheduled = resolve;
+  const run = startOpenLoopRun<RequestRecord>({
+    schedule: evenly(options.ratePerSecond, options.durationMs),
+    durationMs: options.durationMs,
+    maxOutstanding: options.maxOutstanding ?? 4096,
+    record: (times) => {
+      const path = options.paths[times.seq % options.paths.length] ?? '/';
+      const expectedMs = options.expectedMs?.[path];
+      return { ...times, path, ok: false, ...(expectedMs === undefined ? {} : { expectedMs }) };
+    },
+    send: sendWith(agent, options.origin, timeoutMs),
+    failed: (record, err) => Object.assign(record, kindOf(err)),
   });
-  // A short timer that sends everything due so far: if this process is late (GC, a busy core), the
-  // late requests still carry their original due time.
-  const tick = (): void => {
-    timer = undefined;
-    if (stopped) return;
-    const t = now();
-    while (next < total && next * intervalMs <= t) {
-      send(next, next * intervalMs);
-      next++;
-    }
-    if (next >= total) {
-      resolveScheduled();
-      return;
-    }
-    timer = setTimeout(tick, Math.max(1, Math.min(5, next * intervalMs - now())));
-  };
-  tick();
-
+  const startedAtEpoch = Date.now() - run.now();
   const finishRun = async (): Promise<LoadRun> => {
-    await scheduled;
-    while (outstanding.size > 0) await Promise.all([...outstanding]);
+    const records = await run.done;
     await agent.close();
-    return { options, startedAtEpoch, records: records.slice().sort((a, b) => a.seq - b.seq), marks };
+    return { options, startedAtEpoch, records: records.slice(), marks };
   };
   const done = finishRun();
 
   return {
-    now,
-    records,
+    now: run.now,
+    records: run.records,
     mark(label) {
-      marks.push({ label, at: now() });
+      marks.push({ label, at: run.now() });
     },
     stop() {
-      if (!stopped) {
-        stopped = true;
-        if (timer !== undefined) clearTimeout(timer);
-        resolveScheduled();
-      }
+      void run.stop();
       return done;
     },
     done,

@@ -15,6 +15,8 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import { Agent, request } from 'undici';
 import type { Config } from '../../src/config.js';
+import { errorCode, evenly, startOpenLoopRun } from '../../src/lab/open-loop.js';
+import type { OpenLoopRecord } from '../../src/lab/open-loop.js';
 import { parseMetrics, startBalancer, testConfig, waitFor } from '../helpers.js';
 import type { Running } from '../helpers.js';
 
@@ -99,48 +101,48 @@ interface Tally {
   timeouts: number;
   byStatus: Map<number, number>;
   errors: Map<string, number>;
+  /** The slowest request, counted from its due time. */
   maxMs: number;
 }
 
-/** Open-loop load: RATE requests a second whatever the answers, until `until` returns true. */
+type FaultRecord = OpenLoopRecord & { failure?: 'timeout' | 'truncated' | 'error' };
+
+const TIMEOUT_CODES = new Set(['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'TimeoutError']);
+
+/** Open-loop load on the project's engine: RATE GET /img a second for `durationMs`, whatever the answers. */
 async function drive(url: string, durationMs: number): Promise<Tally> {
-  const tally: Tally = { sent: 0, ok: 0, truncated: 0, timeouts: 0, byStatus: new Map(), errors: new Map(), maxMs: 0 };
   const agent = new Agent({ connections: 256, headersTimeout: CLIENT_TIMEOUT_MS, bodyTimeout: CLIENT_TIMEOUT_MS, keepAliveTimeout: 4000 });
-  const inFlight = new Set<Promise<void>>();
-  const one = async (): Promise<void> => {
-    const started = performance.now();
-    let headers = false;
-    try {
+  const run = startOpenLoopRun<FaultRecord>({
+    schedule: evenly(RATE, durationMs),
+    durationMs,
+    record: (times) => times,
+    send: async (record) => {
       const res = await agent.request({ origin: url, path: '/img', method: 'GET', signal: AbortSignal.timeout(CLIENT_TIMEOUT_MS) });
-      headers = true;
+      record.status = res.statusCode;
       const body = await res.body.arrayBuffer();
-      if (res.statusCode === 200 && body.byteLength === BODY.length) tally.ok++;
-      else if (res.statusCode === 200) tally.truncated++;
-      else tally.byStatus.set(res.statusCode, (tally.byStatus.get(res.statusCode) ?? 0) + 1);
-    } catch (err) {
-      // AbortSignal.timeout() rejects with a DOMException named TimeoutError (its numeric code is 23).
-      const e = err as { code?: unknown; name?: string };
-      const code = e.name === 'TimeoutError' ? 'TimeoutError' : typeof e.code === 'string' ? e.code : String(e.name);
-      if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT' || code === 'TimeoutError') tally.timeouts++;
-      else if (headers) tally.truncated++;
-      else tally.errors.set(code, (tally.errors.get(code) ?? 0) + 1);
-    }
-    tally.maxMs = Math.max(tally.maxMs, performance.now() - started);
-  };
-  const start = performance.now();
-  for (;;) {
-    const elapsed = performance.now() - start;
-    if (elapsed >= durationMs) break;
-    const due = Math.floor((elapsed * RATE) / 1000) + 1;
-    while (tally.sent < due) {
-      tally.sent++;
-      const p = one().finally(() => inFlight.delete(p));
-      inFlight.add(p);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  await Promise.all(inFlight);
+      if (res.statusCode === 200 && body.byteLength !== BODY.length) record.failure = 'truncated';
+    },
+    // An error once the headers came (the status is noted) is a body cut short.
+    failed: (record, err) => {
+      record.detail = errorCode(err);
+      record.failure = TIMEOUT_CODES.has(record.detail) ? 'timeout' : record.status === undefined ? 'error' : 'truncated';
+    },
+  });
+  const records = await run.done;
   await agent.close();
+  return tallyOf(records);
+}
+
+function tallyOf(records: readonly FaultRecord[]): Tally {
+  const tally: Tally = { sent: records.length, ok: 0, truncated: 0, timeouts: 0, byStatus: new Map(), errors: new Map(), maxMs: 0 };
+  for (const r of records) {
+    tally.maxMs = Math.max(tally.maxMs, r.latencyMs);
+    if (r.failure === 'timeout') tally.timeouts++;
+    else if (r.failure === 'truncated') tally.truncated++;
+    else if (r.failure === 'error') tally.errors.set(r.detail ?? '', (tally.errors.get(r.detail ?? '') ?? 0) + 1);
+    else if (r.status === 200) tally.ok++;
+    else if (r.status !== undefined) tally.byStatus.set(r.status, (tally.byStatus.get(r.status) ?? 0) + 1);
+  }
   return tally;
 }
 
