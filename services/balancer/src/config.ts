@@ -101,6 +101,26 @@ const upstreamList = z.array(upstreamItem).superRefine((upstreams, ctx) => {
   });
 });
 
+const PEER_RE = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$/;
+/** One peer balancer, `host:port` (its --peers-port); brackets around an IPv6 literal. */
+const peerItem = z.string().transform((value, ctx) => {
+  const m = PEER_RE.exec(value.trim());
+  const port = Number(m?.[2]);
+  if (m === null || port < 1 || port > 65535) {
+    ctx.addIssue({ code: 'custom', message: m === null ? 'expected host:port (the peer\'s --peers-port)' : 'port must be 1-65535' });
+    return z.NEVER;
+  }
+  return { host: (m[1] ?? '').replace(/^\[|\]$/g, ''), port };
+});
+const peerList = z.array(peerItem).superRefine((peers, ctx) => {
+  const seen = new Set<string>();
+  peers.forEach((p, i) => {
+    const id = `${p.host}:${p.port}`;
+    if (seen.has(id)) ctx.addIssue({ code: 'custom', path: [i], message: 'listed twice' });
+    seen.add(id);
+  });
+});
+
 /**
  * The balancer's settings, once: shape, validation, defaults, flags, env and help. `Config` is
  * inferred from it and the options table (`--help`, argv, env) is read from its leaves, so the
@@ -117,6 +137,15 @@ const configSchema = z.object({
     port: integer(1, 65535, { flag: 'discovery-port', env: 'LB_DISCOVERY_PORT', fallback: '8002', help: 'port of DNS-discovered upstreams' }),
     intervalMs: integer(100, 3_600_000, { flag: 'discovery-interval-ms', env: 'LB_DISCOVERY_INTERVAL_MS', fallback: '1000', help: 'how often to re-resolve the DNS name' }),
   }).transform((discovery) => (discovery.name === '' ? undefined : discovery)),
+  // Balancers that share their in-flight counts (src/peers/peers.ts; transport and rate: bench/PEERS.md).
+  peers: z.object({
+    static: option(peerList, { flag: 'peer', env: 'LB_PEERS', fallback: '', help: 'a peer balancer HOST:PORT (its --peers-port, UDP) to share in-flight counts with (repeatable; a name is re-resolved like --peers-dns)', accepts: 'host:port', multiple: true }),
+    dns: text(z.string().transform((name) => name.trim()), 'a DNS name', { flag: 'peers-dns', env: 'LB_PEERS_DNS', fallback: '', help: 'DNS name whose A records are the peer balancers at --peers-port (this one among them: it recognises and skips itself), re-resolved every --peers-dns-interval-ms' }),
+    port: integer(0, 65535, { flag: 'peers-port', env: 'LB_PEERS_PORT', fallback: '9001', help: 'UDP port on --admin-host where this balancer receives peer reports, and the port of --peers-dns peers (the admin port\'s default number, in UDP)' }),
+    intervalMs: integer(5, 10_000, { flag: 'peer-interval-ms', env: 'LB_PEER_INTERVAL_MS', fallback: '20', help: 'how often this balancer sends its in-flight counts to each peer' }),
+    timeoutMs: integer(10, 600_000, { flag: 'peer-timeout-ms', env: 'LB_PEER_TIMEOUT_MS', fallback: '250', help: 'a peer silent for longer is dropped: its counts stop counting until it reports again' }),
+    dnsIntervalMs: integer(100, 3_600_000, { flag: 'peers-dns-interval-ms', env: 'LB_PEERS_DNS_INTERVAL_MS', fallback: '1000', help: 'how often to re-resolve --peers-dns (and --peer names)' }),
+  }),
   policy: oneOf(POLICIES, { flag: 'policy', env: 'LB_POLICY', fallback: 'least-connections', help: `selection policy: ${POLICIES.join(' | ')} (switchable at runtime: PUT /api/policy)` }),
   tieBreak: oneOf(['latency', 'rotation', 'random'] as const, {
     flag: 'tie-break',
@@ -217,7 +246,7 @@ function optionsOf(shape: Readonly<Record<string, z.ZodType>>, prefix: readonly 
 /** The options table: every flag, its env twin, default, what it accepts and its place in Config. */
 export const OPTIONS: readonly OptionEntry[] = Object.freeze(optionsOf(configSchema.shape));
 const BY_FLAG = new Map(OPTIONS.map((o) => [o.meta.flag, o]));
-const UPSTREAMS = OPTIONS.find((o) => o.meta.multiple === true);
+const UPSTREAMS = OPTIONS.find((o) => o.path.length === 1 && o.path[0] === 'upstreams');
 const optionAt = (key: keyof Config): OptionEntry => {
   const entry = OPTIONS.find((o) => o.path.length === 1 && o.path[0] === key);
   if (entry === undefined) throw new Error(`config field ${key} has no option`);
@@ -274,6 +303,8 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
   const flags = new Map<OptionEntry, Given>();
   const positionals: string[] = [];
   const flagUpstreams: string[] = [];
+  // Other repeatable options (--peer): every value given, in order.
+  const repeated = new Map<OptionEntry, string[]>();
   let check = false;
   // Whether settings came on the command line (vs only the environment): the knobs to name later.
   let commandLine = false;
@@ -316,6 +347,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
     }
     const value = token.value ?? 'true';
     if (entry === UPSTREAMS) flagUpstreams.push(value);
+    else if (entry.meta.multiple === true) repeated.set(entry, [...(repeated.get(entry) ?? []), value]);
     else flags.set(entry, { value, source: token.rawName });
   }
 
@@ -332,6 +364,9 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
         fromFlags.length > 0
           ? { value: fromFlags.map((f) => f.p), source: fromFlags.map((f) => f.source) }
           : { value: (fromEnv ?? '').split(',').filter((s) => s.trim() !== ''), source: name };
+    } else if (entry.meta.multiple === true) {
+      const fromFlags = repeated.get(entry) ?? [];
+      chosen = fromFlags.length > 0 ? { value: fromFlags, source: fromFlags.map(() => `--${entry.meta.flag}`) } : { value: list(fromEnv ?? ''), source: name };
     } else {
       chosen = flags.get(entry) ?? (fromEnv !== undefined && fromEnv !== '' ? { value: fromEnv, source: name } : { value: fallback, source: 'default' });
     }
@@ -351,6 +386,7 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
   if (parsed.upstreams.length === 0 && parsed.discovery === undefined) {
     errors.push('no upstreams: give HOST:PORT arguments, --upstream, LB_UPSTREAMS or --discovery-dns');
   }
+  errors.push(...peerProblems(parsed.peers));
   let { adminToken } = parsed;
   if (parsed.adminTokenFile !== '') {
     if (adminToken !== '') errors.push('--admin-token / LB_ADMIN_TOKEN and --admin-token-file / LB_ADMIN_TOKEN_FILE: give one, not both');
@@ -365,6 +401,16 @@ export function parseConfig(argv: readonly string[], env: Readonly<Record<string
   if (errors.length > 0) return { kind: 'error', errors };
   const adminTokenSource = adminTokenSourceOf(given, env, commandLine, parsed.adminTokenFile);
   return { kind: 'config', config: deepFreeze({ ...parsed, adminToken, adminTokenSource }), check };
+}
+
+/** Settings of count sharing that are valid one by one but not together. */
+function peerProblems(peers: z.output<typeof configSchema>['peers']): string[] {
+  const out: string[] = [];
+  if (peers.timeoutMs <= peers.intervalMs) {
+    out.push(`--peer-timeout-ms / LB_PEER_TIMEOUT_MS (${peers.timeoutMs}) must be longer than --peer-interval-ms / LB_PEER_INTERVAL_MS (${peers.intervalMs}): every peer would be dropped between two of its reports`);
+  }
+  if (peers.dns !== '' && peers.port === 0) out.push('--peers-dns / LB_PEERS_DNS needs a --peers-port / LB_PEERS_PORT other than 0: it is the port of every peer it finds');
+  return out;
 }
 
 /** Who gave the admin token or its file, else which pair of knobs fits how the balancer was configured. */

@@ -24,6 +24,8 @@ import { createMetrics } from './metrics.js';
 import { createPolicySetting } from './picker/policy.js';
 import type { PolicySetting } from './picker/policy.js';
 import type { Metrics } from './metrics.js';
+import { createPeers } from './peers/peers.js';
+import type { Peers } from './peers/peers.js';
 import { takeSnapshot } from './snapshot.js';
 import type { Snapshot } from './snapshot.js';
 import { CounterTable } from './upstreams/counters.js';
@@ -60,6 +62,8 @@ export interface Balancer {
   readonly workers: number;
   /** The selection policy in force on every data-path thread. */
   readonly policy: PolicySetting;
+  /** The balancers this one shares in-flight counts with (inert without --peer / --peers-dns). */
+  readonly peers: Peers;
   snapshot(): Snapshot;
 }
 
@@ -162,8 +166,10 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
       dataPlane.upstreamsChanged();
     }),
   );
+  // 8. Peer balancers: their reported counts reach every thread's picker through shared cells.
+  const peers = createPeers({ config, upstreams: registry, resolve: deps.resolve ?? resolveAll, logger: logger.child({ component: 'peers' }), metrics: metrics.registry });
   const instance = deps.instance ?? hostname();
-  const snapshot = (): Snapshot => takeSnapshot(registry, decisions, { tieBreak: config.tieBreak, explain: config.explain, instance, policy: policy.current });
+  const snapshot = (): Snapshot => takeSnapshot(registry, decisions, { tieBreak: config.tieBreak, explain: config.explain, instance, policy: policy.current, peers: peers.view() });
   const events = createEventHub(snapshot, config.eventsIntervalMs);
   /** Prometheus text: this thread's metrics plus every worker's, summed per series. */
   const scrape = async (): Promise<string> => {
@@ -215,6 +221,8 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
     const adminClosed = close(adminServer);
     adminServer.closeAllConnections();
     await Promise.all([dataPlane.stop(), workerPool?.stop(), adminClosed]);
+    // Only now: while in-flight requests finish, the peers still see them.
+    await peers.stop();
     await registry.stop();
     logger.info('stopped');
   };
@@ -243,11 +251,14 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
     metrics,
     workers: plan.count,
     policy,
+    peers,
     snapshot,
     start() {
       started ??= (async () => {
         registry.sync('static', config.upstreams);
         await discovery?.start();
+        // Before listening: the first requests already pick on the peers' counts.
+        await peers.start();
         // Listen only once every upstream had its first probe: a restarted balancer that nginx
         // sends traffic to at once must not answer 503 LB_NO_UPSTREAM in the meantime.
         await health.start();

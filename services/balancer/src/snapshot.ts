@@ -1,4 +1,5 @@
 import type { DecisionLog, Decision } from './decision-log.js';
+import type { PeerView } from './peers/peer-table.js';
 import type { TieBreak } from './picker/types.js';
 import type { PolicyName } from './picker/policy.js';
 import { candidatesOf } from './upstreams/candidates.js';
@@ -18,7 +19,10 @@ export interface UpstreamView {
   readonly longLived: number;
   /** Present while an operator drain runs: remainingMs counts down to the deadline. */
   readonly drain?: { readonly startedAt: number; readonly deadline: number; readonly remainingMs: number; readonly drained: boolean };
+  /** In flight through this balancer. */
   readonly inFlight: number;
+  /** In flight across the balancers: inFlight plus the live peers' latest reports (= inFlight without peers). */
+  readonly inFlightCluster: number;
   readonly requests: number;
   readonly errors: number;
   readonly state: UpstreamState;
@@ -31,7 +35,8 @@ export interface Snapshot {
   readonly time: number;
   /**
    * Which balancer replica this is (its host name: the container id under Compose). Every replica
-   * keeps its own counts, so a view of one replica shows only the requests it routed.
+   * keeps its own counts, so a view of one replica shows only the requests it routed; with peers,
+   * each upstream's inFlightCluster adds what the other replicas reported.
    */
   readonly instance: string;
   readonly tieBreak: TieBreak;
@@ -44,6 +49,11 @@ export interface Snapshot {
   readonly imbalance: number;
   readonly upstreams: readonly UpstreamView[];
   readonly decisions: readonly Decision[];
+  /**
+   * The balancers this one shares in-flight counts with (empty without --peer / --peers-dns).
+   * Always sent (takeSnapshot); optional in the type only so that snapshots made by hand need not list it.
+   */
+  readonly peers?: readonly PeerView[];
 }
 
 /** max ÷ mean in-flight over the given upstreams; 1 when the load is even or there is none. */
@@ -62,7 +72,7 @@ export function imbalanceOf(upstreams: readonly Pick<Upstream, 'inFlight'>[]): n
 export function takeSnapshot(
   registry: UpstreamTable,
   decisions: DecisionLog,
-  settings: { readonly tieBreak: TieBreak; readonly explain: boolean; readonly instance: string; readonly policy: PolicyName },
+  settings: { readonly tieBreak: TieBreak; readonly explain: boolean; readonly instance: string; readonly policy: PolicyName; readonly peers?: readonly PeerView[] },
 ): Snapshot {
   const now = Date.now();
   // `available` is what the data path would pick from now: the same candidates (panic set and caps included).
@@ -78,6 +88,7 @@ export function takeSnapshot(
         ? { drain: { startedAt: u.drainStartedAt, deadline: u.drainDeadline, remainingMs: Math.max(0, u.drainDeadline - now), drained: u.inFlight === 0 } }
         : {}),
       inFlight: u.inFlight,
+      inFlightCluster: u.inFlightCluster,
       requests: u.requests,
       errors: u.errors,
       state: u.state,
@@ -97,5 +108,6 @@ export function takeSnapshot(
     imbalance: Math.round(imbalanceOf(registry.available()) * 100) / 100,
     upstreams,
     decisions: decisions.recent(),
+    peers: settings.peers ?? [],
   };
 }

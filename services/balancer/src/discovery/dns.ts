@@ -13,7 +13,7 @@ export const resolveAll: Resolve = async (name) => (await dnsLookup(name, { all:
 
 /** Codes that mean "the name has no addresses now", as opposed to "DNS did not answer". */
 const EMPTY_CODES = new Set(['ENOTFOUND', 'ENODATA']);
-/** A name must be missing this many polls in a row before its upstreams are dropped. */
+/** A name must be missing this many polls in a row before its addresses are dropped. */
 const EMPTY_CONFIRMATIONS = 3;
 
 export interface DnsDiscoveryOptions {
@@ -22,6 +22,8 @@ export interface DnsDiscoveryOptions {
   readonly intervalMs: number;
   readonly resolve: Resolve;
   readonly logger: Logger;
+  /** What the addresses are, in log lines (default 'upstreams'; peer balancers: 'peers'). */
+  readonly what?: string;
   /** Called with the full current set after every successful poll. */
   readonly onAddresses: (addresses: readonly UpstreamAddress[]) => void;
 }
@@ -36,6 +38,7 @@ export interface DnsDiscovery {
 /** Creates DNS discovery; nothing runs until start(). */
 export function createDnsDiscovery(options: DnsDiscoveryOptions): DnsDiscovery {
   const { name, port, intervalMs, resolve, logger, onAddresses } = options;
+  const what = options.what ?? 'upstreams';
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
   let missing = 0;
@@ -54,7 +57,7 @@ export function createDnsDiscovery(options: DnsDiscoveryOptions): DnsDiscovery {
     } catch (err) {
       if (stopped) return;
       const code = (err as { code?: string }).code ?? String(err);
-      if (code !== lastError) logger.warn({ name, code }, 'DNS discovery failed; keeping the last known upstreams');
+      if (code !== lastError) logger.warn({ name, code }, `DNS discovery failed; keeping the last known ${what}`);
       lastError = code;
       if (EMPTY_CODES.has(code) && ++missing >= EMPTY_CONFIRMATIONS) onAddresses([]);
     }

@@ -3,7 +3,8 @@
  *
  * "Connections" here means in-flight *requests* (accepted by the balancer and not yet finished),
  * not TCP sockets: keep-alive pools hold idle sockets that carry no load, so counting sockets
- * would mislead the choice. The load of a candidate is inFlight / weight. Among the least-loaded,
+ * would mislead the choice. The load of a candidate is its in-flight (across the balancers that
+ * share counts: see load.ts) / weight. Among the least-loaded,
  * ties are broken in proportion to weight, by rotation (`turn`) or at random: never "first wins",
  * which would send all sequential traffic to one upstream.
  *
@@ -15,6 +16,7 @@
  * takes traffic as soon as the others are busier, and a never-measured one (a newcomer) is fast.
  */
 
+import { inFlightOf } from './load.js';
 import type { Candidate, Pick, PickOptions, PickReason } from './types.js';
 import { indexAtWeight, totalWeight } from './weighted.js';
 
@@ -29,9 +31,9 @@ import { indexAtWeight, totalWeight } from './weighted.js';
 export const LATENCY_TIE_SLACK_MS = 20;
 export const LATENCY_TIE_FACTOR = 2;
 
-/** Compares a.inFlight/a.weight with b.inFlight/b.weight without division (exact for integers). */
+/** Compares load(a)/a.weight with load(b)/b.weight without division (exact for integers); load: see load.ts. */
 function compareLoad(a: Candidate, b: Candidate): number {
-  return a.inFlight * b.weight - b.inFlight * a.weight;
+  return inFlightOf(a) * b.weight - inFlightOf(b) * a.weight;
 }
 
 /** Picks the least-loaded candidate, or undefined when there is none. */

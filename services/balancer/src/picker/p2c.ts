@@ -4,6 +4,7 @@
  * (a tie goes to either at random). Close to least-connections at a fraction of the comparisons,
  * and it never herds every balancer thread onto the same "least" upstream.
  */
+import { inFlightOf } from './load.js';
 import type { Candidate, Pick, PickReason } from './types.js';
 import { drawTwo } from './weighted.js';
 
@@ -34,5 +35,5 @@ export function pickCheaperOfTwo<T extends Candidate>(
  * ratios to the same number, so ties stay ties); undefined when there is none.
  */
 export function pickTwoChoices<T extends Candidate>(candidates: readonly T[], random: () => number): Pick<T> | undefined {
-  return pickCheaperOfTwo(candidates, random, (c) => c.inFlight / c.weight, 'two-choices');
+  return pickCheaperOfTwo(candidates, random, (c) => inFlightOf(c) / c.weight, 'two-choices');
 }

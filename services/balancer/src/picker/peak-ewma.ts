@@ -14,6 +14,7 @@
  * traffic (the kernel spreads connections), so each estimates the same latencies from its own
  * samples; nothing is shared, nothing is locked, and the in-flight part of the cost is the shared count.
  */
+import { inFlightOf } from './load.js';
 import { pickCheaperOfTwo } from './p2c.js';
 import type { Candidate, Pick } from './types.js';
 
@@ -33,5 +34,5 @@ export function pickPeakEwma<T extends Candidate>(
   random: () => number,
   latencyMs: (candidate: T) => number,
 ): Pick<T> | undefined {
-  return pickCheaperOfTwo(candidates, random, (c) => peakEwmaCost(latencyMs(c), c.inFlight, c.weight), 'peak-ewma');
+  return pickCheaperOfTwo(candidates, random, (c) => peakEwmaCost(latencyMs(c), inFlightOf(c), c.weight), 'peak-ewma');
 }

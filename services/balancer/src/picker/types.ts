@@ -6,7 +6,13 @@
 /** What the picker needs to know about an upstream. */
 export interface Candidate {
   readonly id: string;
+  /** Requests in flight on it through this balancer. */
   readonly inFlight: number;
+  /**
+   * Requests in flight on it through every balancer that shares counts (this one's plus its live
+   * peers' latest reports); absent = inFlight. What the load-reading policies compare (load.ts).
+   */
+  readonly inFlightCluster?: number;
   /** Effective weight, > 0. */
   readonly weight: number;
 }

@@ -4,6 +4,8 @@
  * per-thread guesses of what the others have in flight).
  *
  * - In-flight and long-lived counts are shared cells changed with Atomics by whoever proxies.
+ * - Peer in-flight cells hold what the other balancers report (the sum over the live ones), written
+ *   by the thread that owns the peers (src/peers/peers.ts) and read by every picker.
  * - Requests and errors are statistics: each thread ("writer") has a row of its own, written
  *   without atomics (one writer per cell), and readers sum the rows. Float64 stays exact up to
  *   2^53, where an Int32 cell would wrap after 2^31 requests (days at 10k req/s).
@@ -31,6 +33,7 @@ export interface CounterBuffers {
   readonly control: SharedArrayBuffer;
   readonly inFlight: SharedArrayBuffer;
   readonly longLived: SharedArrayBuffer;
+  readonly peerInFlight: SharedArrayBuffer;
   readonly stats: SharedArrayBuffer;
 }
 
@@ -41,6 +44,7 @@ export class CounterTable {
   private readonly control: Int32Array;
   private readonly inFlightCells: Int32Array;
   private readonly longLivedCells: Int32Array;
+  private readonly peerInFlightCells: Int32Array;
   private readonly stats: Float64Array;
   private readonly rowLength: number;
   private readonly row: number;
@@ -57,6 +61,7 @@ export class CounterTable {
         control: new SharedArrayBuffer(CONTROL_CELLS * 4),
         inFlight: new SharedArrayBuffer(capacity * 4),
         longLived: new SharedArrayBuffer(capacity * 4),
+        peerInFlight: new SharedArrayBuffer(capacity * 4),
         stats: new SharedArrayBuffer(writers * rowLength * 8),
       },
       0,
@@ -71,6 +76,7 @@ export class CounterTable {
     this.control = new Int32Array(buffers.control);
     this.inFlightCells = new Int32Array(buffers.inFlight);
     this.longLivedCells = new Int32Array(buffers.longLived);
+    this.peerInFlightCells = new Int32Array(buffers.peerInFlight);
     this.stats = new Float64Array(buffers.stats);
     this.rowLength = buffers.capacity * STATS_PER_SLOT + 2;
     this.row = writer * this.rowLength;
@@ -82,6 +88,7 @@ export class CounterTable {
     if (slot === -1) throw new RangeError(`more than ${this.buffers.capacity} upstreams at once`);
     Atomics.store(this.inFlightCells, slot, 0);
     Atomics.store(this.longLivedCells, slot, 0);
+    Atomics.store(this.peerInFlightCells, slot, 0);
     for (let w = 0; w < this.buffers.writers; w++) {
       const at = w * this.rowLength + slot * STATS_PER_SLOT;
       this.stats[at + REQUESTS] = 0;
@@ -128,6 +135,16 @@ export class CounterTable {
    */
   nextTurn(): number {
     return Atomics.add(this.control, TURN, 1);
+  }
+
+  /** In flight on the slot's upstream through the other balancers, as their latest reports say. */
+  peerInFlight(slot: number): number {
+    return Atomics.load(this.peerInFlightCells, slot);
+  }
+
+  /** Sets the peers' sum for a slot (the owner of the peers only: one writer). */
+  setPeerInFlight(slot: number, n: number): void {
+    Atomics.store(this.peerInFlightCells, slot, n);
   }
 
   longLived(slot: number): number {

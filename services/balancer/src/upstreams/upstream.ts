@@ -209,9 +209,17 @@ export class Upstream implements Candidate {
     return this.room > 0;
   }
 
-  /** Requests in flight on this upstream, over every thread (what least-connections compares). */
+  /** Requests in flight on this upstream through this balancer, over every thread (what acquire and release count, and the cap limits). */
   get inFlight(): number {
     return this.counters.inFlight(this.slot);
+  }
+
+  /**
+   * In flight across the balancers: this one's own plus its live peers' latest reports (equal to
+   * inFlight without peers). What the load-reading policies compare (Candidate.inFlightCluster).
+   */
+  get inFlightCluster(): number {
+    return this.counters.inFlight(this.slot) + this.counters.peerInFlight(this.slot);
   }
 
   /** Requests finished by this upstream (any outcome). */
