@@ -60,9 +60,12 @@ export interface ProxyDeps {
   readonly routing: Routing;
 }
 
-/** `X-Lb-Decision`: the candidates as seen at decision time and why the chosen one won. */
+/**
+ * `X-Lb-Decision`: the candidates as seen at decision time and why the chosen one won. The
+ * in-flight shown is the one compared: across the balancers when peers share counts.
+ */
 export function explainDecision(pick: Pick<Upstream>, candidates: readonly Upstream[]): string {
-  const list = candidates.map((c) => `${c.id}/${c.inFlight}/${c.weight}`).join(',');
+  const list = candidates.map((c) => `${c.id}/${c.inFlightCluster}/${c.weight}`).join(',');
   return `chosen=${pick.chosen.id}; reason=${pick.reason}; candidates=${list}`;
 }
 
