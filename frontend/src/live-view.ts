@@ -158,7 +158,11 @@ export function createLiveView(colors: ColorMap): LiveView {
     setAttr(row.state, 'data-state', u.state);
     setText(row.backend, backends.get(u.id) ?? '');
     // Long-lived (WebSocket) tunnels are in inFlight too; shown apart so requests read as requests.
-    setText(row.inFlight, u.longLived > 0 ? `${formatInt(u.inFlight - u.longLived)} + ${formatInt(u.longLived)} ws` : formatInt(u.inFlight));
+    // With peers sharing counts, what every balancer has in flight there is shown beside this one's.
+    const cluster = u.inFlightCluster ?? u.inFlight;
+    const acrossBalancers = cluster === u.inFlight ? '' : ` · ${formatInt(cluster)} all`;
+    setText(row.inFlight, (u.longLived > 0 ? `${formatInt(u.inFlight - u.longLived)} + ${formatInt(u.longLived)} ws` : formatInt(u.inFlight)) + acrossBalancers);
+    setAttr(row.inFlight, 'title', acrossBalancers === '' ? undefined : `${formatInt(u.inFlight)} through this balancer, ${formatInt(cluster)} through all of them (peers' reports)`);
     setAttr(el, 'data-long-lived', String(u.longLived));
     setText(row.weight, formatInt(u.weight) + (u.maxInFlight > 0 ? ` · cap ${formatInt(u.maxInFlight)}` : ''));
     setStyle(row.fill, 'transform', `scaleX(${Math.min(1, u.inFlight / scale).toFixed(4)})`);

@@ -11,7 +11,10 @@ export type UpstreamState = 'up' | 'down' | 'unproven' | 'draining';
 export interface UpstreamSnapshot {
   readonly id: string;
   readonly weight: number;
+  /** In flight through this balancer. */
   readonly inFlight: number;
+  /** In flight across the balancers that share counts (absent from a balancer older than peers). */
+  readonly inFlightCluster?: number;
   readonly requests: number;
   readonly errors: number;
   /** Unknown states from a newer balancer are passed through and shown as they are. */
@@ -63,10 +66,12 @@ function parseUpstream(v: unknown): UpstreamSnapshot | undefined {
   const requests = num(v.requests);
   if (id === undefined || id === '' || inFlight === undefined || requests === undefined) return undefined;
   const state = str(v.state) ?? 'unproven';
+  const inFlightCluster = num(v.inFlightCluster);
   return {
     id,
     weight: num(v.weight) ?? 1,
     inFlight,
+    ...(inFlightCluster === undefined ? {} : { inFlightCluster }),
     requests,
     errors: num(v.errors) ?? 0,
     state,

@@ -13,7 +13,7 @@ export const example = {
   totals: { requests: 120, inFlight: 3, errors: 1 },
   imbalance: 1.33,
   upstreams: [
-    { id: '127.0.0.1:8002', weight: 1, inFlight: 2, requests: 60, errors: 0, state: 'up', available: true, source: 'static', longLived: 1, maxInFlight: 0 },
+    { id: '127.0.0.1:8002', weight: 1, inFlight: 2, inFlightCluster: 5, requests: 60, errors: 0, state: 'up', available: true, source: 'static', longLived: 1, maxInFlight: 0 },
   ],
   decisions: [{ time: 1764081000000, chosen: '127.0.0.1:8002', reason: 'tie-rotation' }],
 };

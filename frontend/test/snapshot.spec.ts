@@ -18,6 +18,7 @@ describe('parseSnapshot', () => {
     assert.ok(u);
     assert.equal(s.policy, '');
     assert.equal(u.longLived, 0);
+    assert.equal(u.inFlightCluster, undefined, 'no peers field from a balancer older than count sharing');
     assert.deepEqual(u.drain, { deadline: 30_000, drained: false });
   });
 
