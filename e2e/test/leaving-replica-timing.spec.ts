@@ -6,10 +6,10 @@
  * connect timeout (500 ms) before the request is retried elsewhere: a slow request for the user.
  *
  * The balancer needs, at worst, one whole probe interval (the replica was probed just before the
- * signal), then `fall - 1` more probes at the down interval, each answered at once. A CI run
- * caught the Compose defaults short of that: a 2.5 s delay against 2 s + 250 ms of probe schedule
- * left 0.25 s for round trips and timer lag, and on a busy machine 16 requests of a 6 → 2
- * scale-down waited a connect timeout. These checks read the real files
+ * signal), then `fall - 1` more probes at the down interval, each answered at once. The Compose
+ * defaults were short of that: a 2.5 s delay against 2 s + 250 ms of probe schedule left 0.25 s
+ * for round trips and timer lag, and a CI log showed a balancer marking leaving replicas down
+ * 2.2-2.9 s after the scale command began. These checks read the real files
  * with the balancer's own config parser, so changing either side alone fails them.
  */
 import assert from 'node:assert/strict';
