@@ -94,7 +94,7 @@ try {
   );
   const balancer = supervisor.spawnProcess('balancer', process.execPath, [
     BALANCER_MAIN, '--port', String(dataPort), '--admin-port', String(adminPort), '--workers', '1', '--log-level', 'warn',
-    '--admin-token', TOKEN, '--backend-admin-token', BACKEND_TOKEN, ...backendPorts.map((p) => `127.0.0.1:${p}`),
+    '--lab', '--admin-token', TOKEN, '--backend-admin-token', BACKEND_TOKEN, ...backendPorts.map((p) => `127.0.0.1:${p}`),
   ]);
   procs.push(balancer);
   const admin = `http://127.0.0.1:${adminPort}`;

@@ -27,6 +27,8 @@ export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
  * @property {number} [delayScale] BACKEND_DELAY_SCALE for every backend (default: inherited from env, else 1)
  * @property {boolean} [explain] balancer --explain and --expose-upstream (X-Lb-Decision and X-Upstream headers, which the
  *   page shows; both off by default in the balancer since they name internal addresses; default true here)
+ * @property {boolean} [lab] balancer --lab: the algorithm lab's runs and fault scenarios, which the page drives (off by
+ *   default in the balancer; default true here, since the page's lab is part of the demo)
  * @property {string[]} [balancerArgs] more balancer flags, e.g. ['--tie-break', 'random']
  * @property {Record<string, string | undefined>} [env] environment of the children (default process.env)
  * @property {string} [root] repository root (default: the one this file is in)
@@ -374,6 +376,7 @@ export async function startCluster(options = {}) {
         '--admin-host', host,
         '--admin-port', String(adminPort),
         ...((options.explain ?? true) ? ['--explain', '--expose-upstream'] : []),
+        ...((options.lab ?? true) ? ['--lab'] : []),
         ...(options.balancerArgs ?? []),
         ...upstreams.map((u, i) => (weights[i] === undefined ? u : `${u}=${weights[i]}`)),
       ],

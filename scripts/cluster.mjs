@@ -22,6 +22,7 @@ Options (env twin in brackets; flags win):
   --weights W,W,...   balancer weight per backend, in order (default 1 each) [CLUSTER_WEIGHTS]
   --delay-scale X     multiply the image delays (1, 3, 5, 10 s) by X       [BACKEND_DELAY_SCALE]
   --no-explain        no X-Lb-Decision headers (on by default for the demo)
+  --no-lab            no algorithm lab in the balancer (on by default for the demo)
   --raw-logs          print the children's JSON log lines as they are
   --help              this text
 Anything after "--" goes to the balancer, e.g. -- --tie-break random.
@@ -48,6 +49,7 @@ try {
       weights: { type: 'string' },
       'delay-scale': { type: 'string' },
       'no-explain': { type: 'boolean' },
+      'no-lab': { type: 'boolean' },
       'raw-logs': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -144,6 +146,7 @@ try {
     weights,
     delayScale,
     explain: !values['no-explain'],
+    lab: !values['no-lab'],
     balancerArgs: positionals,
     onLine(name, line, stream) {
       (stream === 'stderr' ? process.stderr : process.stdout).write(`${prefix(name)}${pretty(line)}\n`);

@@ -123,6 +123,9 @@ describe('scripts/cluster.mjs (npm start)', function () {
       ((await api.json()) as { upstreams: { id: string }[] }).upstreams.map((u) => u.id).sort(),
       [`127.0.0.1:${base}`, `127.0.0.1:${base + 1}`],
     );
+    const lab = await fetch(`http://127.0.0.1:${uiPort}/api/lab`);
+    assert.equal(lab.status, 200, 'the lab is on by default (the balancer\'s own default is off)');
+    assert.equal(((await lab.json()) as { state: string }).state, 'idle');
 
     r.proc.kill('SIGTERM');
     assert.equal(await r.exit, 0, r.err());

@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   LB_SCENARIOS_DISABLED: { status: 403, meaning: 'no backend admin token is configured: fault scenarios are refused' },
   LB_UNKNOWN_UPSTREAM: { status: 404, meaning: 'no upstream with this id' },
   LB_UPSTREAM_REMOVED: { status: 409, meaning: 'the upstream was removed by discovery; only discovery brings it back' },
+  LB_LAB_DISABLED: { status: 404, meaning: 'the algorithm lab is off on this balancer (start it with --lab or LB_LAB=1): its runs and fault scenarios are not there' },
   LB_LAB_BUSY: { status: 409, meaning: 'a lab run is in progress' },
   LB_LAB_OVER_CAPACITY: { status: 422, meaning: 'the lab run would hold more requests open than its cap (rate × probed latency): it would measure the cap, not the policies' },
   LB_BODY_TOO_LARGE: { status: 413, meaning: 'an admin request body is over 4096 bytes' },

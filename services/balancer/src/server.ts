@@ -17,8 +17,8 @@ import { createDnsDiscovery, resolveAll } from './discovery/dns.js';
 import type { DnsDiscovery, Resolve } from './discovery/dns.js';
 import { createHealthChecker } from './health/checker.js';
 import { createOutlierDetector } from './health/outlier-detector.js';
-import { createLabRunner } from './lab/runner.js';
-import { createScenarioRelay } from './lab/scenario-relay.js';
+import { createLab } from './lab/lab.js';
+import { registerLabOffRoutes } from './lab/routes.js';
 import { createLogger } from './logger.js';
 import { createMetrics } from './metrics.js';
 import { createPolicySetting } from './picker/policy.js';
@@ -191,15 +191,19 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
     });
   }
 
-  // The lab sends to this balancer's own data port, and nowhere else.
+  const adminToken = { value: config.adminToken, source: config.adminTokenSource };
+  const adminLogger = logger.child({ component: 'admin' });
+  // The lab (optional, off by default) sends to this balancer's own data port, and nowhere else.
+  // Off, nothing of it exists but routes that say it is off.
   let dataUrl = '';
-  const relay = createScenarioRelay(registry, config.backendAdminToken);
-  const lab = createLabRunner({ dataUrl: () => dataUrl, upstreams: registry, policy, relay, logger: logger.child({ component: 'lab' }) });
+  const lab = config.lab
+    ? createLab({ dataUrl: () => dataUrl, registry, policy, backendToken: config.backendAdminToken, adminToken, logger: logger.child({ component: 'lab' }), adminLogger })
+    : undefined;
 
   let ready = false;
   const admin = createAdminApp({
-    lab: { runner: lab, relay },
-    metrics, scrape, snapshot, events, ready: () => ready, logger: logger.child({ component: 'admin' }), writes: { registry, token: { value: config.adminToken, source: config.adminTokenSource }, policy },
+    metrics, scrape, snapshot, events, ready: () => ready, logger: adminLogger, writes: { registry, token: adminToken, policy },
+    routes: [lab?.routes ?? registerLabOffRoutes],
   });
   const adminHandler = admin.callback();
   // Koa's callback handles its own errors; the promise it returns carries nothing more.
@@ -213,7 +217,7 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
   const stopNow = async (): Promise<void> => {
     ready = false;
     logger.info('shutting down: no new connections, finishing in-flight requests');
-    await lab.stop();
+    await lab?.stop();
     discovery?.stop();
     health.stop();
     outliers.stop();

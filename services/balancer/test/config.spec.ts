@@ -56,6 +56,16 @@ describe('config', () => {
     assert.deepEqual(flagged.upstreams.map((u) => u.host), ['c']);
   });
 
+  it('the lab is off unless asked for: --lab or LB_LAB=1 turns it on, --no-lab wins over the env; a bad value names the knob', () => {
+    assert.equal(ok(['a:1']).config.lab, false);
+    assert.equal(ok(['--lab', 'a:1']).config.lab, true);
+    for (const on of ['1', 'true', 'yes', 'on']) assert.equal(ok(['a:1'], { LB_LAB: on }).config.lab, true, on);
+    for (const off of ['0', 'false', 'no', 'off', '']) assert.equal(ok(['a:1'], { LB_LAB: off }).config.lab, false, off);
+    assert.equal(ok(['--no-lab', 'a:1'], { LB_LAB: '1' }).config.lab, false);
+    assert.deepEqual(errorsOf(['a:1'], { LB_LAB: 'enabled' }), ['LB_LAB "enabled": expected on or off (1, true, yes, on / 0, false, no, off)']);
+    assert.deepEqual(errorsOf(['--lab=2', 'a:1']), ['--lab "2": expected on or off (1, true, yes, on / 0, false, no, off)']);
+  });
+
   it('accepts DNS discovery instead of a list', () => {
     const { config } = ok([], { LB_DISCOVERY_DNS: 'backend', LB_DISCOVERY_PORT: '8002' });
     assert.deepEqual(config.discovery, { name: 'backend', port: 8002, intervalMs: 1000 });
@@ -142,6 +152,7 @@ describe('config', () => {
     'health-fall': ['101', 'expected an integer 1-100'],
     'passive-down-ms': ['0', 'expected an integer 1-3600000'],
     'shutdown-timeout-ms': ['x', 'expected an integer 0-3600000'],
+    lab: ['sometimes', ON_OFF],
     'admin-token': undefined,
     'admin-token-file': undefined,
     'backend-admin-token': undefined,

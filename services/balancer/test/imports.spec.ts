@@ -76,6 +76,17 @@ describe('imports', () => {
     assert.equal(cycle, undefined, `import cycle: ${cycle?.join(' → ')}`);
   });
 
+  it('the lab is an optional part: admin/ imports nothing from lab/, nor lab/ from admin/ (only server.ts wires them)', () => {
+    const graph = importGraph();
+    const crossing = (from: string, to: string): string[] =>
+      [...graph].flatMap(([file, targets]) => (folderOf(file) === from ? targets.filter((t) => folderOf(t) === to).map((t) => `${file} → ${t}`) : []));
+    assert.ok([...graph.keys()].some((f) => folderOf(f) === 'admin') && [...graph.keys()].some((f) => folderOf(f) === 'lab'), 'both folders exist');
+    assert.deepEqual(crossing('admin', 'lab'), []);
+    assert.deepEqual(crossing('lab', 'admin'), []);
+    const wiredBy = [...graph].filter(([, targets]) => targets.some((t) => folderOf(t) === 'lab')).map(([file]) => file).filter((f) => folderOf(f) !== 'lab');
+    assert.deepEqual(wiredBy, ['server.ts'], 'outside lab/, only the composition root imports it');
+  });
+
   it('no folder imports back from a folder that imports it (top-level files stay out of it)', () => {
     const folders = new Map<string, Set<string>>();
     for (const [file, targets] of importGraph()) {

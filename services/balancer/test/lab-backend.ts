@@ -41,7 +41,7 @@ export async function fakeBackend(name: string, delayMs = 1): Promise<Origin & {
   return { ...origin, extra: () => extra, served: () => served };
 }
 
-/** Three stand-in backends (a, b, c) taking `delayMs`, and a balancer in front, for each test. */
+/** Three stand-in backends (a, b, c) taking `delayMs`, and a balancer with the lab on in front, for each test. */
 export interface LabCluster {
   readonly origins: readonly FakeBackend[];
   readonly lb: Running;
@@ -61,7 +61,7 @@ export function useLabCluster(delayMs = 1): LabCluster {
   };
   beforeEach(async () => {
     origins = await Promise.all(['a', 'b', 'c'].map((n) => fakeBackend(n, delayMs)));
-    lb = await startBalancer(testConfig(origins.map((o) => o.port), { adminToken: TOKEN, backendAdminToken: BACKEND_TOKEN }));
+    lb = await startBalancer(testConfig(origins.map((o) => o.port), { lab: true, adminToken: TOKEN, backendAdminToken: BACKEND_TOKEN }));
   });
   afterEach(async () => {
     await lb?.balancer.stop();

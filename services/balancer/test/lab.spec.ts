@@ -215,7 +215,7 @@ describe('lab: load generator and comparison against a running balancer', functi
   });
 
   it('without LB_BACKEND_ADMIN_TOKEN scenario writes are refused with 403 LB_SCENARIOS_DISABLED', async () => {
-    const plain = await startBalancer(testConfig(cluster.origins.map((o) => o.port), { adminToken: TOKEN }));
+    const plain = await startBalancer(testConfig(cluster.origins.map((o) => o.port), { lab: true, adminToken: TOKEN }));
     try {
       const res = await request(`${plain.adminUrl}/api/upstreams/${encodeURIComponent(cluster.origins[0]?.id ?? '')}/scenario`, { method: 'DELETE', headers: { authorization: `Bearer ${TOKEN}` } });
       assert.equal(res.statusCode, 403);

@@ -7,11 +7,14 @@ import type { PolicySetting } from '../picker/policy.js';
 import type { Snapshot } from '../snapshot.js';
 import type { Registry } from '../upstreams/registry.js';
 import type { AdminToken } from '../write-guard.js';
-import { registerLabRoutes } from '../lab/routes.js';
-import type { LabRunner } from '../lab/runner.js';
-import type { ScenarioRelay } from '../lab/scenario-relay.js';
 import type { EventHub } from './event-hub.js';
 import { registerWriteRoutes } from './write-api.js';
+
+/**
+ * Routes that an optional part of the balancer (the lab) adds to the admin port. The composition
+ * root hands them over, so this app needs to know nothing of that part.
+ */
+export type AdminRoutes = (router: Router) => void;
 
 export interface AdminDeps {
   readonly metrics: Metrics;
@@ -24,14 +27,14 @@ export interface AdminDeps {
   readonly logger: Logger;
   /** The write API (drain, weight, max in-flight); without it the admin port is read-only. */
   readonly writes?: { readonly registry: Registry; readonly token: AdminToken; readonly policy: PolicySetting };
-  /** The algorithm lab (load generator, comparisons, backend scenarios); needs `writes`' token. */
-  readonly lab?: { readonly runner: LabRunner; readonly relay: ScenarioRelay };
+  /** More routes, registered after the write API's, in order. */
+  readonly routes?: readonly AdminRoutes[];
 }
 
 /** Client-gone errors that Koa would otherwise print for every closed SSE stream. */
 const QUIET = new Set(['ERR_STREAM_PREMATURE_CLOSE', 'ECONNRESET', 'EPIPE']);
 
-/** The admin API (Koa): health, readiness, Prometheus metrics, JSON snapshot, the SSE stream and, given `writes`, the write API. */
+/** The admin API (Koa): health, readiness, Prometheus metrics, JSON snapshot, the SSE stream, given `writes` the write API, and any `routes`. */
 export function createAdminApp(deps: AdminDeps): Koa {
   const app = new Koa();
   const router = new Router();
@@ -57,7 +60,7 @@ export function createAdminApp(deps: AdminDeps): Koa {
     deps.events.attach(ctx.res);
   });
   if (deps.writes !== undefined) registerWriteRoutes(router, { ...deps.writes, snapshot: deps.snapshot, logger: deps.logger });
-  if (deps.lab !== undefined) registerLabRoutes(router, { ...deps.lab, token: deps.writes?.token ?? { value: '' }, logger: deps.logger });
+  for (const register of deps.routes ?? []) register(router);
 
   app.on('error', (err: unknown) => {
     const code = (err as { code?: string }).code;

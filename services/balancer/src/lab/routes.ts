@@ -1,12 +1,17 @@
 /**
  * The lab's admin routes: start a run or a comparison, follow it (SSE), download its results, and
  * switch fault scenarios on the backends. Writes go through the same bearer token as every admin
- * write (guardedWrite); reads are open like the rest of the admin GETs.
+ * write (guardedWrite); reads are open like the rest of the admin GETs. With the lab off the same
+ * paths answer 404 LB_LAB_DISABLED, so a client (the page) learns that it is off, not that it broke.
+ *
+ * Each registration takes a bare router: the admin app is given it by the composition root and
+ * knows nothing of the lab.
  */
 import type { ServerResponse } from 'node:http';
 import type { Router, RouterContext } from '@koa/router';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { statusOf } from '../errors.js';
 import { POLICIES } from '../picker/policy.js';
 import { WriteError, guardedWrite, parseBody } from '../write-guard.js';
 import type { AdminToken } from '../write-guard.js';
@@ -38,18 +43,45 @@ export interface LabRouteDeps {
   readonly logger: Logger;
 }
 
+/** Every path of the lab on the admin port; with the lab off, each one refuses. */
+const PATHS = {
+  status: '/api/lab',
+  events: '/api/lab/events',
+  resultsJson: '/api/lab/results.json',
+  resultsCsv: '/api/lab/results.csv',
+  run: '/api/lab/run',
+  compare: '/api/lab/compare',
+  cancel: '/api/lab/cancel',
+  scenario: '/api/upstreams/:id/scenario',
+  exit: '/api/upstreams/:id/exit',
+} as const;
+
+/** The refusal of every lab path while the lab is off: it names the knob that turns it on. */
+export const LAB_OFF_MESSAGE = 'the algorithm lab is off: start the balancer with --lab or LB_LAB=1 to enable its runs and fault scenarios';
+
+/** Answers every lab path, any method, with 404 LB_LAB_DISABLED (before any token check: there is nothing to authorise). */
+export function registerLabOffRoutes(router: Router): void {
+  for (const path of Object.values(PATHS)) {
+    router.all(path, (ctx) => {
+      ctx.set('cache-control', 'no-store');
+      ctx.status = statusOf.LB_LAB_DISABLED;
+      ctx.body = { error: 'LB_LAB_DISABLED', message: LAB_OFF_MESSAGE };
+    });
+  }
+}
+
 /** SSE frame of one status. */
 const frame = (s: LabStatus): string => `event: lab\ndata: ${JSON.stringify(s)}\n\n`;
 
-/** Adds `/api/lab*` and the per-upstream scenario routes to the admin router. */
+/** Adds `/api/lab*` and the per-upstream scenario routes to the admin router (the lab on). */
 export function registerLabRoutes(router: Router, deps: LabRouteDeps): void {
   const { runner, relay, token, logger } = deps;
 
-  router.get('/api/lab', (ctx) => {
+  router.get(PATHS.status, (ctx) => {
     ctx.set('cache-control', 'no-store');
     ctx.body = { ...runner.status(), limits: LIMITS, policies: POLICIES };
   });
-  router.get('/api/lab/events', (ctx) => {
+  router.get(PATHS.events, (ctx) => {
     ctx.respond = false;
     const res: ServerResponse = ctx.res;
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
@@ -57,13 +89,13 @@ export function registerLabRoutes(router: Router, deps: LabRouteDeps): void {
     const off = runner.subscribe((s) => res.write(frame(s)));
     res.once('close', off);
   });
-  router.get('/api/lab/results.json', (ctx) => {
+  router.get(PATHS.resultsJson, (ctx) => {
     ctx.set('content-disposition', 'attachment; filename="lab-results.json"');
     ctx.set('cache-control', 'no-store');
     const { spec, results, kind, cluster, check, startedAt, finishedAt } = runner.status();
     ctx.body = { kind, spec, cluster, check, startedAt, finishedAt, results };
   });
-  router.get('/api/lab/results.csv', (ctx) => {
+  router.get(PATHS.resultsCsv, (ctx) => {
     ctx.set('content-disposition', 'attachment; filename="lab-results.csv"');
     ctx.set('cache-control', 'no-store');
     ctx.type = 'text/csv';
@@ -86,10 +118,10 @@ export function registerLabRoutes(router: Router, deps: LabRouteDeps): void {
       ctx.status = 202;
       ctx.body = runner.status();
     });
-  router.post('/api/lab/run', start('run'));
-  router.post('/api/lab/compare', start('compare'));
+  router.post(PATHS.run, start('run'));
+  router.post(PATHS.compare, start('compare'));
   router.post(
-    '/api/lab/cancel',
+    PATHS.cancel,
     guardedWrite(token, async (ctx) => {
       await parseBody(ctx, z.strictObject({}));
       runner.cancel();
@@ -112,7 +144,7 @@ export function registerLabRoutes(router: Router, deps: LabRouteDeps): void {
         throw new WriteError(code, err.message);
       }
     });
-  router.put('/api/upstreams/:id/scenario', relayed(async (ctx, id) => relay.apply(id, await parseBody(ctx, fault))));
-  router.delete('/api/upstreams/:id/scenario', relayed((_ctx, id) => relay.clear(id)));
-  router.post('/api/upstreams/:id/exit', relayed((_ctx, id) => relay.exit(id)));
+  router.put(PATHS.scenario, relayed(async (ctx, id) => relay.apply(id, await parseBody(ctx, fault))));
+  router.delete(PATHS.scenario, relayed((_ctx, id) => relay.clear(id)));
+  router.post(PATHS.exit, relayed((_ctx, id) => relay.exit(id)));
 }
