@@ -430,6 +430,36 @@ describe('the live view with a scripted event stream (upstreams coming and going
     }
   });
 
+  it('a balancer without the lab: the panel says to start it with LB_LAB=1, its runs and scenarios are disabled, the operator controls are not', async () => {
+    assert.ok(browser);
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    const problems: string[] = [];
+    watchProblems(page, problems);
+    let time = Date.now();
+    await page.route('**/api/lab', (route) =>
+      route.fulfill({ status: 404, contentType: 'application/json', body: JSON.stringify({ error: 'LB_LAB_DISABLED', message: 'the algorithm lab is off' }) }),
+    );
+    await page.route('**/api/events', (route) =>
+      route.fulfill({ status: 200, headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }, body: snapshotEvent((time += 100), [['10.0.0.2:8002', 0, 1, 'up']]) }),
+    );
+    try {
+      await page.goto(base);
+      await page.waitForSelector('#lab-status[data-state="off"]');
+      assert.match((await page.textContent('#lab-status')) ?? '', /start the balancer with LB_LAB=1/);
+      assert.equal(await page.getAttribute('#lab', 'data-lab'), 'off');
+      const disabled = (selector: string) => page.$$eval(selector, (els) => els.map((el) => (el as HTMLButtonElement).disabled));
+      for (const selector of ['#lab-run', '#lab-compare', '#lab-rate', '#lab-scenario', '[data-scenario]']) {
+        const states = await disabled(selector);
+        assert.ok(states.length > 0 && states.every(Boolean), `${selector} disabled`);
+      }
+      for (const selector of ['#policy-apply', '#op-drain', '#admin-token']) assert.deepEqual(await disabled(selector), [false], `${selector} enabled`);
+      // The browser reports the refused read itself; nothing else may go wrong.
+      assert.deepEqual(problems.filter((p) => !p.includes('status of 404')), []);
+    } finally {
+      await page.close();
+    }
+  });
+
   it('never lets the x-axis labels touch, on a phone and a laptop, in every window, at the widest times of day', async () => {
     assert.ok(browser);
     for (const [screen, options] of [['phone', PHONE], ['laptop', DESKTOP]] as const) {

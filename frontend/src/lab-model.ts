@@ -147,6 +147,18 @@ export function parseLabStatus(v: unknown): LabStatus | undefined {
   };
 }
 
+/** The lab panel's line when the balancer runs without the lab, naming the knob that turns it on. */
+export const LAB_OFF_TEXT = 'Lab off: start the balancer with LB_LAB=1 (or --lab) to run traffic and switch fault scenarios.';
+
+/**
+ * What an answer of `/api/lab` says: the lab's status, `'off'` when the balancer runs without the
+ * lab (404 `LB_LAB_DISABLED`), undefined for anything else (an old balancer, a proxy's error page).
+ */
+export function readLabAnswer(ok: boolean, body: unknown): LabStatus | 'off' | undefined {
+  if (ok) return parseLabStatus(body);
+  return isObj(body) && body.error === 'LB_LAB_DISABLED' ? 'off' : undefined;
+}
+
 const pct = (x: number): string => `${(x * 100).toFixed(1)} %`;
 const ms = (x: number): string => x.toFixed(1);
 

@@ -7,9 +7,12 @@
  * them to the balancer's admin port only with a bearer token, and the balancer checks it. The
  * backends are not reachable from a browser: scenarios go through the balancer, which knows every
  * replica and holds the backends' token.
+ *
+ * The lab is optional in the balancer (--lab / LB_LAB=1): without it, its runs and scenarios are
+ * shown disabled with how to turn it on, while the policy and operator controls keep working.
  */
 import { byId, h, setAttr, setText } from './dom.js';
-import { IMAGE_SPEEDS, POLICIES, SCENARIOS, describeProgress, describeSettings, parseLabStatus, progressFraction, resultCells, scenarioKeyOf } from './lab-model.js';
+import { IMAGE_SPEEDS, LAB_OFF_TEXT, POLICIES, SCENARIOS, describeProgress, describeSettings, parseLabStatus, progressFraction, readLabAnswer, resultCells, scenarioKeyOf } from './lab-model.js';
 import type { Fault, LabStatus } from './lab-model.js';
 import type { Snapshot } from './snapshot.js';
 
@@ -209,11 +212,25 @@ export function setupLab(): LabPanel {
     if ([...targetSelect.options].some((o) => o.value === wantedTarget)) targetSelect.value = wantedTarget;
   };
 
+  /** The balancer runs without the lab: its controls stay in place but disabled, and say how to turn it on. */
+  const showOff = (): void => {
+    setAttr(byId('lab'), 'data-lab', 'off');
+    setAttr(labStatus, 'data-state', 'off');
+    setText(labStatus, LAB_OFF_TEXT);
+    for (const control of document.querySelectorAll<HTMLButtonElement | HTMLInputElement | HTMLSelectElement>('#lab-form :is(button, input, select), [data-scenario]')) {
+      control.disabled = true;
+    }
+  };
+
   // The last run (or one started before this page loaded, or from another tab) is shown, with its
-  // settings in the form, and followed.
+  // settings in the form, and followed; or the lab is off on this balancer.
   void fetch('/api/lab', { cache: 'no-store' })
-    .then(async (res) => (res.ok ? parseLabStatus(await res.json()) : undefined))
+    .then(async (res) => readLabAnswer(res.ok, await res.json().catch(() => undefined)))
     .then((s) => {
+      if (s === 'off') {
+        showOff();
+        return;
+      }
       if (!s) return;
       showSpec(s);
       render(s);

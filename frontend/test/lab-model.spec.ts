@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { POLICIES, SCENARIOS, describeProgress, describeSettings, parseLabStatus, progressFraction, resultCells, scenarioKeyOf } from '../src/lab-model.js';
+import { LAB_OFF_TEXT, POLICIES, SCENARIOS, describeProgress, describeSettings, parseLabStatus, progressFraction, readLabAnswer, resultCells, scenarioKeyOf } from '../src/lab-model.js';
 
 const result = {
   policy: 'least-connections', requests: 3000, errors: 2, dropped: 7, p50Ms: 1.234, p99Ms: 12.5, p999Ms: 40, maxMs: 60,
@@ -14,6 +14,16 @@ describe('lab model', () => {
     assert.equal(s.results.length, 1);
     assert.equal(s.progress?.policy, 'p2c');
     for (const bad of [null, {}, { state: 'exploded' }, 'done']) assert.equal(parseLabStatus(bad), undefined);
+  });
+
+  it('tells a balancer without the lab (404 LB_LAB_DISABLED) from a status and from any other failure; the notice names LB_LAB=1', () => {
+    assert.equal(readLabAnswer(false, { error: 'LB_LAB_DISABLED', message: 'the algorithm lab is off' }), 'off');
+    const idle = readLabAnswer(true, { state: 'idle', results: [] });
+    assert.ok(idle !== undefined && idle !== 'off');
+    assert.equal(idle.state, 'idle');
+    for (const other of [{ error: 'LB_NOT_FOUND' }, undefined, '<html>502</html>']) assert.equal(readLabAnswer(false, other), undefined);
+    assert.equal(readLabAnswer(true, { error: 'LB_LAB_DISABLED' }), undefined, 'an ok answer is a status or nothing');
+    assert.match(LAB_OFF_TEXT, /LB_LAB=1/);
   });
 
   it('a results row: latencies, errors and dropped requests apart, the bad replica\'s share and load, Jain', () => {
