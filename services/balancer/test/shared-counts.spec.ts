@@ -4,11 +4,13 @@ import type { Socket } from 'node:dgram';
 import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { request } from 'undici';
+import { Registry as PromRegistry } from 'prom-client';
 import { parseConfig } from '../src/config.js';
+import { createPeers } from '../src/peers/peers.js';
 import { encodeReport, MAX_REPORT_BYTES } from '../src/peers/report.js';
 import { createBalancer } from '../src/server.js';
 import type { Balancer } from '../src/server.js';
-import { namedHandler, parseMetrics, silentLogger, startBalancer, startOrigin, testConfig, waitFor } from './helpers.js';
+import { namedHandler, parseMetrics, silentLogger, startBalancer, startOrigin, testConfig, testRegistry, waitFor } from './helpers.js';
 import type { Origin, Running } from './helpers.js';
 
 // Issue 25: balancers that know each other's load. Two balancers share their in-flight counts over
@@ -336,6 +338,32 @@ describe('shared in-flight counts between balancers (issue 25)', () => {
       '--peers-dns / LB_PEERS_DNS needs a --peers-port / LB_PEERS_PORT other than 0: it is the port of every peer it finds',
     ]);
     assert.deepEqual(errorsOf(['a:1'], { LB_PEER_INTERVAL_MS: '2' }), ['LB_PEER_INTERVAL_MS "2": expected an integer 5-10000']);
+  });
+
+  it('stopped while starting, the peers leave no socket or timer behind (mocha runs without --exit)', async () => {
+    const registry = testRegistry();
+    const config = testConfig([1], {}, ['--peers-port', '0', '--peer', 'balancer-b:9001']);
+    for (const stopAfter of ['bind', 'resolve'] as const) {
+      let resolved = (): void => undefined;
+      const resolving = new Promise<void>((r) => (resolved = r));
+      const peers = createPeers({
+        config,
+        upstreams: registry,
+        logger: silentLogger,
+        metrics: new PromRegistry(),
+        resolve: async () => {
+          resolved();
+          await new Promise((r) => setImmediate(r));
+          return ['127.0.0.1'];
+        },
+      });
+      const started = peers.start();
+      if (stopAfter === 'resolve') await resolving;
+      await peers.stop();
+      await started;
+      assert.equal(peers.port, undefined, stopAfter);
+    }
+    await registry.stop();
   });
 
   it('a peer port already taken fails the start, as a taken data or admin port does', async () => {

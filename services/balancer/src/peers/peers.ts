@@ -79,6 +79,8 @@ export function createPeers(deps: PeersDeps): Peers {
   let stopped: Promise<void> | undefined;
   let lastSendError = '';
   let states = new Map<string, string>();
+  // A function, not the variable: stop() may run while start() awaits.
+  const isStopped = (): boolean => stopped !== undefined;
 
   const setSource = (key: string, addresses: readonly { readonly host: string; readonly port: number }[]): void => {
     sources.set(key, addresses);
@@ -174,7 +176,12 @@ export function createPeers(deps: PeersDeps): Peers {
     },
     async start() {
       if (!enabled || socket !== undefined || stopped !== undefined) return;
-      socket = await bind();
+      const bound = await bind();
+      if (isStopped()) {
+        bound.close();
+        return;
+      }
+      socket = bound;
       const fixed = settings.static.filter((p) => isIP(p.host) !== 0);
       setSource('', fixed);
       const names = [
@@ -197,9 +204,10 @@ export function createPeers(deps: PeersDeps): Peers {
         );
       });
       await Promise.all(discoveries.map((d) => d.start()));
+      if (isStopped()) return;
       tick();
       timer = setInterval(tick, settings.intervalMs);
-      logger.info({ port: socket.address().port, instanceId, peers: table.targets(), intervalMs: settings.intervalMs, timeoutMs: settings.timeoutMs }, 'sharing in-flight counts with peers');
+      logger.info({ port: bound.address().port, instanceId, peers: table.targets(), intervalMs: settings.intervalMs, timeoutMs: settings.timeoutMs }, 'sharing in-flight counts with peers');
     },
     view: () => table.view(performance.now()),
     stop() {
