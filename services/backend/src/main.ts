@@ -30,6 +30,12 @@ async function main(): Promise<number> {
   // POST /admin/exit: exit 1 like a crash, so Compose's restart policy brings the replica back.
   const backend = createApp(config, { logger, exit: () => process.exit(EXIT_FAILURE) });
   const handle = backend.app.callback();
+  // Handlers first: a SIGTERM that arrived between the "listening" line and their installation
+  // killed the process outright (Node's default action), seen once in CI under load.
+  const signalled = new Promise<NodeJS.Signals>((resolve) => {
+    process.once('SIGTERM', resolve);
+    process.once('SIGINT', resolve);
+  });
   // Koa's handler settles its own promise (errors go to app.on('error')).
   const server = createServer((req, res) => {
     void handle(req, res);
@@ -51,10 +57,7 @@ async function main(): Promise<number> {
   const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${config.port}`;
   logger.info({ id: config.id, url, delaysMs: config.delaysMs, delayScale: config.delayScale }, `backend ${config.id} listening on ${url}`);
 
-  const signal = await new Promise<NodeJS.Signals>((resolve) => {
-    process.once('SIGTERM', resolve);
-    process.once('SIGINT', resolve);
-  });
+  const signal = await signalled;
   logger.info({ signal, inFlight: backend.stats.inFlight, delayMs: config.shutdownDelayMs }, 'shutting down');
   // A second signal skips the delay and the drain.
   let force = (): void => undefined;
