@@ -10,7 +10,8 @@
 //
 // Settings (env):
 //   BENCH_CONNS              client connections to hold                          (10000)
-//   BENCH_CONNS_TARGETS      comma list of nginx,haproxy,balancer,balancer-w1,balancer-wN (all)
+//   BENCH_CONNS_TARGETS      comma list of nginx,haproxy,plain,balancer,balancer-w1,balancer-wN (all);
+//                            also before,before-w1 with BENCH_BEFORE_MAIN (see run.mjs)
 //   BENCH_CONNS_HOLD_S       how long all connections stay idle before the second request (15):
 //                            longer than the balancer's default client keep-alive (5 s) and
 //                            header (10 s) timeouts, so a target that drops idle clients shows it
@@ -34,7 +35,7 @@ import { fileURLToPath } from 'node:url';
 import { backendStats, freePort, http, intSetting, startBackends, waitUntil } from './common.mjs';
 import { nodeForWorkerTargets } from './node-runtime.mjs';
 import { assertAlive, createSupervisor, processTreeMemory } from './processes.mjs';
-import { BALANCER_TARGETS, WORKER_TARGETS, TARGET_NAMES, TARGET_NOTES, createTargetStarter } from './targets.mjs';
+import { BALANCER_TARGETS, BEFORE_MAIN, BEFORE_TARGETS, WORKER_TARGETS, TARGET_NAMES, TARGET_NOTES, createTargetStarter } from './targets.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BENCH = join(ROOT, 'bench');
@@ -55,7 +56,9 @@ function readSettings(env) {
   const int = intSetting(env, problems);
   const targetsRaw = env.BENCH_CONNS_TARGETS;
   const wanted = targetsRaw ? targetsRaw.split(',').map((s) => s.trim()).filter(Boolean) : CONNS_TARGETS;
-  for (const t of wanted) if (!CONNS_TARGETS.includes(t)) problems.push(`BENCH_CONNS_TARGETS: unknown "${t}" (known: ${CONNS_TARGETS.join(', ')})`);
+  // The `before` targets (another build, BENCH_BEFORE_MAIN) only when named.
+  const known = [...CONNS_TARGETS, ...(BEFORE_MAIN === null ? [] : BEFORE_TARGETS)];
+  for (const t of wanted) if (!known.includes(t)) problems.push(`BENCH_CONNS_TARGETS: unknown "${t}" (known: ${known.join(', ')})`);
   if (wanted.length === 0) problems.push('BENCH_CONNS_TARGETS is empty');
   const settings = {
     count: int('BENCH_CONNS', DEFAULTS.count, 1),
@@ -63,11 +66,11 @@ function readSettings(env) {
     idleS: int('BENCH_CONNS_IDLE_S', DEFAULTS.idleS, 1),
     concurrency: int('BENCH_CONNS_CONCURRENCY', DEFAULTS.concurrency, 1),
     rssLimitMb: int('BENCH_CONNS_RSS_LIMIT_MB', DEFAULTS.rssLimitMb, 1),
-    targets: CONNS_TARGETS.filter((t) => wanted.includes(t)),
+    targets: known.filter((t) => wanted.includes(t)),
     report: env.BENCH_CONNS_REPORT,
     fullRun: false,
   };
-  settings.fullRun = Object.entries(DEFAULTS).every(([k, v]) => settings[k] === v) && settings.targets.length === CONNS_TARGETS.length;
+  settings.fullRun = Object.entries(DEFAULTS).every(([k, v]) => settings[k] === v) && settings.targets.join() === CONNS_TARGETS.join();
   if (settings.holdS >= settings.idleS) problems.push('BENCH_CONNS_HOLD_S must be below BENCH_CONNS_IDLE_S, or the targets close the idle connections by design');
   if (problems.length > 0) {
     console.error(`bench connections: bad settings:\n  ${problems.join('\n  ')}`);

@@ -22,10 +22,23 @@ export function spread(values) {
 const METRICS = ['rps', 'p50Ms', 'p99Ms', 'cpuUsPerRequest', 'slowShare', 'slowRps'];
 const RATIOS = ['rps', 'p50Ms', 'p99Ms', 'cpuUsPerRequest'];
 
+/** Per metric: the spread of `mine`'s ratios to `reference`'s run in the same round and scenario. */
+function ratiosTo(runs, mine, reference, metrics) {
+  const out = {};
+  for (const m of metrics) {
+    out[m] = spread(mine.map((r) => {
+      const ref = runs.find((n) => n.scenario === r.scenario && n.round === r.round && n.target === reference);
+      return ref && typeof r[m] === 'number' && ref[m] > 0 ? r[m] / ref[m] : null;
+    }));
+  }
+  return out;
+}
+
 /**
  * Per scenario and target: medians (min–max) over rounds, total errors, and each metric's ratio
- * to nginx *in the same round and scenario*, then the median of those ratios. Ratios within a
- * round cancel most of the drift of a shared machine, which absolute numbers do not.
+ * to nginx *in the same round and scenario*, then the median of those ratios (CPU per request
+ * also to the plain undici proxy's). Ratios within a round cancel most of the drift of a shared
+ * machine, which absolute numbers do not.
  */
 export function summarise(runs, scenarios, targets) {
   const summary = {};
@@ -35,13 +48,8 @@ export function summarise(runs, scenarios, targets) {
       const mine = runs.filter((r) => r.scenario === scenario && r.target === target);
       const entry = { runs: mine.length, errors: mine.reduce((n, r) => n + r.errorCount + r.warmupErrorCount, 0) };
       for (const m of METRICS) entry[m] = spread(mine.map((r) => r[m]));
-      entry.vsNginx = {};
-      for (const m of RATIOS) {
-        entry.vsNginx[m] = spread(mine.map((r) => {
-          const nginx = runs.find((n) => n.scenario === scenario && n.round === r.round && n.target === 'nginx');
-          return nginx && typeof r[m] === 'number' && nginx[m] > 0 ? r[m] / nginx[m] : null;
-        }));
-      }
+      entry.vsNginx = ratiosTo(runs, mine, 'nginx', RATIOS);
+      entry.vsPlain = ratiosTo(runs, mine, 'plain', ['cpuUsPerRequest']);
       summary[scenario][target] = entry;
     }
   }
@@ -61,19 +69,22 @@ function pct(s) {
 }
 
 /**
- * One row per balancer target, one ratio to nginx per scenario: the figures issue 7 asks about,
- * before the full tables. Empty when nginx or every balancer target was left out.
+ * One row per balancer target (and the plain undici proxy), per scenario: req/s and p99 against
+ * nginx, CPU per request against the plain proxy (the goals of issue 24), before the full tables.
+ * Empty when nginx or every balancer target was left out.
  */
 function balancerOverview(settings, summary) {
-  const mine = settings.targets.filter((t) => BALANCER_TARGETS.includes(t));
+  const mine = settings.targets.filter((t) => t === 'plain' || BALANCER_TARGETS.includes(t));
   if (!settings.targets.includes('nginx') || mine.length === 0) return [];
+  const plain = settings.targets.includes('plain');
   const head = ['target'];
   for (const scenario of settings.scenarios) {
-    head.push(`${scenario} req/s ÷ nginx`, `${scenario} CPU ÷ nginx`);
+    head.push(`${scenario} req/s ÷ nginx`, `${scenario} p99 ÷ nginx`, plain ? `${scenario} CPU ÷ plain` : `${scenario} CPU ÷ nginx`);
     if (scenario === 'slow') head.push('slow share (nginx)');
   }
-  const out = ['## Our balancer against nginx', '',
-    'Medians of the per-round ratios from the tables below (req/s above 1 and CPU per request below 1 beat nginx);',
+  const out = ['## Our balancer against nginx and the plain undici proxy', '',
+    'Medians of the per-round ratios from the tables below (req/s above 1, p99 and CPU per request below 1 beat the reference);',
+    `CPU per request is compared with ${plain ? "the plain undici proxy's" : "nginx's (the plain proxy was left out)"};`,
     "the slow share is backend 4's share of the slow scenario's requests, nginx's in brackets.", '',
     `| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`];
   const median = (s, digits) => (s === null ? '—' : s.median.toFixed(digits));
@@ -82,7 +93,7 @@ function balancerOverview(settings, summary) {
     const row = [`**${target}**`];
     for (const scenario of settings.scenarios) {
       const s = summary[scenario][target];
-      row.push(median(s.vsNginx.rps, 2), median(s.vsNginx.cpuUsPerRequest, 2));
+      row.push(median(s.vsNginx.rps, 2), median(s.vsNginx.p99Ms, 2), median(plain ? s.vsPlain.cpuUsPerRequest : s.vsNginx.cpuUsPerRequest, 2));
       if (scenario === 'slow') row.push(`${share(s.slowShare)} (${share(summary[scenario].nginx.slowShare)})`);
     }
     out.push(`| ${row.join(' | ')} |`);
@@ -94,7 +105,7 @@ function balancerOverview(settings, summary) {
 /** The Markdown of bench/RESULTS.md. `meta` carries machine, versions, settings and the command. */
 export function renderMarkdown({ meta, settings, summary, runs, failures }) {
   const out = [];
-  out.push('# Benchmark: balancer vs nginx least_conn vs HAProxy leastconn', '');
+  out.push('# Benchmark: balancer vs nginx least_conn vs HAProxy leastconn vs a plain undici proxy', '');
   out.push('Written by `bench/run.mjs` (`make bench` / `npm run bench`); rerun it rather than editing this file.', '');
   if (failures.length > 0) {
     out.push('**THIS RUN FAILED** (the harness exited 1):', '', ...failures.map((f) => `- ${f}`), '');
@@ -135,13 +146,13 @@ export function renderMarkdown({ meta, settings, summary, runs, failures }) {
         'higher share for a similar slow req/s. Direct goes to backend 1 (a fast one).', '');
     }
     const head = ['target', 'req/s', 'p50 ms', 'p99 ms', 'proxy CPU µs/req', 'errors', ...(slow ? ['slow share', 'slow req/s'] : []),
-      'req/s ÷ nginx', 'p50 ÷ nginx', 'p99 ÷ nginx', 'CPU ÷ nginx'];
+      'req/s ÷ nginx', 'p50 ÷ nginx', 'p99 ÷ nginx', 'CPU ÷ nginx', 'CPU ÷ plain'];
     out.push(`| ${head.join(' | ')} |`, `|${head.map((_, i) => (i === 0 ? '---' : '---:')).join('|')}|`);
     for (const target of settings.targets) {
       const s = summary[scenario][target];
       const row = [`**${target}**`, fmt(s.rps, 0), fmt(s.p50Ms, 2), fmt(s.p99Ms, 2), fmt(s.cpuUsPerRequest, 1), String(s.errors),
         ...(slow ? [pct(s.slowShare), fmt(s.slowRps, 0)] : []),
-        fmt(s.vsNginx.rps, 2), fmt(s.vsNginx.p50Ms, 2), fmt(s.vsNginx.p99Ms, 2), fmt(s.vsNginx.cpuUsPerRequest, 2)];
+        fmt(s.vsNginx.rps, 2), fmt(s.vsNginx.p50Ms, 2), fmt(s.vsNginx.p99Ms, 2), fmt(s.vsNginx.cpuUsPerRequest, 2), fmt(s.vsPlain.cpuUsPerRequest, 2)];
       out.push(`| ${row.join(' | ')} |`);
     }
     out.push('');

@@ -1,4 +1,4 @@
-// Benchmark: wrk against direct-to-backend, nginx least_conn, HAProxy leastconn and our balancer
+// Benchmark: wrk against direct-to-backend, nginx least_conn, HAProxy leastconn, a plain undici proxy and our balancer
 // (default settings, and with 1 and N worker threads; all on the node that runs the bench), in interleaved rounds on one
 // machine. Writes bench/RESULTS.md and bench/results/<date>.json.
 //
@@ -12,7 +12,10 @@
 //   BENCH_CONNECTIONS wrk -c                                       (64)
 //   BENCH_THREADS     wrk -t                                       (1)
 //   BENCH_SLOW_MS     extra latency of the slow backend            (50)
-//   BENCH_TARGETS     comma list of direct,nginx,haproxy,balancer,balancer-w1,balancer-wN (all)
+//   BENCH_TARGETS     comma list of direct,nginx,haproxy,plain,balancer,balancer-w1,balancer-wN (all);
+//                     also before,before-w1: the build at BENCH_BEFORE_MAIN (default settings,
+//                     --workers 1), to compare a change with the commit it starts from in one run
+//   BENCH_BEFORE_MAIN another build's services/balancer/dist/main.js (for the before targets)
 //   BENCH_SCENARIOS   comma list of tiny,16k,slow                  (all)
 //   BENCH_REPORT      where to write the Markdown: bench/RESULTS.md for a run with the default
 //                     settings above, else bench/results/bench-<date>.md (gitignored), so a quick
@@ -27,14 +30,14 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { SLOW_BACKEND, backendStats, freePort, http, intSetting, resetBackends, startBackends, waitUntil } from './common.mjs';
 import { nodeForWorkerTargets } from './node-runtime.mjs';
-import { CLOCK_TICKS, assertAlive, createSupervisor, processTreeCpuTicks, tail } from './processes.mjs';
+import { CLOCK_TICKS, assertAlive, createSupervisor, processTreeCpuTicks } from './processes.mjs';
 import { SCENARIOS, renderMarkdown, summarise } from './report.mjs';
-import { BALANCER_TARGETS, WORKER_TARGETS, TARGET_NAMES, TARGET_NOTES, createTargetStarter } from './targets.mjs';
+import { BALANCER_TARGETS, BEFORE_MAIN, BEFORE_TARGETS, WORKER_TARGETS, TARGET_NAMES, TARGET_NOTES, createTargetStarter } from './targets.mjs';
+import { WRK_SCRIPT, runWrk, wrkArgs } from './wrk.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const BENCH = join(ROOT, 'bench');
 const BALANCER_MAIN = join(ROOT, 'services/balancer/dist/main.js');
-const WRK_SCRIPT = join(BENCH, 'wrk-report.lua');
 const INSTALL_HINT = 'apt-get install -y nginx haproxy wrk';
 /** The numeric settings of a full run (the brief of issue 7: wrk -t1 -c64 -d10s, 3 rounds). */
 const DEFAULTS = Object.freeze({ duration: 10, warmup: 3, rounds: 3, connections: 64, threads: 1, slowMs: 50 });
@@ -46,9 +49,9 @@ const DEFAULTS = Object.freeze({ duration: 10, warmup: 3, rounds: 3, connections
 function readSettings(env) {
   const problems = [];
   const int = intSetting(env, problems);
-  const list = (name, allowed) => {
+  const list = (name, allowed, fallback = allowed) => {
     const raw = env[name];
-    if (raw === undefined || raw === '') return allowed;
+    if (raw === undefined || raw === '') return fallback;
     const items = raw.split(',').map((s) => s.trim()).filter(Boolean);
     for (const item of items) if (!allowed.includes(item)) problems.push(`${name}: unknown "${item}" (known: ${allowed.join(', ')})`);
     if (items.length === 0) problems.push(`${name} is empty`);
@@ -62,15 +65,17 @@ function readSettings(env) {
     connections: int('BENCH_CONNECTIONS', DEFAULTS.connections, 1),
     threads: int('BENCH_THREADS', DEFAULTS.threads, 1),
     slowMs: int('BENCH_SLOW_MS', DEFAULTS.slowMs, 1),
-    targets: list('BENCH_TARGETS', TARGET_NAMES),
+    // The `before` targets only when asked for by name (and given a build: BENCH_BEFORE_MAIN).
+    targets: list('BENCH_TARGETS', [...TARGET_NAMES, ...BEFORE_TARGETS], TARGET_NAMES),
     scenarios: list('BENCH_SCENARIOS', Object.keys(SCENARIOS)),
     report: env.BENCH_REPORT,
     fullRun: false,
   };
   if (settings.threads > settings.connections) problems.push('BENCH_THREADS must not exceed BENCH_CONNECTIONS (wrk refuses)');
+  if (settings.targets.some((t) => BEFORE_TARGETS.includes(t)) && BEFORE_MAIN === null) problems.push(`${BEFORE_TARGETS.join(', ')} need BENCH_BEFORE_MAIN (another build's dist/main.js)`);
   // Only a run with every default may replace the committed bench/RESULTS.md.
   settings.fullRun = Object.entries(DEFAULTS).every(([k, v]) => settings[k] === v)
-    && settings.targets.length === TARGET_NAMES.length && settings.scenarios.length === Object.keys(SCENARIOS).length;
+    && settings.targets.join() === TARGET_NAMES.join() && settings.scenarios.length === Object.keys(SCENARIOS).length;
   if (problems.length > 0) {
     console.error(`bench: bad settings:\n  ${problems.join('\n  ')}`);
     process.exit(2);
@@ -135,30 +140,6 @@ function commandLine() {
   const vars = Object.keys(process.env).filter((k) => k.startsWith('BENCH_')).sort().map((k) => `${k}=${process.env[k]}`);
   const how = process.env.npm_lifecycle_event === 'bench' ? 'npm run bench' : 'node bench/run.mjs';
   return [...vars, how].join(' ');
-}
-
-// ---------------------------------------------------------------------------------------------
-// wrk
-
-function wrkArgs(settings, seconds, url) {
-  return [`-t${settings.threads}`, `-c${settings.connections}`, `-d${seconds}s`, '-s', WRK_SCRIPT, url];
-}
-
-/** Runs wrk and returns the numbers its Lua done() hook printed. */
-async function runWrk(supervisor, settings, seconds, url) {
-  const proc = supervisor.spawnProcess('wrk', 'wrk', wrkArgs(settings, seconds, url), { pipeStdout: true });
-  let stdout = '';
-  proc.child.stdout.setEncoding('utf8');
-  proc.child.stdout.on('data', (chunk) => { stdout += chunk; });
-  await proc.exited;
-  const json = /^WRK_JSON (.+)$/m.exec(stdout)?.[1];
-  if (proc.exit.code !== 0 || json === undefined) {
-    throw new Error(`wrk ${url} failed (${proc.exit.error?.message ?? `exit ${proc.exit.code}`}):\n${stdout}${tail(proc.logPath, 10)}`);
-  }
-  const result = JSON.parse(json);
-  const e = result.errors;
-  result.errorCount = e.connect + e.read + e.write + e.status + e.timeout;
-  return result;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,15 +11,26 @@
 import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const plainProxy = fileURLToPath(new URL('plain-proxy.mjs', import.meta.url));
 
 /** Every target, in the order each round runs them. */
-export const TARGET_NAMES = ['direct', 'nginx', 'haproxy', 'balancer', 'balancer-w1', 'balancer-wN'];
+export const TARGET_NAMES = ['direct', 'nginx', 'haproxy', 'plain', 'balancer', 'balancer-w1', 'balancer-wN'];
 
 /** The N of balancer-wN: the CPUs this process may use (what the balancer's own default picks). */
 export const WORKERS_N = availableParallelism();
 
 /** Worker threads per balancer target; null = no --workers flag (the balancer's default). */
-export const BALANCER_WORKERS = { balancer: null, 'balancer-w1': 1, 'balancer-wN': WORKERS_N };
+export const BALANCER_WORKERS = { balancer: null, 'balancer-w1': 1, 'balancer-wN': WORKERS_N, before: null, 'before-w1': 1 };
+
+/**
+ * Another build of the balancer (BENCH_BEFORE_MAIN: its dist/main.js, e.g. of the commit a change
+ * starts from), run as `before` and `before-w1` beside the current one: before/after in one run.
+ * Only when named in BENCH_TARGETS; never part of a default run.
+ */
+export const BEFORE_MAIN = process.env.BENCH_BEFORE_MAIN || null;
+export const BEFORE_TARGETS = ['before', 'before-w1'];
 
 /** Targets that pass `--workers` (needs Node >= 22.12 for `reusePort`; the project's Node is 24). */
 export const WORKER_TARGETS = ['balancer-w1', 'balancer-wN'];
@@ -32,9 +43,12 @@ export const TARGET_NOTES = {
   direct: 'wrk straight to backend 1: the limit, no proxy (no proxy CPU)',
   nginx: 'Debian nginx, 1 worker, `least_conn`, upstream `keepalive 64` + `zone`, `proxy_http_version 1.1`, `Connection ""`, `keepalive_requests 1000000` both sides, access log off',
   haproxy: 'Debian HAProxy, `nbthread 1`, `balance leastconn`, `http-reuse always`, no logging',
+  plain: "bench/plain-proxy.mjs on the bench's node: node:http + one undici `Pool` per backend, `pool.stream`, least in-flight, hop-by-hop headers stripped, nothing else (the floor a Node balancer stands on; issue 24)",
   balancer: "services/balancer/dist/main.js on the bench's node with default settings (only host, ports and upstreams given; LB_* env cleared; on Node >= 22.12 the default is one worker thread per CPU, on older Node one thread)",
-  'balancer-w1': 'the same with `--workers 1`: one data-path thread',
-  'balancer-wN': `the same with \`--workers ${WORKERS_N}\` (N = ${WORKERS_N}, the CPUs available): ${WORKERS_N} data-path threads sharing the port through \`reusePort\``,
+  'balancer-w1': 'the balancer with `--workers 1`: one data-path thread',
+  before: `the build at BENCH_BEFORE_MAIN (${process.env.BENCH_BEFORE_MAIN ?? 'unset'}) with default settings`,
+  'before-w1': 'the build at BENCH_BEFORE_MAIN with `--workers 1`',
+  'balancer-wN': `the balancer with \`--workers ${WORKERS_N}\` (N = ${WORKERS_N}, the CPUs available): ${WORKERS_N} data-path threads sharing the port through \`reusePort\``,
 };
 
 /**
@@ -51,9 +65,10 @@ export const DEFAULT_LIMITS = Object.freeze({ clientConnections: null, nofile: n
  * Returns `start(name)` which starts target `name` and resolves with
  * `{ port, proc, readyUrl }`; `proc` is null for `direct` (nothing to start or measure).
  * deps: { supervisor, workDir, backends: [{ port }], balancerMain, freePort,
- *         limits: DEFAULT_LIMITS }; every balancer target runs on the bench's own node (process.execPath)
+ *         limits: DEFAULT_LIMITS, nodeArgs: [] }; every Node target (plain, balancer*) runs on the
+ * bench's own node (process.execPath), with `nodeArgs` before its script (bench/profile.mjs: --cpu-prof)
  */
-export function createTargetStarter({ supervisor, workDir, backends, balancerMain, freePort, limits = DEFAULT_LIMITS }) {
+export function createTargetStarter({ supervisor, workDir, backends, balancerMain, freePort, limits = DEFAULT_LIMITS, nodeArgs = [] }) {
   let serial = 0;
   const upstreams = backends.map((b) => `127.0.0.1:${b.port}`);
 
@@ -70,7 +85,8 @@ export function createTargetStarter({ supervisor, workDir, backends, balancerMai
     const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('LB_')));
     const workers = BALANCER_WORKERS[name];
     const runtime = process.execPath;
-    const args = [balancerMain, '--host', '127.0.0.1', '--port', String(port), '--admin-port', String(adminPort),
+    const main = BEFORE_TARGETS.includes(name) ? BEFORE_MAIN : balancerMain;
+    const args = [...nodeArgs, main, '--host', '127.0.0.1', '--port', String(port), '--admin-port', String(adminPort),
       ...(workers === null ? [] : ['--workers', String(workers)]),
       ...(limits.clientIdleTimeoutS === null ? [] : ['--client-keep-alive-timeout-ms', String(limits.clientIdleTimeoutS * 1000)]),
       ...upstreams];
@@ -103,9 +119,16 @@ export function createTargetStarter({ supervisor, workDir, backends, balancerMai
       const proc = spawn(`haproxy-${serial}`, 'haproxy', ['-db', '-f', conf]);
       return { port, proc, readyUrl: null };
     },
+    async plain() {
+      const port = await freePort();
+      const proc = spawn(`plain-${serial}`, process.execPath, [...nodeArgs, plainProxy, '--host', '127.0.0.1', '--port', String(port), ...upstreams]);
+      return { port, proc, readyUrl: null };
+    },
     balancer: () => balancer('balancer'),
     'balancer-w1': () => balancer('balancer-w1'),
     'balancer-wN': () => balancer('balancer-wN'),
+    before: () => balancer('before'),
+    'before-w1': () => balancer('before-w1'),
   };
 
   function runDir(name) {
