@@ -1,6 +1,7 @@
-import { Counter, Gauge, Histogram, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Registry as PromRegistry, collectDefaultMetrics } from 'prom-client';
 import type { FailureReason, RejectReason } from './errors.js';
 import type { PolicyName } from './picker/policy.js';
+import { createRequestMetrics } from './request-metrics.js';
 import { imbalanceOf } from './snapshot.js';
 import type { UpstreamTable } from './upstreams/registry.js';
 import type { Upstream } from './upstreams/upstream.js';
@@ -60,13 +61,17 @@ export function createMetrics(upstreams: UpstreamTable, options: MetricsOptions 
   const counter = <L extends string>(name: string, help: string, labelNames: readonly L[] = []): Counter<L> =>
     new Counter({ name, help, labelNames, registers: [registry] });
 
-  const requests = counter('lb_requests_total', 'Client requests finished, by the upstream that answered (none: no upstream) and status code.', ['upstream', 'code']);
-  const duration = new Histogram({
-    name: 'lb_request_duration_seconds',
-    help: 'Time from receiving a request to the end of its response, by upstream.',
-    labelNames: ['upstream'] as const,
+  // Updated by every request: plain numbers until scraped (see request-metrics.ts).
+  const requests = createRequestMetrics(registry, {
+    requestsName: 'lb_requests_total',
+    requestsHelp: 'Client requests finished, by the upstream that answered (none: no upstream) and status code.',
+    durationName: 'lb_request_duration_seconds',
+    durationHelp: 'Time from receiving a request to the end of its response, by upstream.',
     buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
-    registers: [registry],
+    // Which thread took the requests: shows how the kernel spreads connections over the workers.
+    threadName: 'lb_thread_requests_total',
+    threadHelp: 'Client requests finished by each data-path thread (0 = the main thread, 1..N = workers).',
+    thread: String(upstreams.counters.writer),
   });
   const failures = counter('lb_upstream_failures_total', 'Failed attempts on an upstream, by reason (connect, timeout, reset, aborted, ejected, status: a retried 5xx).', ['upstream', 'reason']);
   const retries = counter('lb_retries_total', 'Attempts retried on another upstream.');
@@ -96,36 +101,10 @@ export function createMetrics(upstreams: UpstreamTable, options: MetricsOptions 
       },
     });
   }
-  // Which thread took the requests: shows how the kernel spreads connections over the workers.
-  const byThread = counter('lb_thread_requests_total', 'Client requests finished by each data-path thread (0 = the main thread, 1..N = workers).', ['thread']).labels(String(upstreams.counters.writer));
-
-  // Label children are bound once per upstream/code, so the data path does no label hashing.
-  interface Bound {
-    codes: Map<number, Counter.Internal>;
-    duration: Histogram.Internal<'upstream'>;
-  }
-  const bound = new Map<string, Bound>();
-  const bind = (upstream: string): Bound => {
-    let b = bound.get(upstream);
-    if (b === undefined) {
-      b = { codes: new Map(), duration: duration.labels(upstream) };
-      bound.set(upstream, b);
-    }
-    return b;
-  };
-
   return {
     registry,
     recordRequest(upstream, status, seconds) {
-      byThread.inc();
-      const b = bind(upstream);
-      let counter = b.codes.get(status);
-      if (counter === undefined) {
-        counter = requests.labels(upstream, String(status));
-        b.codes.set(status, counter);
-      }
-      counter.inc();
-      b.duration.observe(seconds);
+      requests.record(upstream, status, seconds);
     },
     recordFailure(upstream, reason) {
       failures.inc({ upstream, reason });

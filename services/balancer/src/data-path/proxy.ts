@@ -2,6 +2,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { Cancellation } from './cancellation.js';
+import type { CancelReason } from './cancellation.js';
 import { LbError, failureReasonOf, statusOf, toLbError } from '../errors.js';
 import type { FailureReason } from '../errors.js';
 import { hasRequestBody } from '../forward-headers.js';
@@ -18,7 +19,7 @@ import type { Routing } from './routing.js';
 import type { UpstreamTable } from '../upstreams/registry.js';
 import type { Upstream } from '../upstreams/upstream.js';
 import { RetryableStatus, UpstreamAttempt } from './upstream-attempt.js';
-import type { ResponseExtras } from './upstream-attempt.js';
+import type { AttemptOwner } from './upstream-attempt.js';
 import type { WaitQueue } from './wait-queue.js';
 
 /** Status logged for a request whose client went away before its response ended (nginx's 499). */
@@ -69,188 +70,292 @@ export function explainDecision(pick: Pick<Upstream>, candidates: readonly Upstr
   return `chosen=${pick.chosen.id}; reason=${pick.reason}; candidates=${list}`;
 }
 
-/** One client request across its attempts. */
-interface Exchange {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
+/** What every exchange of one proxy reads: built once, so a request carries one reference, not a set of closures. */
+interface ProxyContext extends ProxyDeps {
+  readonly retryStatuses: ReadonlySet<number>;
+  /** Attempts that may still be moved if their upstream stops answering: those without response headers yet. */
+  readonly rescuable: Map<Upstream, Set<UpstreamAttempt>>;
+}
+
+/** How a failed attempt ended, its accounting (counts, metrics, passive health) already done. */
+type Failure =
+  /** A --retry-on-status answer dropped before it reached the client: the retry is decided already. */
+  | { readonly kind: 'status'; readonly error: LbError; readonly status: number }
+  | { readonly kind: 'failed'; readonly error: LbError; readonly reason: FailureReason };
+
+/**
+ * One client request across its attempts: pick → acquire → dispatch on the upstream's undici pool
+ * → release, then another upstream when the retry rules allow. Written as callbacks on one object
+ * rather than async functions: a request that is answered at the first attempt allocates this
+ * object, its attempt and the upstream headers, and goes through no promise.
+ */
+class Exchange implements AttemptOwner {
   readonly requestId: string;
   readonly method: string;
   readonly headers: string[];
   readonly hasBody: boolean;
   /** Safe to send again elsewhere (see isReplaySafe). */
   readonly replaySafe: boolean;
-  /** Records who pulled the plug (and wakes a queued wait). */
-  readonly cancel: Cancellation;
+  private readonly started = performance.now();
+  /** Who pulled the plug, if anyone: the client left, or the deadline passed. */
+  private cancelled: CancelReason | undefined;
+  /** Made only when the request waits in the queue (which listens for 'abort'). */
+  private cancellation: Cancellation | undefined;
+  private deadline: NodeJS.Timeout | undefined;
   /** The attempt to abort when the client leaves or the deadline passes, if one is running. */
-  current: UpstreamAttempt | undefined;
+  private current: UpstreamAttempt | undefined;
   /** Upstreams already tried, once there was a failed attempt. */
-  tried: Set<Upstream> | undefined;
+  private tried: Set<Upstream> | undefined;
   /** Attempts that counted (a failover after a refused connect does not). */
-  attempt: number;
-}
-
-/** How one attempt ended, its accounting (counts, metrics, passive health) already done. */
-type AttemptResult =
-  | { readonly kind: 'answered' }
-  | { readonly kind: 'client-gone' }
-  /** A --retry-on-status answer dropped before it reached the client: the retry is decided already. */
-  | { readonly kind: 'status'; readonly error: LbError; readonly status: number }
-  | { readonly kind: 'failed'; readonly error: LbError; readonly reason: FailureReason };
-
-/**
- * The data path: pick → acquire → dispatch on the upstream's undici pool → release.
- * Bodies stream both ways with backpressure (see UpstreamAttempt and lazyBody).
- */
-export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
-  const { config, registry, outliers, retryBudget, queue, metrics, logger, routing } = deps;
-  const retryStatuses = new Set(config.retryOnStatus);
-  /** Attempts that may still be moved if their upstream stops answering: those without response headers yet. */
-  const rescuable = new Map<Upstream, Set<() => void>>();
-
-  const sendError = (res: ServerResponse, err: LbError, requestId: string, upstream: string | undefined): void => {
-    sendErrorResponse(res, err, requestId, config.exposeUpstream ? upstream : undefined);
+  private attempt = 0;
+  private panicCounted = false;
+  private lastUpstream: string | undefined;
+  private lastError: LbError | undefined;
+  private finished = false;
+  private readonly ctx: ProxyContext;
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  /** A client that left before its response ended. */
+  private readonly onClose = (): void => {
+    if (!this.res.writableFinished) this.cancelWith('client-gone', CLIENT_GONE_ERROR);
   };
 
-  const clientGone = (x: Exchange): boolean => x.cancel.reason === 'client-gone';
-  const timedOut = (x: Exchange): boolean => x.cancel.reason === 'deadline';
+  constructor(ctx: ProxyContext, req: IncomingMessage, res: ServerResponse) {
+    this.ctx = ctx;
+    this.req = req;
+    this.res = res;
+    this.requestId = ctx.routing.requestIdOf(req);
+    this.method = req.method ?? 'GET';
+    this.hasBody = hasRequestBody(req.headers);
+    this.headers = ctx.routing.headersFor(req, this.requestId);
+    this.replaySafe = isReplaySafe(this.method, this.hasBody);
+  }
 
-  /** The retry decision for this attempt's ending (see retry-policy.ts). */
-  const decide = (x: Exchange, reason: FailureReason | 'status'): RetryDecision =>
-    decideRetry({
-      method: x.method,
-      hasBody: x.hasBody,
-      bodyRead: x.req.readableDidRead,
-      reason,
-      headersSent: x.res.headersSent,
-      deadlinePassed: timedOut(x),
-      attempt: x.attempt,
-      retries: config.retries,
-      budgetLeft: retryBudget.available(),
-    });
+  start(): void {
+    const { config } = this.ctx;
+    this.res.once('close', this.onClose);
+    if (config.requestTimeoutMs > 0) {
+      this.deadline = setTimeout(() => {
+        this.cancelWith('deadline', DEADLINE_ERROR);
+      }, config.requestTimeoutMs);
+    }
+    this.ctx.retryBudget.recordRequest();
+    this.next();
+  }
+
+  /** Records the first reason to stop, wakes a queued wait and aborts the running attempt. */
+  cancelWith(reason: CancelReason, err: Error): void {
+    if (this.cancelled !== undefined) return;
+    this.cancelled = reason;
+    this.cancellation?.cancel(reason);
+    this.current?.abort(err);
+  }
+
+  /** Picks and starts the next attempt; or waits in the queue; or answers with the last error. */
+  private next(): void {
+    const { config, registry, routing, metrics, queue } = this.ctx;
+    while (this.attempt <= config.retries) {
+      const candidates = routing.candidates(this.tried);
+      const pick = routing.choose(candidates);
+      if (pick === undefined) {
+        // Every available upstream is at its cap: wait in line. None available at all: fail now.
+        if (registry.available().length === 0 || this.tried !== undefined || config.queueLength === 0) break;
+        if (this.cancellation === undefined) {
+          this.cancellation = new Cancellation();
+          if (this.cancelled !== undefined) this.cancellation.cancel(this.cancelled);
+        }
+        queue.wait(this.cancellation).then(
+          () => {
+            this.guarded(() => {
+              this.next();
+            });
+          },
+          (err: unknown) => {
+            this.guarded(() => {
+              this.queueFailed(err);
+            });
+          },
+        );
+        return;
+      }
+      const upstream = pick.chosen;
+      if (!this.panicCounted && registry.panicking()) {
+        this.panicCounted = true;
+        metrics.recordPanicRequest();
+      }
+      // The counts as the picker saw them, before this request adds to one.
+      const explanation = config.explain ? explainDecision(pick, candidates) : undefined;
+      // Another thread may have taken its last place since the pick: pick again (it is full now).
+      if (!routing.acquire(pick)) continue;
+      this.attempt++;
+      this.lastUpstream = upstream.id;
+      this.dispatch(upstream, explanation);
+      return;
+    }
+    this.answerWithError();
+  }
+
+  private queueFailed(err: unknown): void {
+    if (this.cancelled === 'client-gone') {
+      this.finish();
+      return;
+    }
+    this.lastError = err instanceof LbError ? err : new LbError('LB_INTERNAL', 'internal error in the balancer', { cause: err });
+    this.answerWithError();
+  }
+
+  /** One attempt on `upstream`, acquired by the caller; it ends in attemptAnswered or attemptFailed. */
+  private dispatch(upstream: Upstream, decision: string | undefined): void {
+    const { config, rescuable, retryStatuses } = this.ctx;
+    const running = new UpstreamAttempt(this, upstream, config.exposeUpstream ? upstream.id : undefined, decision, this.replaySafe && retryStatuses.size > 0);
+    this.current = running;
+    if (this.replaySafe && config.retries > 0) {
+      let set = rescuable.get(upstream);
+      if (set === undefined) rescuable.set(upstream, (set = new Set()));
+      set.add(running);
+    }
+    if (config.tryTimeoutMs > 0) {
+      running.tryTimer = setTimeout(() => {
+        this.cut(running, 'timeout', TRY_TIMEOUT_ERROR);
+      }, config.tryTimeoutMs);
+    }
+    const body = this.hasBody ? lazyBody(this.req) : null;
+    running.sentAt = performance.now();
+    upstream.pool.dispatch({ path: this.req.url ?? '/', method: this.method, headers: this.headers, body }, running);
+  }
+
+  /** Cuts an attempt short on our side (moved off an unresponsive upstream, or out of time): once, never after headers. */
+  cut(attempt: UpstreamAttempt, why: 'ejected' | 'timeout', err: Error): void {
+    if (attempt.answered || attempt.cutShort !== undefined) return;
+    attempt.cutShort = why;
+    attempt.abort(err);
+  }
 
   /**
-   * Whether an answer with `status` from `upstream` goes to another upstream instead of the
-   * client: a --retry-on-status code, an attempt left, another upstream that can take it now,
-   * and the retry budget. Otherwise the client gets this answer as it is.
+   * The upstream is done with the attempt (its whole response is in hand, or it failed): the one
+   * release of its acquire, before the client can see the response end and send its next request
+   * (which may reach another thread).
    */
-  const retryOnStatus = (x: Exchange, status: number, upstream: Upstream): boolean => {
+  upstreamDone(attempt: UpstreamAttempt): void {
+    if (attempt.released) return;
+    attempt.released = true;
+    this.ctx.routing.release(attempt.upstream, attempt.sentAt);
+  }
+
+  /** How the attempt ended: undefined when the whole response went to the client. */
+  settled(attempt: UpstreamAttempt, err: Error | undefined): void {
+    this.endAttempt(attempt);
+    if (err === undefined) {
+      this.guarded(() => {
+        this.attemptAnswered(attempt.upstream);
+      });
+      return;
+    }
+    // Off undici's call stack (it may be inside its own error handling), as an awaited promise was.
+    queueMicrotask(() => {
+      this.guarded(() => {
+        this.attemptFailed(attempt, err);
+      });
+    });
+  }
+
+  /** Whether an answer with `status` goes to another upstream instead of the client (asked before anything is written). */
+  retryStatus(attempt: UpstreamAttempt, status: number): boolean {
+    const { retryStatuses, routing, retryBudget, metrics } = this.ctx;
     if (!retryStatuses.has(status)) return false;
-    const decision = decide(x, 'status');
+    const decision = this.decide('status');
     if (decision.action === 'give-up' && !decision.budgetRefused) return false;
-    if (!routing.candidates(x.tried).some((u) => u !== upstream)) return false;
+    if (!routing.candidates(this.tried).some((u) => u !== attempt.upstream)) return false;
     if (decision.action === 'give-up' || !retryBudget.tryAcquire()) {
       metrics.recordRetryRefused();
       return false;
     }
     return true;
-  };
+  }
 
-  /**
-   * One attempt on `upstream`, acquired by the caller: dispatches, waits for the upstream to be
-   * done, and accounts for how it went. Exactly one release, whatever the ending.
-   */
-  const attemptOn = async (x: Exchange, upstream: Upstream, decision: string | undefined): Promise<AttemptResult> => {
-    // Exactly one release per acquire: as soon as the upstream is done (the attempt calls it
-    // before it forwards the last bytes, so a client's next request, which may reach another
-    // thread, never sees this one still counted), or in `finally` for any other ending.
-    let released = false;
-    const sent = performance.now();
-    const release = (): void => {
-      if (released) return;
-      released = true;
-      routing.release(upstream, sent);
-    };
-    // Why this attempt was cut short by us, if it was: moved off an unresponsive upstream, or out of time.
-    let cutShort: 'ejected' | 'timeout' | undefined;
-    let rescue: (() => void) | undefined;
-    let tryTimer: NodeJS.Timeout | undefined;
-    try {
-      const extras: ResponseExtras = {
-        upstream: config.exposeUpstream ? upstream.id : undefined,
-        requestId: x.requestId,
-        decision,
-        retryOnStatus: x.replaySafe && retryStatuses.size > 0 ? (status) => retryOnStatus(x, status, upstream) : undefined,
-      };
-      const body = x.hasBody ? lazyBody(x.req) : null;
-      let settle: (err?: Error) => void = () => undefined;
-      const attemptDone = new Promise<void>((resolve, reject) => {
-        settle = (err) => {
-          if (err === undefined) resolve();
-          else reject(err);
-        };
-      });
-      const running = new UpstreamAttempt(x.res, extras, release, settle);
-      x.current = running;
-      const cut = (why: 'ejected' | 'timeout', err: Error): void => {
-        if (running.answered || cutShort !== undefined) return;
-        cutShort = why;
-        running.abort(err);
-      };
-      if (x.replaySafe && config.retries > 0) {
-        rescue = () => {
-          cut('ejected', EJECTED_ERROR);
-        };
-        let set = rescuable.get(upstream);
-        if (set === undefined) rescuable.set(upstream, (set = new Set()));
-        set.add(rescue);
-      }
-      if (config.tryTimeoutMs > 0) {
-        tryTimer = setTimeout(() => {
-          cut('timeout', TRY_TIMEOUT_ERROR);
-        }, config.tryTimeoutMs);
-      }
-      upstream.pool.dispatch({ path: x.req.url ?? '/', method: x.method, headers: x.headers, body }, running);
-      await attemptDone;
-      if (x.res.statusCode >= 500) {
-        upstream.countError();
-        if (config.passive5xx) outliers.recordFailure(upstream, 'status');
-      } else {
-        outliers.recordSuccess(upstream);
-      }
-      return { kind: 'answered' };
-    } catch (err) {
-      if (clientGone(x)) return { kind: 'client-gone' }; // undici already cancelled the upstream request
+  /** Whatever the ending: the attempt's timer and rescue entry go, and its place is released. */
+  private endAttempt(attempt: UpstreamAttempt): void {
+    if (attempt.tryTimer !== undefined) clearTimeout(attempt.tryTimer);
+    const { rescuable } = this.ctx;
+    const set = rescuable.get(attempt.upstream);
+    if (set?.delete(attempt) === true && set.size === 0) rescuable.delete(attempt.upstream);
+    if (this.current === attempt) this.current = undefined;
+    this.upstreamDone(attempt);
+  }
+
+  private attemptAnswered(upstream: Upstream): void {
+    const { config, outliers } = this.ctx;
+    if (this.res.statusCode >= 500) {
       upstream.countError();
-      if (err instanceof RetryableStatus) {
-        metrics.recordFailure(upstream.id, 'status');
-        if (config.passive5xx) outliers.recordFailure(upstream, 'status');
-        return { kind: 'status', status: err.status, error: new LbError('LB_UPSTREAM_STATUS', `upstream ${upstream.id} answered ${err.status}`, { status: err.status }) };
-      }
-      const reason = timedOut(x) ? 'timeout' : (cutShort ?? failureReasonOf(err));
+      if (config.passive5xx) outliers.recordFailure(upstream, 'status');
+    } else {
+      outliers.recordSuccess(upstream);
+    }
+    this.finish();
+  }
+
+  private attemptFailed(attempt: UpstreamAttempt, err: Error): void {
+    const { config, outliers, metrics } = this.ctx;
+    const { upstream } = attempt;
+    // undici already cancelled the upstream request.
+    if (this.cancelled === 'client-gone') {
+      this.finish();
+      return;
+    }
+    upstream.countError();
+    let failure: Failure;
+    if (err instanceof RetryableStatus) {
+      metrics.recordFailure(upstream.id, 'status');
+      if (config.passive5xx) outliers.recordFailure(upstream, 'status');
+      failure = { kind: 'status', status: err.status, error: new LbError('LB_UPSTREAM_STATUS', `upstream ${upstream.id} answered ${err.status}`, { status: err.status }) };
+    } else {
+      const timedOut = this.cancelled === 'deadline';
+      const reason = timedOut ? 'timeout' : (attempt.cutShort ?? failureReasonOf(err));
       metrics.recordFailure(upstream.id, reason);
       // An ejected upstream is out already; a failure would only count against its return.
       if (reason !== 'ejected') outliers.recordFailure(upstream, reason);
-      const error = timedOut(x)
+      const error = timedOut
         ? new LbError('LB_UPSTREAM_TIMEOUT', `upstream ${upstream.id} did not finish within ${config.requestTimeoutMs} ms`)
         : toLbError(reason, upstream.id, err);
-      return { kind: 'failed', reason, error };
-    } finally {
-      if (tryTimer !== undefined) clearTimeout(tryTimer);
-      if (rescue !== undefined) {
-        const set = rescuable.get(upstream);
-        set?.delete(rescue);
-        if (set?.size === 0) rescuable.delete(upstream);
-      }
-      x.current = undefined;
-      release();
+      failure = { kind: 'failed', reason, error };
     }
-  };
+    this.lastError = failure.error;
+    if (this.retryAfter(upstream, failure)) this.next();
+    else this.answerWithError();
+  }
+
+  /** The retry decision for this attempt's ending (see retry-policy.ts). */
+  private decide(reason: FailureReason | 'status'): RetryDecision {
+    const { config, retryBudget } = this.ctx;
+    return decideRetry({
+      method: this.method,
+      hasBody: this.hasBody,
+      bodyRead: this.req.readableDidRead,
+      reason,
+      headersSent: this.res.headersSent,
+      deadlinePassed: this.cancelled === 'deadline',
+      attempt: this.attempt,
+      retries: config.retries,
+      budgetLeft: retryBudget.available(),
+    });
+  }
 
   /** Whether the request goes on to another upstream after a failed attempt (and its bookkeeping). */
-  const retryAfter = (x: Exchange, upstream: Upstream, result: Extract<AttemptResult, { kind: 'status' | 'failed' }>): boolean => {
-    if (result.kind === 'status') {
-      // The decision (another upstream exists, attempts and budget left) was made in retryOnStatus.
-      (x.tried ??= new Set()).add(upstream);
+  private retryAfter(upstream: Upstream, failure: Failure): boolean {
+    const { metrics, logger, retryBudget } = this.ctx;
+    if (failure.kind === 'status') {
+      // The decision (another upstream exists, attempts and budget left) was made in retryStatus.
+      (this.tried ??= new Set()).add(upstream);
       metrics.recordRetry();
-      logger.debug({ upstream: upstream.id, status: result.status, requestId: x.requestId }, 'retrying on another upstream');
+      logger.debug({ upstream: upstream.id, status: failure.status, requestId: this.requestId }, 'retrying on another upstream');
       return true;
     }
-    const decision = decide(x, result.reason);
+    const decision = this.decide(failure.reason);
     switch (decision.action) {
       case 'failover':
         // Never reached the upstream: costs no attempt (and no budget).
-        (x.tried ??= new Set()).add(upstream);
-        x.attempt--;
+        (this.tried ??= new Set()).add(upstream);
+        this.attempt--;
         metrics.recordRetry();
         return true;
       case 'give-up':
@@ -261,103 +366,78 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
           metrics.recordRetryRefused();
           return false;
         }
-        (x.tried ??= new Set()).add(upstream);
+        (this.tried ??= new Set()).add(upstream);
         metrics.recordRetry();
-        logger.debug({ upstream: upstream.id, reason: result.reason, requestId: x.requestId }, 'retrying on another upstream');
+        logger.debug({ upstream: upstream.id, reason: failure.reason, requestId: this.requestId }, 'retrying on another upstream');
         return true;
     }
-  };
+  }
 
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const started = performance.now();
-    const requestId = routing.requestIdOf(req);
-    const method = req.method ?? 'GET';
-    const hasBody = hasRequestBody(req.headers);
-    const x: Exchange = {
-      req,
-      res,
-      requestId,
-      method,
-      headers: routing.headersFor(req, requestId),
-      hasBody,
-      replaySafe: isReplaySafe(method, hasBody),
-      cancel: new Cancellation(),
-      current: undefined,
-      tried: undefined,
-      attempt: 0,
-    };
-    const onClose = (): void => {
-      if (res.writableFinished) return;
-      x.cancel.cancel('client-gone');
-      x.current?.abort(CLIENT_GONE_ERROR);
-    };
-    res.once('close', onClose);
-    const deadline =
-      config.requestTimeoutMs > 0
-        ? setTimeout(() => {
-            x.cancel.cancel('deadline');
-            x.current?.abort(DEADLINE_ERROR);
-          }, config.requestTimeoutMs)
-        : undefined;
-    retryBudget.recordRequest();
+  private answerWithError(): void {
+    this.sendError(this.lastError ?? new LbError('LB_NO_UPSTREAM', 'no upstream is available'), this.requestId, this.lastUpstream);
+    this.finish();
+  }
 
-    let panicCounted = false;
-    let lastUpstream: string | undefined;
-    let lastError: LbError | undefined;
-    try {
-      while (x.attempt <= config.retries) {
-        const candidates = routing.candidates(x.tried);
-        const pick = routing.choose(candidates);
-        if (pick === undefined) {
-          // Every available upstream is at its cap: wait in line. None available at all: fail now.
-          if (registry.available().length === 0 || x.tried !== undefined || config.queueLength === 0) break;
-          try {
-            await queue.wait(x.cancel);
-          } catch (err) {
-            if (clientGone(x)) return;
-            lastError = err instanceof LbError ? err : new LbError('LB_INTERNAL', 'internal error in the balancer', { cause: err });
-            break;
-          }
-          continue;
-        }
-        const upstream = pick.chosen;
-        if (!panicCounted && registry.panicking()) {
-          panicCounted = true;
-          metrics.recordPanicRequest();
-        }
-        // The counts as the picker saw them, before this request adds to one.
-        const explanation = config.explain ? explainDecision(pick, candidates) : undefined;
-        // Another thread may have taken its last place since the pick: pick again (it is full now).
-        if (!routing.acquire(pick)) continue;
-        x.attempt++;
-        lastUpstream = upstream.id;
-        const result = await attemptOn(x, upstream, explanation);
-        if (result.kind === 'answered' || result.kind === 'client-gone') return;
-        lastError = result.error;
-        if (!retryAfter(x, upstream, result)) break;
-      }
-      sendError(res, lastError ?? new LbError('LB_NO_UPSTREAM', 'no upstream is available'), requestId, lastUpstream);
-    } finally {
-      if (deadline !== undefined) clearTimeout(deadline);
-      res.off('close', onClose);
-      const status = clientGone(x) ? CLIENT_CLOSED : res.statusCode;
-      const seconds = (performance.now() - started) / 1000;
-      metrics.recordRequest(lastUpstream ?? NO_UPSTREAM, status, seconds);
-      registry.counters.countRequest(status);
-      if (logger.isLevelEnabled('debug')) {
-        logger.debug({ method, url: req.url, status, upstream: lastUpstream, ms: Math.round(seconds * 1000), requestId }, 'request');
-      }
+  private sendError(err: LbError, requestId: string, upstream: string | undefined): void {
+    sendErrorResponse(this.res, err, requestId, this.ctx.config.exposeUpstream ? upstream : undefined);
+  }
+
+  /** The request is over for the proxy (answered, failed or abandoned): timers, listener, metrics, once. */
+  private finish(): void {
+    if (this.finished) return;
+    this.finished = true;
+    const { metrics, registry, logger } = this.ctx;
+    if (this.deadline !== undefined) clearTimeout(this.deadline);
+    this.res.off('close', this.onClose);
+    const status = this.cancelled === 'client-gone' ? CLIENT_CLOSED : this.res.statusCode;
+    const seconds = (performance.now() - this.started) / 1000;
+    metrics.recordRequest(this.lastUpstream ?? NO_UPSTREAM, status, seconds);
+    registry.counters.countRequest(status);
+    if (logger.isLevelEnabled('debug')) {
+      logger.debug({ method: this.method, url: this.req.url, status, upstream: this.lastUpstream, ms: Math.round(seconds * 1000), requestId: this.requestId }, 'request');
     }
-  };
+  }
 
+  /**
+   * Runs a step of the exchange; an exception there is our own bug (every upstream failure is
+   * mapped above): it is said so, not blamed on an upstream, and never takes the process down.
+   */
+  guarded(step: () => void): void {
+    try {
+      step();
+    } catch (err) {
+      this.internalError(err);
+    }
+  }
+
+  private internalError(err: unknown): void {
+    this.ctx.logger.error({ err, method: this.req.method, url: this.req.url }, 'proxy handler failed');
+    this.current?.abort(CLIENT_GONE_ERROR);
+    if (!this.res.headersSent) this.sendError(new LbError('LB_INTERNAL', 'internal error in the balancer'), '', undefined);
+    else this.res.destroy();
+    this.finish();
+  }
+}
+
+/**
+ * The data path: one Exchange per client request (see Exchange). Bodies stream both ways with
+ * backpressure (see UpstreamAttempt and lazyBody).
+ */
+export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
+  const ctx: ProxyContext = { ...deps, retryStatuses: new Set(deps.config.retryOnStatus), rescuable: new Map() };
+  const { registry, rescuable } = ctx;
   return {
     handle: (req, res) => {
-      handle(req, res).catch((err: unknown) => {
-        // Our own bug (every upstream failure is mapped above): say so, not blame an upstream, and
-        // never let it take the process down.
-        logger.error({ err, method: req.method, url: req.url }, 'proxy handler failed');
-        if (!res.headersSent) sendError(res, new LbError('LB_INTERNAL', 'internal error in the balancer'), '', undefined);
-        else res.destroy();
+      let exchange: Exchange;
+      try {
+        exchange = new Exchange(ctx, req, res);
+      } catch (err) {
+        ctx.logger.error({ err, method: req.method, url: req.url }, 'proxy handler failed');
+        sendErrorResponse(res, new LbError('LB_INTERNAL', 'internal error in the balancer'), '', undefined);
+        return;
+      }
+      exchange.guarded(() => {
+        exchange.start();
       });
     },
     rescueFromUnresponsive() {
@@ -367,7 +447,7 @@ export function createProxyHandler(deps: ProxyDeps): ProxyHandler {
         // Moving a request off an upstream that is serving it is what lost requests when replicas
         // left one after another (issue 22): each move restarts it, and the third ran out of retries.
         if (upstream.state !== 'down' || !upstream.unresponsive) continue;
-        for (const rescue of [...set]) rescue();
+        for (const attempt of [...set]) attempt.owner.cut(attempt, 'ejected', EJECTED_ERROR);
       }
     },
   };
