@@ -1,5 +1,5 @@
 import { run } from '../../lib/exec.js';
-import { pollUntil } from '../../../scripts/poll.mjs';
+import { waitFor } from '../../lib/wait.js';
 import type { Compose } from './compose.js';
 
 /**
@@ -43,14 +43,12 @@ export async function edgeRequestTimes(compose: Compose, fromEpochMs: number, to
     const logs = await run('docker', ['logs', '--since', String((fromEpochMs - 2_000) / 1000), frontend.id], { timeoutMs: 30_000 });
     return `${logs.stdout}\n${logs.stderr}`.split('\n').flatMap((l) => parseEdgeLine(l) ?? []);
   };
-  const lines = await pollUntil(
-    'nginx to log the requests after the window',
+  const lines = await waitFor(
     async () => {
       const read = await readLines();
       return read.some((l) => l.endedAt > toEpochMs) ? read : undefined;
     },
-    10_000,
-    { intervalMs: 500 },
+    { what: 'nginx to log the requests after the window', timeoutMs: 10_000, intervalMs: 500 },
   );
   const from = Math.floor(fromEpochMs / 1000) * 1000;
   return { ms: lines.filter((l) => l.endedAt >= from && l.endedAt <= toEpochMs).map((l) => l.ms) };

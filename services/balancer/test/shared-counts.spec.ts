@@ -218,7 +218,8 @@ describe('shared in-flight counts between balancers (issue 25)', () => {
 
     await waitFor(() => b.balancer.snapshot().peers?.[0]?.state === 'dropped', 5000, 'the silent peer to be dropped');
     const dropped = b.balancer.snapshot().peers?.[0];
-    assert.ok(dropped?.ageMs !== null && dropped?.ageMs !== undefined && dropped.ageMs > 200, `dropped after the timeout (age ${String(dropped?.ageMs)} ms)`);
+    // Dropped once silent for more than 200 ms; the age is shown rounded to the millisecond, so 200.3 shows 200.
+    assert.ok(dropped?.ageMs !== null && dropped?.ageMs !== undefined && dropped.ageMs >= 200, `dropped after the timeout (age ${String(dropped?.ageMs)} ms)`);
     assert.equal(dropped.id, '00000000000000aa', 'still listed, with its last id and age');
     await waitFor(() => upstreamView(b.balancer, bx.id).inFlightCluster === 0, 5000, 'its counts to stop counting');
     assert.equal((await metricsOf(b)).get('lb_peers_live'), 0);
