@@ -6,7 +6,7 @@ import { createAdminApp } from '../src/admin/app.js';
 import { createEventHub } from '../src/admin/event-hub.js';
 import { createMetrics } from '../src/metrics.js';
 import type { Snapshot } from '../src/snapshot.js';
-import { namedHandler, parseMetrics, silentLogger, startBalancer, startOrigin, testConfig, testRegistry } from './helpers.js';
+import { namedHandler, parseMetrics, silentLogger, startBalancer, startOrigin, testConfig, testRegistry, waitFor } from './helpers.js';
 import type { Origin, Running } from './helpers.js';
 import { requireTool } from '../../../scripts/require-tool.mjs';
 
@@ -57,10 +57,16 @@ describe('admin API', () => {
     it('/metrics counts requests by upstream and code, with clean names', async () => {
       assert.ok(lb);
       for (let i = 0; i < 6; i++) await (await undiciRequest(`${lb.url}/x`)).body.text();
-      const text = await (await undiciRequest(`${lb.adminUrl}/metrics`)).body.text();
-      const m = parseMetrics(text);
       const [a, b] = origins;
       assert.ok(a && b);
+      // A request is counted when its exchange ends, which can be just after its body reached the client.
+      let text = '';
+      const counted = (m: Map<string, number>): number => (m.get(`lb_requests_total{upstream="${a.id}",code="200"}`) ?? 0) + (m.get(`lb_requests_total{upstream="${b.id}",code="200"}`) ?? 0);
+      await waitFor(async () => {
+        text = await (await undiciRequest(`${lb.adminUrl}/metrics`)).body.text();
+        return counted(parseMetrics(text)) === 6;
+      }, 5000, 'all 6 requests counted');
+      const m = parseMetrics(text);
       assert.equal(m.get(`lb_requests_total{upstream="${a.id}",code="200"}`), 3);
       assert.equal(m.get(`lb_requests_total{upstream="${b.id}",code="200"}`), 3);
       assert.equal(m.get(`lb_request_duration_seconds_count{upstream="${a.id}"}`), 3);
