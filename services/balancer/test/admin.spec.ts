@@ -61,9 +61,10 @@ describe('admin API', () => {
       assert.ok(a && b);
       // A request is counted when its exchange ends, which can be just after its body reached the client.
       let text = '';
+      const adminUrl = lb.adminUrl;
       const counted = (m: Map<string, number>): number => (m.get(`lb_requests_total{upstream="${a.id}",code="200"}`) ?? 0) + (m.get(`lb_requests_total{upstream="${b.id}",code="200"}`) ?? 0);
       await waitFor(async () => {
-        text = await (await undiciRequest(`${lb.adminUrl}/metrics`)).body.text();
+        text = await (await undiciRequest(`${adminUrl}/metrics`)).body.text();
         return counted(parseMetrics(text)) === 6;
       }, 5000, 'all 6 requests counted');
       const m = parseMetrics(text);
