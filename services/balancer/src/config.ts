@@ -194,7 +194,7 @@ const configSchema = z.object({
   passiveFailures: integer(1, 1_000_000, { flag: 'passive-failures', env: 'LB_PASSIVE_FAILURES', fallback: '5', help: 'failures within the window that eject an upstream (outlier detection)' }),
   passiveWindowMs: integer(1, 3_600_000, { flag: 'passive-window-ms', env: 'LB_PASSIVE_WINDOW_MS', fallback: '10000', help: 'sliding window of the passive failure count' }),
   passive5xx: onOff({ flag: 'passive-5xx', env: 'LB_PASSIVE_5XX', fallback: 'true', help: 'count 5xx answers as passive failures' }),
-  workers: text(z.union([z.literal('auto'), int(1, 256)]).transform((n) => (n === 'auto' ? 0 : n)), 'an integer 1-256 or "auto"', { flag: 'workers', env: 'LB_WORKERS', fallback: 'auto', help: 'threads on the data path, sharing exact in-flight counts; auto = CPUs available, a container CPU limit included (more than 1 needs Node >= 22.12)' }),
+  workers: text(z.union([z.literal('auto'), int(1, 256)]).transform((n) => (n === 'auto' ? 0 : n)), 'an integer 1-256 or "auto"', { flag: 'workers', env: 'LB_WORKERS', fallback: 'auto', help: 'threads on the data path, sharing exact in-flight counts; auto = CPUs available (a container CPU limit included) minus one, at least 1: more threads pay only with CPUs to spare for the kernel and whatever shares the host (more than 1 needs Node >= 22.12)' }),
   eventsIntervalMs: integer(20, 60_000, { flag: 'events-interval-ms', env: 'LB_EVENTS_INTERVAL_MS', fallback: '100', help: 'period of the /api/events snapshots (100 ms = 10 per second)' }),
 });
 

@@ -70,12 +70,14 @@ describe('--workers: where the data path runs', () => {
     assert.equal(supportsReusePort('24.0.0'), true);
   });
 
-  it('auto is one thread per CPU; 1 stays on the main thread; older Node falls back to 1 and says why', () => {
-    assert.deepEqual(planWorkers(0, '22.23.3', 4), { count: 4 });
+  it('auto is one thread per CPU but one (at least one); 1 stays on the main thread; older Node falls back to 1 and says why', () => {
+    assert.deepEqual(planWorkers(0, '22.23.3', 4), { count: 3 });
+    assert.deepEqual(planWorkers(0, '22.23.3', 2), { count: 1 }, 'a 2-CPU machine runs one data-path thread (bench/RESULTS.md)');
     assert.deepEqual(planWorkers(3, '22.23.3', 4), { count: 3 });
+    assert.deepEqual(planWorkers(4, '22.23.3', 4), { count: 4 }, 'an explicit count is taken as it is');
     assert.deepEqual(planWorkers(0, '22.23.3', 1), { count: 1 });
     assert.deepEqual(planWorkers(1, '20.20.2', 8), { count: 1 });
-    const fallback = planWorkers(0, '20.20.2', 2);
+    const fallback = planWorkers(0, '20.20.2', 3);
     assert.equal(fallback.count, 1);
     assert.match(fallback.note ?? '', /--workers auto \(2\) needs Node >= 22\.12 for reusePort; Node 20\.20\.2 runs the data path on 1 thread/);
   });

@@ -86,9 +86,22 @@ export function cpusAvailable(read: ReadText = readText): number {
   return limit === undefined ? affinity : Math.max(1, Math.min(affinity, Math.floor(limit)));
 }
 
-/** How many data-path threads to run for `requested` (0 = one per CPU available). */
+/**
+ * Data-path threads for `--workers auto`: one per CPU available but one, and at least one. The CPU
+ * left over is not idle on a proxy: the kernel's TCP work for every proxied request (both sockets'
+ * system calls and the loopback or NIC processing behind them) is about a third of the request's
+ * CPU (bench/PROFILE.md), and clients or backends on the same host need CPU too. On a 2-CPU
+ * machine shared with its load and backends, a second thread cost more CPU per request than it
+ * gave (bench/RESULTS.md: balancer-w1 against balancer-wN); with 4 or more CPUs, 3 or more
+ * threads can each have a CPU of their own.
+ */
+export function autoWorkers(cpus: number): number {
+  return Math.max(1, cpus - 1);
+}
+
+/** How many data-path threads to run for `requested` (0 = auto: see autoWorkers). */
 export function planWorkers(requested: number, nodeVersion: string, cpus: number = cpusAvailable()): WorkerPlan {
-  const wanted = requested === 0 ? cpus : requested;
+  const wanted = requested === 0 ? autoWorkers(cpus) : requested;
   if (wanted <= 1) return { count: 1 };
   if (!supportsReusePort(nodeVersion)) {
     return {
