@@ -1,5 +1,7 @@
 #!/usr/bin/env node
 /** Entry point: the only module that touches process (argv, env, signals, exit codes). */
+// First: a V8 heap setting that must be in force before the other modules allocate.
+import './young-generation.js';
 import { parseConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { createBalancer } from './server.js';

@@ -7,7 +7,7 @@
  * Requests over the cap on open ones are not sent and counted apart ("dropped", never errors: the
  * upstreams did not fail them), so an overloaded run says so instead of queueing without end.
  */
-import { Pool } from 'undici';
+import { Pool } from '../undici-pool.js';
 import type { PolicyName } from '../picker/policy.js';
 import type { UpstreamTable } from '../upstreams/registry.js';
 import { OverCap, errorCode, startOpenLoopRun } from './open-loop.js';

@@ -2,7 +2,7 @@
  * The capacity check's probe: one GET of each image of the mix through the balancer's own data
  * port, all at once, each timed until its last byte or given up at the deadline.
  */
-import { Pool } from 'undici';
+import { Pool } from '../undici-pool.js';
 import type { ProbeSample } from './capacity.js';
 import { imagePath } from './traffic.js';
 

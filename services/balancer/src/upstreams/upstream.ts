@@ -1,4 +1,4 @@
-import { Pool } from 'undici';
+import { Pool } from '../undici-pool.js';
 import type { Candidate } from '../picker/types.js';
 import type { UpstreamAddress } from './address.js';
 import type { CounterTable } from './counters.js';
