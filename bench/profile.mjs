@@ -66,7 +66,10 @@ async function profileOne({ supervisor, settings, backends, workDir, round, targ
   mkdirSync(profDir, { recursive: true });
   const perf = settings.profiler === 'perf';
   // --interpreted-frames-native-stack: functions not optimised yet still show by name in perf.
-  const nodeArgs = perf ? ['--perf-basic-prof', '--interpreted-frames-native-stack'] : ['--cpu-prof', `--cpu-prof-dir=${profDir}`];
+  // --perf-basic-prof turns V8's log on too: into the run's dir, not the working directory.
+  const nodeArgs = perf
+    ? ['--perf-basic-prof', '--interpreted-frames-native-stack', `--logfile=${join(profDir, 'v8-%p.log')}`]
+    : ['--cpu-prof', `--cpu-prof-dir=${profDir}`];
   const startTarget = createTargetStarter({ supervisor, workDir, backends, balancerMain: BALANCER_MAIN, freePort, nodeArgs });
   const started = await startTarget(target);
   const url = `http://127.0.0.1:${started.port}${SCENARIOS[settings.scenario].path}`;

@@ -18,7 +18,7 @@ const plainProxy = fileURLToPath(new URL('plain-proxy.mjs', import.meta.url));
 /** Every target, in the order each round runs them. */
 export const TARGET_NAMES = ['direct', 'nginx', 'haproxy', 'plain', 'balancer', 'balancer-w1', 'balancer-wN'];
 
-/** The N of balancer-wN: the CPUs this process may use (what the balancer's own default picks). */
+/** The N of balancer-wN: the CPUs this process may use (the balancer's default, auto, is one fewer: see cluster/workers.ts). */
 export const WORKERS_N = availableParallelism();
 
 /** Worker threads per balancer target; null = no --workers flag (the balancer's default). */
@@ -44,7 +44,7 @@ export const TARGET_NOTES = {
   nginx: 'Debian nginx, 1 worker, `least_conn`, upstream `keepalive 64` + `zone`, `proxy_http_version 1.1`, `Connection ""`, `keepalive_requests 1000000` both sides, access log off',
   haproxy: 'Debian HAProxy, `nbthread 1`, `balance leastconn`, `http-reuse always`, no logging',
   plain: "bench/plain-proxy.mjs on the bench's node: node:http + one undici `Pool` per backend, `pool.stream`, least in-flight, hop-by-hop headers stripped, nothing else (the floor a Node balancer stands on; issue 24)",
-  balancer: "services/balancer/dist/main.js on the bench's node with default settings (only host, ports and upstreams given; LB_* env cleared; on Node >= 22.12 the default is one worker thread per CPU, on older Node one thread)",
+  balancer: "services/balancer/dist/main.js on the bench's node with default settings (only host, ports and upstreams given; LB_* env cleared; on Node >= 22.12 the default is one data-path thread per CPU but one, at least one; on older Node one thread)",
   'balancer-w1': 'the balancer with `--workers 1`: one data-path thread',
   before: `the build at BENCH_BEFORE_MAIN (${process.env.BENCH_BEFORE_MAIN ?? 'unset'}) with default settings`,
   'before-w1': 'the build at BENCH_BEFORE_MAIN with `--workers 1`',
