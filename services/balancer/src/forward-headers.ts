@@ -118,16 +118,19 @@ export function clientResponseHeaders(raw: readonly Buffer[]): string[] {
   const out: string[] = [];
   let extra: Set<string> | undefined;
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    const name = String(raw[i]?.toString('latin1'));
-    const value = String(raw[i + 1]?.toString('latin1'));
-    const lower = name.toLowerCase();
+    const lower = (raw[i]?.toString('latin1') ?? '').toLowerCase();
     if (lower === 'connection') {
+      const value = raw[i + 1]?.toString('latin1') ?? '';
+      // Nearly every upstream says only `keep-alive` (or `close`), which names no header.
+      const plain = value.toLowerCase();
+      if (plain === 'keep-alive' || plain === 'close') continue;
       const tokens = connectionTokens(value);
       if (tokens !== undefined) for (const t of tokens) (extra ??= new Set()).add(t);
       continue;
     }
+    // A hop-by-hop header's value is never read.
     if (HOP_BY_HOP.has(lower)) continue;
-    out.push(lower, value);
+    out.push(lower, raw[i + 1]?.toString('latin1') ?? '');
   }
   if (extra === undefined) return out;
   // Rare: the Connection header named other headers; drop those too.

@@ -12,7 +12,7 @@ import { LbError } from '../errors.js';
 import { createTrustCheck, upstreamRequestHeaders } from '../forward-headers.js';
 import { createLatencyTracker, RECENT_DECAY_MS } from '../picker/latency-tracker.js';
 import { pickWith } from '../picker/policy.js';
-import type { PolicySetting } from '../picker/policy.js';
+import type { PolicyOptions, PolicySetting } from '../picker/policy.js';
 import type { Pick as Choice } from '../picker/types.js';
 import { candidatesOf } from '../upstreams/candidates.js';
 import type { UpstreamTable } from '../upstreams/registry.js';
@@ -60,10 +60,18 @@ export function createRouting(deps: RoutingDeps): Routing {
   // Peak-EWMA's latency estimates: fed by every attempt whatever the policy, so switching to it
   // starts warm; per thread (see picker/peak-ewma.ts).
   const latency = createLatencyTracker();
-  const latencyMs = (u: Upstream): number => latency.estimate(u, performance.now());
   // Least-connections' latency tie-break: the same estimate with a short memory.
   const recent = createLatencyTracker(RECENT_DECAY_MS);
-  const recentLatencyMs = (u: Upstream): number => recent.estimate(u, performance.now());
+  // What a pick reads, one object for every pick (picks are synchronous, one at a time): `turn`
+  // and `now` (the estimates' clock, read once per pick) are set before each.
+  let now = 0;
+  const options: { -readonly [K in keyof PolicyOptions<Upstream>]: PolicyOptions<Upstream>[K] } = {
+    tieBreak: config.tieBreak,
+    random,
+    turn: 0,
+    latencyMs: (u) => latency.estimate(u, now),
+    recentLatencyMs: (u) => recent.estimate(u, now),
+  };
   const trusted = createTrustCheck(config.trustedProxies);
 
   return {
@@ -83,7 +91,9 @@ export function createRouting(deps: RoutingDeps): Routing {
       return candidatesOf(registry.available(), tried);
     },
     choose(candidates) {
-      return pickWith(policy.current, candidates, { tieBreak: config.tieBreak, random, turn: registry.counters.nextTurn(), latencyMs, recentLatencyMs });
+      options.turn = registry.counters.nextTurn();
+      now = performance.now();
+      return pickWith(policy.current, candidates, options);
     },
     acquire(pick) {
       if (!registry.acquire(pick.chosen)) return false;

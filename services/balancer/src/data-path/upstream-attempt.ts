@@ -75,9 +75,8 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   released = false;
   cutShort: 'ejected' | 'timeout' | undefined;
   tryTimer: NodeJS.Timeout | undefined;
-  private readonly onDrain = (): void => {
-    this.resumeUpstream?.();
-  };
+  /** Resumes the upstream read once the client took what was written; made on the first full write only. */
+  private onDrain: (() => void) | undefined;
 
   constructor(owner: AttemptOwner, upstream: Upstream, upstreamHeader: string | undefined, decision: string | undefined, checkStatus: boolean) {
     this.owner = owner;
@@ -133,6 +132,9 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
       if (this.remaining <= 0) this.owner.upstreamDone(this);
     }
     if (this.res.write(chunk)) return true;
+    this.onDrain ??= (): void => {
+      this.resumeUpstream?.();
+    };
     this.res.once('drain', this.onDrain);
     return false;
   }
@@ -156,7 +158,7 @@ export class UpstreamAttempt implements Dispatcher.DispatchHandler {
   private finish(err: Error | undefined): void {
     if (this.settledOnce) return;
     this.settledOnce = true;
-    this.res.off('drain', this.onDrain);
+    if (this.onDrain !== undefined) this.res.off('drain', this.onDrain);
     this.owner.settled(this, err);
   }
 }

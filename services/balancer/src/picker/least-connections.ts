@@ -31,10 +31,11 @@ import { indexAtWeight, totalWeight } from './weighted.js';
 export const LATENCY_TIE_SLACK_MS = 20;
 export const LATENCY_TIE_FACTOR = 2;
 
-/** Compares load(a)/a.weight with load(b)/b.weight without division (exact for integers); load: see load.ts. */
-function compareLoad(a: Candidate, b: Candidate): number {
-  return inFlightOf(a) * b.weight - inFlightOf(b) * a.weight;
-}
+/**
+ * Each candidate's load (see load.ts) as read once by the current pick: reading it twice could see
+ * another thread's change in between. Reused by every pick (picks are synchronous, one at a time).
+ */
+let loads = new Float64Array(16);
 
 /** Picks the least-loaded candidate, or undefined when there is none. */
 export function pickLeastConnections<T extends Candidate>(
@@ -43,24 +44,39 @@ export function pickLeastConnections<T extends Candidate>(
 ): Pick<T> | undefined {
   const first = candidates[0];
   if (first === undefined) return undefined;
-  if (candidates.length === 1) return { chosen: first, reason: 'only-candidate' };
+  const n = candidates.length;
+  if (n === 1) return { chosen: first, reason: 'only-candidate' };
 
-  // One pass: the least-loaded candidates and the sum of their weights.
-  let tied: T[] = [];
-  let tiedWeight = 0;
+  // One pass: the least loaded (load/weight compared without division: exact for integers), how
+  // many are tied with it and their weight. The tied list itself is built only when there is a tie.
+  if (loads.length < n) loads = new Float64Array(n * 2);
   let best: T = first;
-  for (const c of candidates) {
-    const cmp = tied.length === 0 ? -1 : compareLoad(c, best);
+  let bestLoad = inFlightOf(first);
+  loads[0] = bestLoad;
+  let ties = 1;
+  let tiedWeight = first.weight;
+  for (let i = 1; i < n; i++) {
+    const c = candidates[i];
+    if (c === undefined) continue;
+    const load = inFlightOf(c);
+    loads[i] = load;
+    const cmp = load * best.weight - bestLoad * c.weight;
     if (cmp < 0) {
       best = c;
-      tied = [c];
+      bestLoad = load;
+      ties = 1;
       tiedWeight = c.weight;
     } else if (cmp === 0) {
-      tied.push(c);
+      ties++;
       tiedWeight += c.weight;
     }
   }
-  if (tied.length === 1) return { chosen: best, reason: 'least-loaded' };
+  if (ties === 1) return { chosen: best, reason: 'least-loaded' };
+  let tied: T[] = [];
+  for (let i = 0; i < n; i++) {
+    const c = candidates[i];
+    if (c !== undefined && (loads[i] ?? 0) * best.weight === bestLoad * c.weight) tied.push(c);
+  }
 
   let reason: PickReason = options.tieBreak === 'random' ? 'tie-random' : 'tie-rotation';
   if (options.tieBreak === 'latency' && options.latencyMs !== undefined) {
