@@ -33,23 +33,29 @@ export function parseEdgeLine(line: string): { endedAt: number; ms: number } | u
 /**
  * Reads the frontend container's log for image requests that ended in [fromEpochMs, toEpochMs]
  * (whole seconds, as nginx logs them). nginx flushes its buffered log once a second, so this
- * polls until a line from after the window has been written.
+ * polls until `expected` lines are in (or 10 s have passed: then it returns what it found, and
+ * the caller's count check says how many were missing).
  */
-export async function edgeRequestTimes(compose: Compose, fromEpochMs: number, toEpochMs: number): Promise<EdgeRequestTimes> {
+export async function edgeRequestTimes(compose: Compose, fromEpochMs: number, toEpochMs: number, expected: number): Promise<EdgeRequestTimes> {
   const [frontend] = (await compose.containers('frontend')).filter((c) => c.status === 'running');
   if (!frontend) throw new Error('no running frontend container');
-  const readLines = async (): Promise<{ endedAt: number; ms: number }[]> => {
-    // --since/--until are when Docker received the (buffered) lines: a second of slack each side.
-    const logs = await run('docker', ['logs', '--since', String((fromEpochMs - 2_000) / 1000), frontend.id], { timeoutMs: 30_000 });
-    return `${logs.stdout}\n${logs.stderr}`.split('\n').flatMap((l) => parseEdgeLine(l) ?? []);
-  };
-  const lines = await waitFor(
-    async () => {
-      const read = await readLines();
-      return read.some((l) => l.endedAt > toEpochMs) ? read : undefined;
-    },
-    { what: 'nginx to log the requests after the window', timeoutMs: 10_000, intervalMs: 500 },
-  );
   const from = Math.floor(fromEpochMs / 1000) * 1000;
-  return { ms: lines.filter((l) => l.endedAt >= from && l.endedAt <= toEpochMs).map((l) => l.ms) };
+  const inWindow = async (): Promise<number[]> => {
+    // --since is when Docker received the (buffered) lines: two seconds of slack.
+    const logs = await run('docker', ['logs', '--since', String((fromEpochMs - 2_000) / 1000), frontend.id], { timeoutMs: 30_000 });
+    return `${logs.stdout}\n${logs.stderr}`
+      .split('\n')
+      .flatMap((l) => parseEdgeLine(l) ?? [])
+      .filter((l) => l.endedAt >= from && l.endedAt <= toEpochMs)
+      .map((l) => l.ms);
+  };
+  let ms: number[] = [];
+  await waitFor(
+    async () => {
+      ms = await inWindow();
+      return ms.length >= expected ? true : undefined;
+    },
+    { what: `nginx to log ${expected} image requests`, timeoutMs: 10_000, intervalMs: 500 },
+  ).catch(() => undefined);
+  return { ms };
 }
