@@ -92,14 +92,16 @@ const upstreamItem = z.string().transform((value, ctx) => {
   ctx.addIssue({ code: 'custom', message: parsed.slice(`upstream "${value}": `.length) });
   return z.NEVER;
 });
-const upstreamList = z.array(upstreamItem).superRefine((upstreams, ctx) => {
+/** Refuses a host:port given twice (an upstream or a peer listed twice is a typo, not a weight). */
+function distinctHostPorts(items: readonly { host: string; port: number }[], ctx: z.RefinementCtx): void {
   const seen = new Set<string>();
-  upstreams.forEach((u, i) => {
-    const id = `${u.host}:${u.port}`;
+  items.forEach((item, i) => {
+    const id = `${item.host}:${item.port}`;
     if (seen.has(id)) ctx.addIssue({ code: 'custom', path: [i], message: 'listed twice' });
     seen.add(id);
   });
-});
+}
+const upstreamList = z.array(upstreamItem).superRefine(distinctHostPorts);
 
 const PEER_RE = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9._-]+):(\d{1,5})$/;
 /** One peer balancer, `host:port` (its --peers-port); brackets around an IPv6 literal. */
@@ -112,14 +114,7 @@ const peerItem = z.string().transform((value, ctx) => {
   }
   return { host: (m[1] ?? '').replace(/^\[|\]$/g, ''), port };
 });
-const peerList = z.array(peerItem).superRefine((peers, ctx) => {
-  const seen = new Set<string>();
-  peers.forEach((p, i) => {
-    const id = `${p.host}:${p.port}`;
-    if (seen.has(id)) ctx.addIssue({ code: 'custom', path: [i], message: 'listed twice' });
-    seen.add(id);
-  });
-});
+const peerList = z.array(peerItem).superRefine(distinctHostPorts);
 
 /**
  * The balancer's settings, once: shape, validation, defaults, flags, env and help. `Config` is
