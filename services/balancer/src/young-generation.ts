@@ -6,8 +6,8 @@
  * Why: the young generation grows in one burst (10,000 clients connecting, a spike of requests)
  * and its pages stay resident afterwards, which on Node 24 was the largest single part of the
  * balancer's peak RSS with 10,000 idle keep-alive clients (bench/CONNECTIONS.md). Held at its
- * initial 8 MB it cost about a tenth more CPU per request (more scavenges, more promotion): the
- * cap is where both were measured (bench/PROFILE.md).
+ * initial 8 MB it cost more CPU per request in garbage collection (more scavenges, more
+ * promotion); 16 MB keeps most of the memory saved for less of that cost (bench/PROFILE.md).
  *
  * How: `--max-semi-space-size` would say it, but V8 reads it once, when the heap is set up (the
  * command line only). The growth factor is read at every growth, so after each garbage
