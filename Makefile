@@ -80,6 +80,11 @@ ps: ## list the Compose containers
 scale: ## change the number of backends live: make scale N=6
 	@$(DOCKER_ENV) $(COMPOSE) up -d --no-recreate --scale backend=$(N) backend
 
+.PHONY: roll-balancers
+
+roll-balancers: ## upgrade the balancers live: rebuild, start new replicas beside the old ones, then stop the old ones one by one (no request lost)
+	@$(DOCKER_ENV) bash scripts/roll-balancers.sh --build
+
 e2e: deps ## Compose end-to-end tests (builds, starts and removes its own cluster)
 	@$(WITH_NODE) $(DOCKER_ENV) npm run test:compose -w @lcb/e2e
 

@@ -4,7 +4,10 @@ import type { HttpClient } from './http.js';
 export interface UpstreamView {
   id: string;
   weight: number;
+  /** This balancer's own in-flight requests on the upstream. */
   inFlight: number;
+  /** inFlight plus the live peers' latest reports: what the picker compares. */
+  inFlightCluster: number;
   requests: number;
   errors: number;
   state: 'up' | 'down' | 'unproven' | 'draining';
@@ -22,6 +25,19 @@ export interface Snapshot {
   imbalance: number;
   upstreams: UpstreamView[];
   decisions: { time: number; chosen: string; reason: string }[];
+  /** The other balancers this one shares counts with (empty without peers). */
+  peers: PeerView[];
+}
+
+/** A peer balancer as one balancer sees it. */
+export interface PeerView {
+  /** `host:port` its reports come from. */
+  address: string;
+  /** Instance id of its latest report; null before one. */
+  id: string | null;
+  /** Time since that report arrived; null before one. */
+  ageMs: number | null;
+  state: 'live' | 'dropped';
 }
 
 /** The Snapshot of the balancer behind `client`: nginx's /api/* or one replica's admin port. */

@@ -15,15 +15,17 @@ export type Figures = Record<string, number>;
 export interface ClusterHarness<Replica extends ContainerInfo = ContainerInfo> {
   /** nginx: the page, /images/* (balancer data port) and /api/* (balancer admin). */
   readonly web: HttpClient;
-  /** The balancer's published data port. */
+  /** The balancers' published data port (nginx passes every path to a replica). */
   readonly balancer: HttpClient;
   readonly prometheus: HttpClient;
   /** Filled by start(), the suites and stop(), which saves them. */
   readonly figures: Figures;
-  /** Builds the images, starts the cluster with N backends, then waits until the balancer routes to all N. */
+  /** Builds the images, starts the cluster with N backends, then waits until every balancer routes to all N. */
   start(replicas: number): Promise<void>;
-  /** The active balancer's Snapshot through nginx (`/api/upstreams`). */
+  /** One balancer's Snapshot through nginx (`/api/upstreams`: the replica this client's /api/ reaches). */
   snapshot(): Promise<Snapshot>;
+  /** Every running balancer replica's own Snapshot (the replicas share their in-flight counts). */
+  balancerSnapshots(): Promise<Snapshot[]>;
   /** The backend replicas, running or not. */
   backends(): Promise<Replica[]>;
   /**

@@ -1,7 +1,8 @@
 /**
  * `make chaos`: the events of the Compose end-to-end suite, run against the cluster you started
- * with `make up` (it changes it: scales the backends, restarts and recreates the active balancer,
- * stalls and kills a replica, then scales back), and the table of what users saw. Traffic goes to
+ * with `make up` (it changes it: scales the backends, restarts one balancer replica and rolls them
+ * all onto a rebuilt image, stalls and kills a replica, then scales back), and the table of what
+ * users saw. Traffic goes to
  * 127.0.0.1 (nginx) and to the project's own containers only.
  *
  * The stream mixes /images/1..4 and knows what each takes on this cluster (the backends' delays,

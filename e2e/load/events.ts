@@ -136,26 +136,34 @@ export async function scaleEvent(cluster: ChaosCluster, from: number, to: number
   return underLoad(cluster, `scale ${from}→${to}`, settings, survivor, () => scaleTo(cluster, to));
 }
 
-/** Waits until both balancers answer again and route to the same `replicas` backends. */
+/** Waits until every balancer answers again and routes to the same `replicas` backends. */
 const balancersBack = (cluster: ChaosCluster, replicas: number): Promise<ContainerInfo[]> => cluster.waitForBackends(replicas, 120_000);
 
-/** `docker compose restart balancer` (the active one) under load. */
+/**
+ * `docker restart` of one balancer replica (the lowest-numbered) under load: it stops accepting,
+ * finishes what it has and starts again, while the others take every request. (`docker compose
+ * restart balancer` would restart every replica at once.)
+ */
 export async function restartBalancerEvent(cluster: ChaosCluster, replicas: number, settings: LoadSettings = {}): Promise<EventOutcome> {
   const before = await cluster.waitForBackends(replicas, 120_000);
-  return underLoad(cluster, 'restart balancer', settings, before[0], async () => {
-    await cluster.compose.compose(['restart', 'balancer'], 120_000);
+  const [victim] = (await cluster.compose.containers('balancer')).filter((c) => c.status === 'running').sort((a, b) => numberOf(a) - numberOf(b));
+  if (victim === undefined) throw new Error('no running balancer to restart');
+  return underLoad(cluster, 'restart a balancer', settings, before[0], async () => {
+    // -t: the stop_grace_period of docker-compose.yml, above the balancer's 15 s drain.
+    await run('docker', ['restart', '-t', '20', victim.id], { timeoutMs: 120_000 });
     await balancersBack(cluster, replicas);
   });
 }
 
 /**
- * `docker compose up -d --build --no-deps --force-recreate balancer` under load: a new container
- * (and usually a new address) from a freshly built image, as an upgrade does.
+ * `scripts/roll-balancers.sh --build` (`make roll-balancers`) under load: the image rebuilt, new
+ * replicas started beside the old ones, then each old one stopped once the new ones are ready, as
+ * an upgrade does.
  */
 export async function upgradeBalancerEvent(cluster: ChaosCluster, replicas: number, settings: LoadSettings = {}): Promise<EventOutcome> {
   const before = await cluster.waitForBackends(replicas, 120_000);
-  return underLoad(cluster, 'upgrade balancer', settings, before[0], async () => {
-    await cluster.compose.compose(['up', '-d', '--build', '--no-deps', '--force-recreate', 'balancer'], 600_000);
+  return underLoad(cluster, 'upgrade the balancers (rolling)', settings, before[0], async () => {
+    await cluster.compose.command('bash', ['scripts/roll-balancers.sh', '--build'], 600_000);
     await balancersBack(cluster, replicas);
   });
 }

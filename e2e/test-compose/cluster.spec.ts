@@ -1,9 +1,11 @@
 /**
  * End-to-end tests of the Docker Compose cluster: one real cluster (own project name, free ports on
- * 127.0.0.1), built and started once, torn down with `down -v --remove-orphans` even on failure.
+ * 127.0.0.1; two active balancer replicas sharing their counts), built and started once, torn down
+ * with `down -v --remove-orphans` even on failure.
  * Suites run in this order; each first waits for the replica count it needs.
  */
-import { createCluster, type Cluster } from './lib/cluster.js';
+import { BALANCER_REPLICAS, createCluster, type Cluster } from './lib/cluster.js';
+import { activeActiveSuite, sharedCountsSuite } from './suites/active-active.js';
 import { browserSuite } from './suites/browser.js';
 import { labSuite } from './suites/lab.js';
 import { leastConnectionsSuite } from './suites/least-connections.js';
@@ -11,7 +13,7 @@ import { prometheusSuite } from './suites/prometheus.js';
 import { trafficSuite } from './suites/traffic.js';
 import { underChangeSuite } from './suites/under-change.js';
 
-describe('Compose cluster (nginx, balancer, backends, Prometheus)', function () {
+describe('Compose cluster (nginx, active-active balancers, backends, Prometheus)', function () {
   let cluster: Cluster | undefined;
   const current = (): Cluster => {
     if (!cluster) throw new Error('the cluster did not start');
@@ -46,6 +48,8 @@ describe('Compose cluster (nginx, balancer, backends, Prometheus)', function () 
 
   trafficSuite(current);
   leastConnectionsSuite(current);
+  activeActiveSuite(current, BALANCER_REPLICAS);
+  sharedCountsSuite(current);
   prometheusSuite(current);
   browserSuite(current);
   labSuite(current);

@@ -69,7 +69,15 @@ describe('Swarm inputs', () => {
     assert.equal(backend.ports, undefined, 'backends publish no port (scaling)');
     assert.match(JSON.stringify(backend.healthcheck?.test), /\/healthz/);
     assert.equal(balancer.environment?.LB_DISCOVERY_DNS, 'tasks.backend');
+    // Active-active: two or more tasks sharing their counts, rolled one at a time, no host port to hold.
+    assert.equal(balancer.environment.LB_PEERS_DNS, 'tasks.balancer');
+    assert.equal(balancer.deploy?.replicas, 2);
+    assert.equal(balancer.deploy.update_config?.order, 'start-first');
+    assert.equal(balancer.ports, undefined, 'balancers publish no port (several tasks per node)');
     assert.equal(frontend.environment?.BALANCER_HOST, 'tasks.balancer');
-    assert.deepEqual(frontend.ports, [{ target: 8080, published: 18080, protocol: 'tcp', mode: 'host' }]);
+    assert.deepEqual(frontend.ports, [
+      { target: 8080, published: 18080, protocol: 'tcp', mode: 'host' },
+      { target: 8001, published: 8001, protocol: 'tcp', mode: 'host' },
+    ]);
   });
 });

@@ -1,15 +1,16 @@
 /**
  * End-to-end tests of the cluster on a one-node Docker Swarm (`docker swarm init --advertise-addr
- * 127.0.0.1`), deployed with deploy/swarm/swarm.sh like `make swarm-up`: nginx, the balancer on
- * `tasks.backend`, backend tasks, Prometheus. Ports are published in host mode on free ports and
+ * 127.0.0.1`), deployed with deploy/swarm/swarm.sh like `make swarm-up`: nginx, two active balancer
+ * tasks on `tasks.backend` sharing their counts (`tasks.balancer`), backend tasks, Prometheus. Ports are published in host mode on free ports and
  * only 127.0.0.1 is sent traffic. Teardown (`swarm.sh down`: stack, swarm, docker_gwbridge, images)
  * runs even on failure, and is itself the last test.
  */
 import assert from 'node:assert/strict';
-import { createSwarmCluster, type SwarmCluster } from './lib/swarm.js';
+import { activeActiveSuite } from '../test-compose/suites/active-active.js';
+import { BALANCER_TASKS, createSwarmCluster, type SwarmCluster } from './lib/swarm.js';
 import { k8sPodsSuite } from './suites/k8s-pods.js';
 import { prometheusSuite } from './suites/prometheus.js';
-import { rollingUpdateSuite } from './suites/rolling-update.js';
+import { rollingBalancerUpdateSuite, rollingUpdateSuite } from './suites/rolling-update.js';
 import { scalingSuite } from './suites/scaling.js';
 import { trafficSuite } from './suites/traffic.js';
 
@@ -18,7 +19,7 @@ const START = 4;
 const UP = 6;
 const DOWN = 2;
 
-describe('Swarm stack (nginx, balancer on tasks.backend, backend tasks, Prometheus)', function () {
+describe('Swarm stack (nginx, active-active balancers on tasks.backend, backend tasks, Prometheus)', function () {
   let cluster: SwarmCluster | undefined;
   const current = (): SwarmCluster => {
     if (!cluster) throw new Error('the stack did not start');
@@ -51,9 +52,11 @@ describe('Swarm stack (nginx, balancer on tasks.backend, backend tasks, Promethe
   });
 
   trafficSuite(current, START);
+  activeActiveSuite(current, BALANCER_TASKS);
   prometheusSuite(current, START);
   scalingSuite(current, START, UP, DOWN);
   rollingUpdateSuite(current, DOWN);
+  rollingBalancerUpdateSuite(current, DOWN);
   k8sPodsSuite(current);
 
   describe('teardown', () => {

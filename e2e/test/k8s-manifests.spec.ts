@@ -61,8 +61,10 @@ describe('Kubernetes manifests (deploy/k8s), validated offline', function () {
       'Deployment/frontend',
       'Namespace/lcb',
       'PodDisruptionBudget/backend',
+      'PodDisruptionBudget/balancer',
       'Service/backend-headless',
       'Service/balancer',
+      'Service/balancer-headless',
       'Service/frontend',
     ]);
   });
@@ -179,6 +181,23 @@ describe('Kubernetes manifests (deploy/k8s), validated offline', function () {
       expectProblem(requirementProblems(renamed), /LB_DISCOVERY_DNS "backend\.\$\(POD_NAMESPACE\)\.svc\.cluster\.local" names no Service/);
       expectProblem(requirementProblems(broken(loaded.docs, 'Deployment', 'backend', (o) => (o.spec.template.spec.containers[0].readinessProbe.httpGet.path = '/'))), /probes must be HTTP GET \/healthz/);
       expectProblem(requirementProblems(loaded.docs.filter((d) => d.object.kind !== 'PodDisruptionBudget')), /missing a PodDisruptionBudget for the backend pods/);
+    });
+
+    it('requirements: the balancers\' peer Service must be headless, select them and carry UDP 9001; two replicas at least', () => {
+      expectProblem(requirementProblems(broken(loaded.docs, 'Service', 'balancer-headless', (o) => delete o.spec.clusterIP)), /Service balancer-headless must be headless/);
+      expectProblem(requirementProblems(broken(loaded.docs, 'Service', 'balancer-headless', (o) => (o.spec.selector['app.kubernetes.io/name'] = 'backend'))), /Service balancer-headless does not select the balancer pods/);
+      const tcpOnly = (ports: unknown): unknown[] => (ports as { protocol?: string }[]).filter((p) => p.protocol !== 'UDP');
+      expectProblem(requirementProblems(broken(loaded.docs, 'Service', 'balancer-headless', (o) => (o.spec.ports = tcpOnly(o.spec.ports)))), /has no UDP port 9001/);
+      expectProblem(
+        requirementProblems(broken(loaded.docs, 'Deployment', 'balancer', (o) => (o.spec.template.spec.containers[0].ports = tcpOnly(o.spec.template.spec.containers[0].ports)))),
+        /container port 9001\/UDP \(the peer port\) is not declared/,
+      );
+      expectProblem(requirementProblems(broken(loaded.docs, 'Deployment', 'balancer', (o) => (o.spec.replicas = 1))), /balancer: at least 2 replicas/);
+      const unnamed = broken(loaded.docs, 'Deployment', 'balancer', (o) => {
+        const c = o.spec.template.spec.containers[0] as { env: { name: string }[] };
+        c.env = c.env.filter((e) => e.name !== 'LB_PEERS_DNS');
+      });
+      expectProblem(requirementProblems(unnamed), /LB_PEERS_DNS "" names no Service/);
     });
 
     it('kustomization: a manifest file left out of resources, an image it cannot retarget', () => {

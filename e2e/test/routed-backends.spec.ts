@@ -19,7 +19,7 @@ const replica = (ip: string, extra: Partial<ContainerInfo> = {}): ContainerInfo 
 });
 
 const view = (available: readonly string[], down: readonly string[] = []): Snapshot => {
-  const upstream = (id: string, up: boolean): UpstreamView => ({ id, weight: 1, inFlight: 0, requests: 0, errors: 0, state: up ? 'up' : 'down', available: up, source: 'dns' });
+  const upstream = (id: string, up: boolean): UpstreamView => ({ id, weight: 1, inFlight: 0, inFlightCluster: 0, requests: 0, errors: 0, state: up ? 'up' : 'down', available: up, source: 'dns' });
   return {
     time: 0,
     instance: 'lb',
@@ -29,6 +29,7 @@ const view = (available: readonly string[], down: readonly string[] = []): Snaps
     imbalance: 0,
     upstreams: [...available.map((id) => upstream(id, true)), ...down.map((id) => upstream(id, false))],
     decisions: [],
+    peers: [],
   };
 };
 

@@ -4,12 +4,11 @@
 # `zone`, nginx 1.27.3+), through the resolver written here, and follows a recreated balancer's new
 # address within a second, without reloads and without keeping an address that left DNS.
 #
-# The first name is the active balancer, the others hot standbys (nginx `backup`): every request
-# goes through one balancer at a time, so its in-flight counts are the whole truth and
-# least-connections stays exact; a standby takes over the moment the active one cannot be reached
-# (restart, upgrade, crash) and hands back once it answers again.
+# Every name is a peer of the same rank (no `backup`): the balancers share their in-flight counts,
+# so nginx spreads requests over all of them, each address of each name (a scaled service has one
+# per replica), and when one cannot be reached (restart, upgrade, crash) sends the request to another.
 #
-#   BALANCER_HOST          balancer names (or addresses), spaces or commas: the active one first
+#   BALANCER_HOST          balancer names (or addresses), spaces or commas
 #   BALANCER_PORT          data port (8001)        BALANCER_ADMIN_PORT  admin port (9001)
 #   BALANCER_RESOLVER      DNS server(s) nginx asks (default: the nameservers of /etc/resolv.conf,
 #                          Docker's 127.0.0.11 under Compose, the cluster DNS under Kubernetes)
@@ -52,9 +51,9 @@ fi
 
 # An address is used as it is; a name gets `resolve` (nginx follows its A records).
 server_line() {
-  local host=$1 port=$2 role=$3 resolve=' resolve'
+  local host=$1 port=$2 resolve=' resolve'
   [[ $host =~ ^[0-9.]+$ || $host == *:* ]] && resolve=''
-  echo "server ${host}:${port}${resolve} max_fails=1 fail_timeout=2s${role};"
+  echo "server ${host}:${port}${resolve} max_fails=1 fail_timeout=2s;"
 }
 
 for pair in "data:${BALANCER_PORT}" "admin:${BALANCER_ADMIN_PORT}"; do
@@ -62,10 +61,8 @@ for pair in "data:${BALANCER_PORT}" "admin:${BALANCER_ADMIN_PORT}"; do
   port=${pair#*:}
   {
     echo "# written by $me at start from BALANCER_HOST; nginx re-resolves the names itself"
-    server_line "${names[0]}" "$port" ''
-    for name in "${names[@]:1}"; do server_line "$name" "$port" ' backup'; done
+    for name in "${names[@]}"; do server_line "$name" "$port"; done
   } > "$file.tmp" && mv "$file.tmp" "$file" || exit 1
 done
 echo "resolver ${resolvers} valid=${valid}s ipv6=off;" > "$out/resolver.inc" || exit 1
-standbys="${names[*]:1}"
-echo "$me: active balancer ${names[0]}, standby ${standbys:-none}; names re-resolved every ${valid} s through ${resolvers}"
+echo "$me: balancers ${names[*]}, every address active; names re-resolved every ${valid} s through ${resolvers}"

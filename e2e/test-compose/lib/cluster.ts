@@ -4,27 +4,27 @@ import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../../../scripts/cluster-lib.mjs';
 import { saveArtifact } from '../../lib/artifacts.js';
-import { readSnapshot, type Snapshot } from '../../lib/balancer-api.js';
+import { readSnapshot } from '../../lib/balancer-api.js';
 import type { ClusterHarness, Figures } from '../../lib/cluster-harness.js';
 import { freePort } from '../../lib/ports.js';
 import { createPublishedClients } from '../../lib/published-clients.js';
 import { SUITE_DELAYS, type BackendDelayEnv } from '../../lib/suite-delays.js';
 import { taggedLog } from '../../lib/tagged-log.js';
-import { createBalancers } from './balancers.js';
+import { BALANCER_REPLICAS, createBalancers, type Balancers } from './balancers.js';
 import { createCompose, type Compose } from './compose.js';
 
-export { BALANCER_SERVICES } from './balancers.js';
+export { BALANCER_REPLICAS, BALANCER_SERVICE } from './balancers.js';
 // e2e/load/chaos.ts, rewritten elsewhere at the moment, imports the root from this path.
 export { REPO_ROOT };
 
 /** A real Compose cluster on 127.0.0.1 with free host ports and its own project name. */
 export interface Cluster extends ClusterHarness {
   readonly compose: Compose;
-  /** Every balancer replica's own Snapshot, read from its container address (admin port). */
-  balancerSnapshots(): Promise<Snapshot[]>;
+  /** The balancer replicas at their container addresses (admin and data ports), with the admin token. */
+  readonly balancerReplicas: Balancers;
   /** `PUT /api/policy` on every balancer replica (with the cluster's admin token). */
   setPolicy(policy: string): Promise<void>;
-  /** A request to the active balancer's admin API with the cluster's admin token; the parsed JSON answer. */
+  /** A request to the first balancer replica's admin API with the cluster's admin token; the parsed JSON answer. */
   admin(method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }>;
   /**
    * `up -d --force-recreate --no-deps --scale backend=N backend` with `delays` (the rest of the
@@ -67,11 +67,11 @@ export async function createCluster(): Promise<Cluster> {
   let started = false;
   let stopping: Promise<void> | undefined;
 
-  const balancers = createBalancers(compose, adminToken);
+  const balancers = createBalancers(compose, adminToken, BALANCER_REPLICAS);
   const admin = async (method: string, path: string, body?: unknown): Promise<{ status: number; body: unknown }> => {
-    const [active] = await balancers.origins();
-    if (active === undefined) throw new Error('the active balancer is not running');
-    return balancers.request(active, method, path, body);
+    const [first] = await balancers.origins();
+    if (first === undefined) throw new Error('no balancer is running');
+    return balancers.request(first, method, path, body);
   };
   const setPolicy = async (policy: string): Promise<void> => {
     for (const origin of await balancers.origins()) {
@@ -99,6 +99,7 @@ export async function createCluster(): Promise<Cluster> {
 
   return {
     compose,
+    balancerReplicas: balancers,
     web: clients.web,
     balancer: clients.balancer,
     prometheus: clients.prometheus,
@@ -115,12 +116,15 @@ export async function createCluster(): Promise<Cluster> {
       const build = await compose.compose(['build'], 900_000);
       figures.buildMs = Math.round(build.ms);
       log(`build: ${(build.ms / 1000).toFixed(1)} s`);
-      const up = await compose.compose(['up', '-d', '--scale', `backend=${replicas}`], 300_000);
+      const up = await compose.compose(['up', '-d', '--scale', `backend=${replicas}`, '--scale', `balancer=${BALANCER_REPLICAS}`], 300_000);
       figures.upMs = Math.round(up.ms);
       const readyStarted = performance.now();
       await balancers.waitForBackends(replicas, 90_000);
       figures.upToReadyMs = Math.round(performance.now() - readyStarted);
-      log(`up -d --scale backend=${replicas}: ${(up.ms / 1000).toFixed(1)} s, then ${(figures.upToReadyMs / 1000).toFixed(1)} s until the balancer routes to all`);
+      log(
+        `up -d --scale backend=${replicas} --scale balancer=${BALANCER_REPLICAS}: ${(up.ms / 1000).toFixed(1)} s, ` +
+          `then ${(figures.upToReadyMs / 1000).toFixed(1)} s until every balancer routes to all`,
+      );
     },
     // `up` returns once Compose has started the containers, before the balancers route to them.
     async scale(replicas) {

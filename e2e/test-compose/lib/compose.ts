@@ -10,6 +10,8 @@ export interface Compose {
   readonly cli: string;
   /** Runs `<compose> ARGS` in the repository root with the project's environment. */
   compose(args: readonly string[], timeoutMs?: number): Promise<RunResult>;
+  /** Runs another command (a script of the repository, say) in the repository root with the project's environment. */
+  command(cmd: string, args: readonly string[], timeoutMs?: number): Promise<RunResult>;
   /** The project's containers of one service (running or not), found by Compose labels. */
   containers(service: string): Promise<ContainerInfo[]>;
 }
@@ -40,6 +42,9 @@ export async function createCompose(options: ComposeOptions): Promise<Compose> {
     cli: base.join(' '),
     compose(args, timeoutMs = 600_000) {
       return run(cmd, [...prefix, ...args], { cwd: options.root, env, timeoutMs });
+    },
+    command(other, args, timeoutMs = 600_000) {
+      return run(other, args, { cwd: options.root, env, timeoutMs });
     },
     async containers(service) {
       const ps = await run(

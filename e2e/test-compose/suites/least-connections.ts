@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { parseDecision, type Decision } from '../../lib/balancer-api.js';
+import { parseDecision, type Decision, type Snapshot } from '../../lib/balancer-api.js';
 import type { ClusterHarness } from '../../lib/cluster-harness.js';
 import type { HttpResult } from '../../lib/http.js';
 import { waitFor } from '../../lib/wait.js';
@@ -10,36 +10,60 @@ const decisionOf = (res: HttpResult): Decision => {
   return parseDecision(header);
 };
 
-/** in-flight ÷ weight: what least-connections compares. */
+/** in-flight ÷ weight: what least-connections compares (the counts of every balancer, as the header shows them). */
 const load = (c: { inFlight: number; weight: number }): number => c.inFlight / c.weight;
 
-/** The balancer's choices follow least-connections under overlapping slow requests. */
+/** Requests in flight across the balancers, as one balancer sees them (its own plus its live peers' reports). */
+const clusterInFlight = (s: Snapshot): number => s.upstreams.reduce((n, u) => n + u.inFlightCluster, 0);
+
+/** `id=count` of every upstream with requests in flight across the balancers, sorted: comparable between views. */
+const busyOf = (s: Snapshot): string =>
+  s.upstreams
+    .filter((u) => u.inFlightCluster > 0)
+    .map((u) => `${u.id}=${u.inFlightCluster}`)
+    .sort()
+    .join(' ');
+
+/**
+ * The balancers' choices follow least-connections under overlapping slow requests. nginx spreads
+ * requests over every balancer replica; they share their in-flight counts, so each one picks on
+ * the whole cluster's load.
+ */
 export function leastConnectionsSuite(cluster: () => ClusterHarness): void {
   describe('least-connections', () => {
-    it('sends new requests to the only idle replica while the others serve slow requests', async () => {
+    it('sends new requests to the only idle replica while the others serve slow requests, whichever balancer routes them', async () => {
       const c = cluster();
       await c.waitForBackends(4);
-      await waitFor(async () => ((await c.snapshot()).totals.inFlight === 0 ? true : undefined), { what: 'an idle balancer', timeoutMs: 30_000 });
+      await waitFor(async () => ((await c.balancerSnapshots()).every((s) => clusterInFlight(s) === 0) ? true : undefined), { what: 'idle balancers', timeoutMs: 30_000 });
 
+      /** The one view every balancer agrees on once `n` requests are in flight (its own counts plus the others' reports, every 20 ms). */
+      const agreed = (n: number) => async (): Promise<Snapshot | undefined> => {
+        const views = await c.balancerSnapshots();
+        const [first] = views;
+        return first && views.every((s) => clusterInFlight(s) === n && busyOf(s) === busyOf(first)) ? first : undefined;
+      };
       // /images/4 takes 3 s in the e2e cluster (BACKEND_DELAYS_MS, scale 0.01): three of them keep
-      // three replicas busy while the fast requests below are routed.
-      const slow = [0, 1, 2].map((i) => c.web.get(`/images/4?slow=${i}`, 30_000));
+      // three replicas busy while the fast requests below are routed. One at a time, each once
+      // every balancer counts the one before: two balancers picking in the same 20 ms would not yet
+      // know of each other's pick.
+      const slow: Promise<HttpResult>[] = [];
       let settled: PromiseSettledResult<HttpResult>[];
       try {
-        const snap = await waitFor(
-          async () => {
-            const s = await c.snapshot();
-            return s.totals.inFlight === 3 ? s : undefined;
-          },
-          { what: 'three slow requests in flight', timeoutMs: 2_500, intervalMs: 50 },
-        );
-        const busy = snap.upstreams.filter((u) => u.inFlight > 0);
+        for (let i = 0; i < 3; i++) {
+          slow.push(c.web.get(`/images/4?slow=${i}`, 30_000));
+          await waitFor(agreed(i + 1), { what: `${i + 1} slow requests in flight, seen by every balancer`, timeoutMs: 1_000, intervalMs: 20 });
+        }
+        const snap = await waitFor(agreed(3), { what: 'three slow requests in flight, seen by every balancer', timeoutMs: 1_000, intervalMs: 20 });
+        const busy = snap.upstreams.filter((u) => u.inFlightCluster > 0);
         assert.equal(busy.length, 3, `one slow request per replica: ${JSON.stringify(snap.upstreams)}`);
-        const idle = snap.upstreams.filter((u) => u.available && u.inFlight === 0);
+        const idle = snap.upstreams.filter((u) => u.available && u.inFlightCluster === 0);
         assert.equal(idle.length, 1);
         const idleId = idle[0]?.id;
 
         for (let i = 0; i < 4; i++) {
+          // The previous fast request is over, but the balancer that routed it reports so only
+          // with its next report: wait until no balancer still counts it.
+          if (i > 0) await waitFor(agreed(3), { what: `the balancers to see fast request ${i - 1} end`, timeoutMs: 1_000, intervalMs: 20 });
           const res = await c.web.get(`/images/1?fast=${i}`);
           assert.equal(res.status, 200);
           const d = decisionOf(res);

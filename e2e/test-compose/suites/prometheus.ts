@@ -3,12 +3,12 @@ import type { ClusterHarness } from '../../lib/cluster-harness.js';
 import { activeTargets, queryValue } from '../../lib/prometheus.js';
 import { upstreamIdOf } from '../../lib/upstream-id.js';
 import { waitFor } from '../../lib/wait.js';
-import { BALANCER_SERVICES, type Cluster } from '../lib/cluster.js';
+import { BALANCER_REPLICAS, type Cluster } from '../lib/cluster.js';
 
 const sorted = (xs: readonly string[]): string[] => [...xs].sort();
 
 /**
- * Waits until Prometheus scrapes the balancer and exactly the given backend replicas, all up.
+ * Waits until Prometheus scrapes every balancer replica and exactly the given backend replicas, all up.
  * Exported for the suite of the cluster under change (targets follow `--scale`).
  */
 export async function expectBackendTargets(c: ClusterHarness, expected: readonly string[]): Promise<void> {
@@ -16,21 +16,21 @@ export async function expectBackendTargets(c: ClusterHarness, expected: readonly
     async () => {
       const [balancer, backends] = await Promise.all([activeTargets(c.prometheus, 'balancer'), activeTargets(c.prometheus, 'backend')]);
       const ok =
-        balancer.length === BALANCER_SERVICES.length &&
+        balancer.length === BALANCER_REPLICAS &&
         balancer.every((t) => t.health === 'up') &&
         sorted(backends.map((t) => t.labels.instance ?? '')).join() === sorted(expected).join() &&
         backends.every((t) => t.health === 'up');
       if (ok) return true;
       throw new Error(`balancer ${JSON.stringify(balancer.map((t) => t.health))}, backends ${JSON.stringify(backends.map((t) => `${t.labels.instance ?? '?'}=${t.health}`))}`);
     },
-    { what: `Prometheus targets: both balancers + ${expected.join(', ')} up`, timeoutMs: 45_000, intervalMs: 500 },
+    { what: `Prometheus targets: ${BALANCER_REPLICAS} balancers + ${expected.join(', ')} up`, timeoutMs: 45_000, intervalMs: 500 },
   );
 }
 
 /** Prometheus scrapes the balancer and every replica; its counters match the traffic sent. */
 export function prometheusSuite(cluster: () => Cluster): void {
   describe('Prometheus', () => {
-    it('scrapes both balancers and every backend replica (dns_sd_configs), all up', async () => {
+    it('scrapes every balancer replica and every backend replica (dns_sd_configs), all up', async () => {
       const c = cluster();
       const replicas = await c.waitForBackends(4);
       await expectBackendTargets(c, replicas.map(upstreamIdOf));
@@ -40,7 +40,7 @@ export function prometheusSuite(cluster: () => Cluster): void {
       const c = cluster();
       await c.waitForBackends(4);
       // Quiet balancers: their own counts are then final, and Prometheus must catch up to them.
-      // The sum covers both replicas (the standby routes only while the active one is away).
+      // The sum covers every balancer replica: nginx spreads the requests over them.
       const totalOf = async (): Promise<number | undefined> => {
         const views = await c.balancerSnapshots();
         return views.every((s) => s.totals.inFlight === 0) ? views.reduce((n, s) => n + s.totals.requests, 0) : undefined;

@@ -24,7 +24,7 @@ import type { Cluster } from '../lib/cluster.js';
 import { expectBackendTargets } from './prometheus.js';
 
 /**
- * This 2-CPU machine runs the load generator, nginx, two balancers, up to six backends, Docker
+ * This 2-CPU machine runs the load generator, nginx, two balancers (four while they roll), up to six backends, Docker
  * and Prometheus at once; starting a container alone costs the old replicas up to ~0.35 s. A
  * second's p99 through nginx counts as "no worse" than the direct stream's when it is within this
  * much of it (the direct stream sends 20 requests a second, so its p99 is its slowest request).
@@ -202,14 +202,14 @@ export function underChangeSuite(cluster: () => Cluster): void {
       }
     });
 
-    it('docker compose restart balancer: 0 failed through nginx', async () => {
+    it('docker restart of one balancer replica (the other takes every request meanwhile): 0 failed through nginx', async () => {
       const c = cluster();
       await c.compose.compose(['up', '-d', '--no-recreate', '--scale', 'backend=4', 'backend'], 300_000);
       const o = await record(await restartBalancerEvent(chaos(), 4, { rate: RATE }));
       assert.equal(o.window.failed, 0, failuresOf(o));
     });
 
-    it('docker compose up -d --build --no-deps balancer (a new container): 0 failed through nginx', async () => {
+    it('make roll-balancers (rebuilt image; new replicas beside the old ones, then the old ones stopped one by one): 0 failed through nginx', async () => {
       const o = await record(await upgradeBalancerEvent(chaos(), 4, { rate: RATE }));
       assert.equal(o.window.failed, 0, failuresOf(o));
     });

@@ -1,6 +1,6 @@
 import { REPO_ROOT } from '../../../scripts/cluster-lib.mjs';
 import { saveArtifact } from '../../lib/artifacts.js';
-import { readSnapshot } from '../../lib/balancer-api.js';
+import { readSnapshot, type Snapshot } from '../../lib/balancer-api.js';
 import type { ClusterHarness, Figures } from '../../lib/cluster-harness.js';
 import { parseInspect, type ContainerInfo } from '../../lib/docker-inspect.js';
 import { run, type RunResult } from '../../lib/exec.js';
@@ -17,6 +17,10 @@ import { taggedLog } from '../../lib/tagged-log.js';
 export const STACK = 'lcbe2e';
 export const IMAGE_TAG = 'e2e';
 const SWARM_SH = 'deploy/swarm/swarm.sh';
+/** Balancer tasks the stack runs (deploy/swarm/docker-stack.yml: BALANCER_REPLICAS, 2). */
+export const BALANCER_TASKS = 2;
+/** The balancers' admin port on the stack's network. */
+const ADMIN_PORT = 9001;
 /** Networks Swarm itself creates on a node (besides the stack's own `<stack>_default`). */
 export const SWARM_NETWORKS = ['docker_gwbridge', 'ingress'] as const;
 
@@ -96,12 +100,34 @@ export async function createSwarmCluster(): Promise<SwarmCluster> {
     return parseInspect(inspected.stdout, network).map((c) => ({ ...c, taskId: c.labels['com.docker.swarm.task.id'] ?? '' }));
   }
 
+  /**
+   * Every running balancer task's own Snapshot. The stack's overlay network is not reachable from
+   * the host, so nginx's container asks them (its image has curl): one `docker exec` for all.
+   */
+  async function balancerSnapshots(): Promise<Snapshot[]> {
+    const [balancers, frontends] = await Promise.all([tasks('balancer'), tasks('frontend')]);
+    const urls = balancers.filter((t) => t.status === 'running' && t.ip).map((t) => `http://${t.ip ?? ''}:${ADMIN_PORT}/api/upstreams`);
+    const frontend = frontends.find((t) => t.status === 'running');
+    if (!frontend) throw new Error('no running frontend task to reach the balancers from');
+    if (urls.length === 0) return [];
+    // Koa answers compact JSON: one line per balancer.
+    const res = await docker(['exec', frontend.id, 'curl', '-fsS', '--max-time', '5', '-w', '\n', ...urls], 30_000);
+    return lines(res.stdout).map((line) => JSON.parse(line) as Snapshot);
+  }
+
   function waitForBackends(replicas: number, timeoutMs = 90_000): Promise<TaskContainer[]> {
     return waitForRoutedBackends(
       replicas,
-      { backends: () => tasks('backend'), requireHealthy: true, views: async () => [await readSnapshot(clients.web)] },
-      // Every poll runs two docker CLI calls: not faster than twice a second on two shared cores.
-      { what: `${replicas} healthy backend tasks, all available in the balancer`, timeoutMs, intervalMs: 500 },
+      {
+        backends: () => tasks('backend'),
+        requireHealthy: true,
+        views: async () => {
+          const views = await balancerSnapshots();
+          return views.length === BALANCER_TASKS ? views : undefined;
+        },
+      },
+      // Every poll runs seven docker CLI calls (an exec among them): once a second on two shared cores.
+      { what: `${replicas} healthy backend tasks, all available in every balancer task`, timeoutMs, intervalMs: 1_000 },
     );
   }
 
@@ -177,6 +203,7 @@ export async function createSwarmCluster(): Promise<SwarmCluster> {
     figures,
     docker,
     snapshot: () => readSnapshot(clients.web),
+    balancerSnapshots,
     tasks,
     backends: () => tasks('backend'),
     waitForBackends,

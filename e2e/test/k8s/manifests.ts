@@ -421,6 +421,22 @@ export function requirementProblems(docs: readonly ManifestDoc[]): string[] {
     if (!matches(headless.spec?.selector, backend?.spec?.template.metadata?.labels)) problems.push(`Service ${headlessName} does not select the backend pods`);
     if (!/^[a-z0-9-]+\.\$\(POD_NAMESPACE\)\.svc\.cluster\.local$/.test(discovery)) problems.push(`LB_DISCOVERY_DNS "${discovery}" should be <service>.$(POD_NAMESPACE).svc.cluster.local`);
   }
+  // The balancers find each other through a headless Service over their own pods, with the peer
+  // port open for UDP; sharing counts needs two of them at least.
+  const peersDns = lbEnv.get('LB_PEERS_DNS') ?? '';
+  const peersName = peersDns.split('.')[0] ?? '';
+  const peersService = find('v1/Service', peersName);
+  if (!peersService) problems.push(`LB_PEERS_DNS "${peersDns}" names no Service in deploy/k8s`);
+  else {
+    if (peersService.spec?.clusterIP !== 'None') problems.push(`Service ${peersName} must be headless (clusterIP: None) so that DNS returns every balancer pod`);
+    if (!matches(peersService.spec?.selector, balancer?.spec?.template.metadata?.labels)) problems.push(`Service ${peersName} does not select the balancer pods`);
+    if (!/^[a-z0-9-]+\.\$\(POD_NAMESPACE\)\.svc\.cluster\.local$/.test(peersDns)) problems.push(`LB_PEERS_DNS "${peersDns}" should be <service>.$(POD_NAMESPACE).svc.cluster.local`);
+    const peersPort = Number(lbEnv.get('LB_PEERS_PORT') ?? 9001);
+    const container = balancer?.spec?.template.spec?.containers[0];
+    if (!(container?.ports ?? []).some((p) => p.containerPort === peersPort && p.protocol === 'UDP')) problems.push(`balancer: container port ${peersPort}/UDP (the peer port) is not declared`);
+    if (!(peersService.spec?.ports ?? []).some((p) => p.port === peersPort && p.protocol === 'UDP')) problems.push(`Service ${peersName} has no UDP port ${peersPort} for the peer reports`);
+  }
+  if ((balancer?.spec?.replicas ?? 1) < 2) problems.push('balancer: at least 2 replicas (active-active, sharing their counts)');
   // nginx reaches the balancer's Service on both its ports.
   const feEnv = envOf(frontend);
   const balancerService = find('v1/Service', (feEnv.get('BALANCER_HOST') ?? '').split('.')[0] ?? '');
