@@ -34,6 +34,7 @@ export const ERROR_CODES = {
   LB_LAB_OVER_CAPACITY: { status: 422, meaning: 'the lab run would hold more requests open than its cap (rate × probed latency): it would measure the cap, not the policies' },
   LB_BODY_TOO_LARGE: { status: 413, meaning: 'an admin request body is over 4096 bytes' },
   LB_BACKEND_UNREACHABLE: { status: 502, meaning: 'the backend could not be reached to relay a scenario' },
+  LB_PEER_WRITE_FAILED: { status: 502, meaning: 'an admin write was applied on this balancer but not on every live peer (the answer lists each)' },
   // Ours.
   LB_INTERNAL: { status: 500, meaning: 'a bug in the balancer: an exception in its own code; logged' },
 } as const satisfies Record<`LB_${string}`, { readonly status: number; readonly meaning: string }>;

@@ -26,6 +26,8 @@ import type { PolicySetting } from './picker/policy.js';
 import type { Metrics } from './metrics.js';
 import { createPeers } from './peers/peers.js';
 import type { Peers } from './peers/peers.js';
+import { createWriteRelay } from './peers/write-relay.js';
+import type { AdminWrite } from './peers/write-relay.js';
 import { takeSnapshot } from './snapshot.js';
 import type { Snapshot } from './snapshot.js';
 import { CounterTable } from './upstreams/counters.js';
@@ -167,7 +169,19 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
     }),
   );
   // 8. Peer balancers: their reported counts reach every thread's picker through shared cells.
-  const peers = createPeers({ config, upstreams: registry, resolve: deps.resolve ?? resolveAll, logger: logger.child({ component: 'peers' }), metrics: metrics.registry });
+  const peers = createPeers({
+    config,
+    upstreams: registry,
+    resolve: deps.resolve ?? resolveAll,
+    logger: logger.child({ component: 'peers' }),
+    metrics: metrics.registry,
+    adminPort: () => {
+      const address = adminServer.address();
+      return typeof address === 'object' && address !== null ? address.port : undefined;
+    },
+  });
+  // Admin writes hold for the whole tier: each one from a client is relayed to the live peers.
+  const relay = peers.enabled ? createWriteRelay({ peers: () => peers.view(), instanceId: peers.instanceId, logger: logger.child({ component: 'write-relay' }) }) : undefined;
   const instance = deps.instance ?? hostname();
   const snapshot = (): Snapshot => takeSnapshot(registry, decisions, { tieBreak: config.tieBreak, explain: config.explain, instance, policy: policy.current, peers: peers.view() });
   const events = createEventHub(snapshot, config.eventsIntervalMs);
@@ -202,7 +216,7 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
 
   let ready = false;
   const admin = createAdminApp({
-    metrics, scrape, snapshot, events, ready: () => ready, logger: adminLogger, writes: { registry, token: adminToken, policy },
+    metrics, scrape, snapshot, events, ready: () => ready, logger: adminLogger, writes: { registry, token: adminToken, policy, ...(relay === undefined ? {} : { relay: (w: AdminWrite) => relay.relay(w) }) },
     routes: [lab?.routes ?? registerLabOffRoutes],
   });
   const adminHandler = admin.callback();

@@ -14,14 +14,29 @@ describe('peer reports on the wire', () => {
     assert.deepEqual([...report.inFlight], [['10.0.0.5:8002', 3], ['[fd00::1]:8002', 1]]);
   });
 
+  it('carries the sender\'s admin port when given, and reads a report without one (an older sender)', () => {
+    const withPort = decodeReport(encodeReport(ID, 2, [['a:1', 1]], 9001).bytes);
+    assert.ok(typeof withPort !== 'string');
+    assert.equal(withPort.adminPort, 9001);
+    assert.deepEqual([...withPort.inFlight], [['a:1', 1]]);
+    const without = decodeReport(encodeReport(ID, 3, [['a:1', 1]]).bytes);
+    assert.ok(typeof without !== 'string');
+    assert.equal(without.adminPort, undefined);
+    const text = (s: string) => new TextEncoder().encode(s);
+    for (const admin of ['0', '65536', '1.5', '"9001"', 'null']) {
+      assert.equal(decodeReport(text(`{"v":1,"from":"${ID}","seq":1,"inFlight":{},"admin":${admin}}`)), 'malformed', admin);
+    }
+  });
+
   it('a report over the size limit keeps the largest counts that fit and says how many were left out', () => {
     const many = Array.from({ length: 1000 }, (_, i) => [`host-number-${String(i).padStart(4, '0')}.example:8002`, 1 + (i % 50)] as const);
-    const { bytes, left } = encodeReport(ID, 1, many);
+    const { bytes, left } = encodeReport(ID, 1, many, 65_535);
     assert.ok(bytes.length <= MAX_REPORT_BYTES, `${bytes.length} bytes`);
     assert.ok(left > 0);
     const report = decodeReport(bytes);
     assert.ok(typeof report !== 'string');
     assert.equal(report.inFlight.size + left, many.length);
+    assert.equal(report.adminPort, 65_535, 'the admin port survives the trimming');
     const smallestKept = Math.min(...report.inFlight.values());
     const largestLeft = Math.max(...many.filter(([id]) => !report.inFlight.has(id)).map(([, n]) => n));
     assert.ok(smallestKept >= largestLeft, `kept down to ${smallestKept}, left out up to ${largestLeft}`);

@@ -3,12 +3,10 @@ import Koa from 'koa';
 import type { Logger } from 'pino';
 import { statusOf } from '../errors.js';
 import type { Metrics } from '../metrics.js';
-import type { PolicySetting } from '../picker/policy.js';
 import type { Snapshot } from '../snapshot.js';
-import type { Registry } from '../upstreams/registry.js';
-import type { AdminToken } from '../write-guard.js';
 import type { EventHub } from './event-hub.js';
 import { registerWriteRoutes } from './write-api.js';
+import type { WriteApiDeps } from './write-api.js';
 
 /**
  * Routes that an optional part of the balancer (the lab) adds to the admin port. The composition
@@ -26,7 +24,7 @@ export interface AdminDeps {
   readonly ready: () => boolean;
   readonly logger: Logger;
   /** The write API (drain, weight, max in-flight); without it the admin port is read-only. */
-  readonly writes?: { readonly registry: Registry; readonly token: AdminToken; readonly policy: PolicySetting };
+  readonly writes?: Pick<WriteApiDeps, 'registry' | 'token' | 'policy' | 'relay'>;
   /** More routes, registered after the write API's, in order. */
   readonly routes?: readonly AdminRoutes[];
 }

@@ -3,11 +3,16 @@
  * the selection policy of the whole balancer.
  *
  * Every write goes through write-guard.ts: the bearer token, the bounded body, the refusal.
- * Changes go through the registry (the one owner of upstream state) and are logged.
+ * Changes go through the registry (the one owner of upstream state) and are logged. With peers,
+ * a write from a client is relayed to every live peer (peers/write-relay.ts), so the whole tier
+ * holds it, and the answer says where it was applied.
  */
 import type { Router, RouterContext } from '@koa/router';
 import type { Logger } from 'pino';
 import { z } from 'zod';
+import { statusOf } from '../errors.js';
+import { RELAYED_HEADER } from '../peers/write-relay.js';
+import type { AdminWrite, RelayOutcome } from '../peers/write-relay.js';
 import { POLICIES } from '../picker/policy.js';
 import type { PolicySetting } from '../picker/policy.js';
 import type { Snapshot, UpstreamView } from '../snapshot.js';
@@ -27,6 +32,8 @@ export interface WriteApiDeps {
   readonly policy: PolicySetting;
   readonly snapshot: () => Snapshot;
   readonly logger: Logger;
+  /** Relays each write from a client to the live peers (peers/write-relay.ts); absent without peers. */
+  readonly relay?: (write: AdminWrite) => Promise<RelayOutcome[]>;
 }
 
 const drainBody = z.strictObject({ timeoutMs: z.number().int().min(0).max(86_400_000).optional() });
@@ -41,15 +48,50 @@ export function registerWriteRoutes(router: Router, deps: WriteApiDeps): void {
 
   const viewOf = (u: Upstream): UpstreamView | undefined => deps.snapshot().upstreams.find((v) => v.id === u.id);
 
-  /** Authorises, finds the upstream, runs the change, answers with the upstream as the snapshot shows it. */
-  const write = (change: (ctx: RouterContext, u: Upstream) => Promise<Record<string, unknown>>) =>
+  /**
+   * Answers a write applied here. A write from a client (not one a peer relayed) goes on to every
+   * live peer first; the answer lists each peer's outcome, and is 502 LB_PEER_WRITE_FAILED, with
+   * what was applied here, when any peer did not apply it.
+   */
+  const answer = async (ctx: RouterContext, body: unknown, applied: object): Promise<void> => {
+    if (deps.relay === undefined) {
+      ctx.body = applied;
+      return;
+    }
+    const relayedBy = ctx.get(RELAYED_HEADER);
+    if (relayedBy !== '') {
+      ctx.body = { ...applied, relayedBy };
+      return;
+    }
+    const peers = await deps.relay({ method: ctx.method, url: ctx.url, body, authorization: ctx.get('authorization') });
+    const failed = peers.filter((p) => p.status < 200 || p.status >= 300);
+    if (failed.length === 0) {
+      ctx.body = { ...applied, peers };
+      return;
+    }
+    const code = 'LB_PEER_WRITE_FAILED';
+    ctx.status = statusOf[code];
+    ctx.body = {
+      error: code,
+      message:
+        `applied on this balancer and on ${peers.length - failed.length} of ${peers.length} live peers; not on ` +
+        failed.map((p) => `${p.peer} (${p.reason ?? p.status}${p.message === undefined ? '' : `: ${p.message}`})`).join(', ') +
+        '; repeat the write (it is idempotent) or apply it on each balancer\'s admin port',
+      applied,
+      peers,
+    };
+  };
+
+  /** Authorises, finds the upstream, parses the body, runs the change, answers with the upstream as the snapshot shows it. */
+  const write = <B>(schema: z.ZodType<B>, change: (u: Upstream, body: B) => Record<string, unknown>) =>
     guardedWrite(token, async (ctx) => {
       const id = String(ctx.params.id);
       const upstream = registry.get(id);
       if (upstream === undefined) throw new WriteError('LB_UNKNOWN_UPSTREAM', `no upstream ${id}`);
-      const logged = await change(ctx, upstream);
-      logger.info({ upstream: upstream.id, ...logged, remote: ctx.ip }, 'admin change');
-      ctx.body = viewOf(upstream) ?? { id: upstream.id };
+      const body = await parseBody(ctx, schema);
+      const logged = change(upstream, body);
+      logger.info({ upstream: upstream.id, ...logged, remote: ctx.ip, relayedBy: ctx.get(RELAYED_HEADER) || undefined }, 'admin change');
+      await answer(ctx, body, viewOf(upstream) ?? { id: upstream.id });
     });
 
   router.get('/api/policy', (ctx) => {
@@ -59,11 +101,11 @@ export function registerWriteRoutes(router: Router, deps: WriteApiDeps): void {
   router.put(
     '/api/policy',
     guardedWrite(token, async (ctx) => {
-      const { policy } = await parseBody(ctx, policyBody);
+      const body = await parseBody(ctx, policyBody);
       const from = deps.policy.current;
-      deps.policy.set(policy);
-      logger.info({ action: 'policy', from, to: policy, remote: ctx.ip }, 'admin change');
-      ctx.body = { policy, policies: POLICIES };
+      deps.policy.set(body.policy);
+      logger.info({ action: 'policy', from, to: body.policy, remote: ctx.ip, relayedBy: ctx.get(RELAYED_HEADER) || undefined }, 'admin change');
+      await answer(ctx, body, { policy: body.policy, policies: POLICIES });
     }),
   );
 
@@ -74,8 +116,7 @@ export function registerWriteRoutes(router: Router, deps: WriteApiDeps): void {
 
   router.post(
     '/api/upstreams/:id/drain',
-    write(async (ctx, u) => {
-      const { timeoutMs = DEFAULT_DRAIN_TIMEOUT_MS } = await parseBody(ctx, drainBody);
+    write(drainBody, (u, { timeoutMs = DEFAULT_DRAIN_TIMEOUT_MS }) => {
       notRemoved(u, 'drained');
       registry.drain(u, timeoutMs);
       return { action: 'drain', timeoutMs, inFlight: u.inFlight };
@@ -83,8 +124,7 @@ export function registerWriteRoutes(router: Router, deps: WriteApiDeps): void {
   );
   router.post(
     '/api/upstreams/:id/undrain',
-    write(async (ctx, u) => {
-      await parseBody(ctx, emptyBody);
+    write(emptyBody, (u) => {
       notRemoved(u, 'undrained');
       registry.undrain(u);
       return { action: 'undrain', state: u.state };
@@ -94,8 +134,8 @@ export function registerWriteRoutes(router: Router, deps: WriteApiDeps): void {
   const putNumber = <K extends string>(action: string, body: z.ZodType<Record<K, number>>, key: K, current: (u: Upstream) => number, apply: (u: Upstream, value: number) => void): void => {
     router.put(
       `/api/upstreams/:id/${action}`,
-      write(async (ctx, u) => {
-        const to = (await parseBody(ctx, body))[key];
+      write(body, (u, parsed) => {
+        const to = parsed[key];
         const from = current(u);
         apply(u, to);
         return { action, from, to };

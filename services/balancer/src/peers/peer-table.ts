@@ -25,6 +25,8 @@ export interface PeerView {
   /** Milliseconds since its latest report arrived; null before its first. */
   readonly ageMs: number | null;
   readonly state: PeerState;
+  /** Its admin API (`http://host:port`) as its latest report names it; null when it names none. */
+  readonly adminUrl: string | null;
 }
 
 /**
@@ -38,6 +40,7 @@ interface Heard {
   address: string;
   seq: number;
   inFlight: ReadonlyMap<string, number>;
+  adminPort: number | undefined;
   receivedAt: number;
 }
 
@@ -56,6 +59,10 @@ export interface PeerTable {
   /** Every known peer but this balancer, by address. */
   view(now: number): PeerView[];
 }
+
+/** The admin API at the host a peer reports from (an IPv6 one keeps its brackets from the address). */
+const adminUrlOf = (address: string, adminPort: number | undefined): string | null =>
+  adminPort === undefined ? null : `http://${address.slice(0, address.lastIndexOf(':'))}:${adminPort}`;
 
 /** A table for the balancer whose reports carry `selfId`; a peer silent for more than `timeoutMs` is dropped. */
 export function createPeerTable(selfId: string, timeoutMs: number): PeerTable {
@@ -105,11 +112,12 @@ export function createPeerTable(selfId: string, timeoutMs: number): PeerTable {
       if (previous !== undefined && previous !== report.from) forget(address);
       const heard = byId.get(report.from);
       if (heard !== undefined && report.seq <= heard.seq) return 'stale';
-      if (heard === undefined) byId.set(report.from, { id: report.from, address, seq: report.seq, inFlight: report.inFlight, receivedAt: now });
+      if (heard === undefined) byId.set(report.from, { id: report.from, address, seq: report.seq, inFlight: report.inFlight, adminPort: report.adminPort, receivedAt: now });
       else {
         heard.address = address;
         heard.seq = report.seq;
         heard.inFlight = report.inFlight;
+        heard.adminPort = report.adminPort;
         heard.receivedAt = now;
       }
       byAddress.set(address, report.from);
@@ -127,8 +135,8 @@ export function createPeerTable(selfId: string, timeoutMs: number): PeerTable {
       return targets.map((address): PeerView => {
         const id = byAddress.get(address);
         const heard = id === undefined ? undefined : byId.get(id);
-        if (heard === undefined) return { address, id: null, ageMs: null, state: 'dropped' };
-        return { address, id: heard.id, ageMs: Math.max(0, Math.round(now - heard.receivedAt)), state: isLive(heard, now) ? 'live' : 'dropped' };
+        if (heard === undefined) return { address, id: null, ageMs: null, state: 'dropped', adminUrl: null };
+        return { address, id: heard.id, ageMs: Math.max(0, Math.round(now - heard.receivedAt)), state: isLive(heard, now) ? 'live' : 'dropped', adminUrl: adminUrlOf(address, heard.adminPort) };
       });
     },
   };

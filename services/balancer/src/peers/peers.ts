@@ -42,6 +42,8 @@ export interface PeersDeps {
   readonly metrics: PromRegistry;
   /** This balancer's instance id in its reports (default: 8 random bytes, in hex). */
   readonly instanceId?: string;
+  /** The admin port this balancer listens on, once it does: in every report, so peers can relay admin writes to it. */
+  readonly adminPort?: () => number | undefined;
 }
 
 export interface Peers {
@@ -115,7 +117,7 @@ export function createPeers(deps: PeersDeps): Peers {
     if (s === undefined) return;
     seq++;
     const own = upstreams.list().map((u) => [u.id, u.inFlight] as const);
-    const { bytes, left } = encodeReport(instanceId, seq, own);
+    const { bytes, left } = encodeReport(instanceId, seq, own, deps.adminPort?.());
     if (left > 0 && seq % 500 === 1) logger.warn({ left }, 'in-flight report over its size limit: the smallest counts were left out');
     for (const address of table.targets()) {
       const to = endpoints.get(address);
