@@ -154,6 +154,35 @@ export function sharedCountsSuite(cluster: () => Cluster): void {
       assert.equal(new Set(heldOn).size, 3, `A's requests on three distinct backends: ${JSON.stringify(heldOn)}`);
     });
 
+    it('an admin write made on one replica holds on every replica (relayed to its live peers)', async () => {
+      const c = cluster();
+      const replicas = await c.balancerReplicas.replicas();
+      await waitFor(() => peersOfEach(c, replicas), { what: 'every replica to see the others live', timeoutMs: 10_000, intervalMs: 100 });
+      const policyOfEach = async (): Promise<string[]> =>
+        Promise.all(replicas.map(async (r) => (await c.balancerReplicas.client(r.admin).json<{ policy: string }>('/api/policy', 5_000)).policy));
+      const [backend] = (await c.balancerSnapshots())[0]?.upstreams ?? [];
+      assert.ok(backend, 'a backend to drain');
+      const drainPath = (action: string): string => `/api/upstreams/${encodeURIComponent(backend.id)}/${action}`;
+      try {
+        // c.admin writes to the first replica only; the relay does the rest.
+        const set = await c.admin('PUT', '/api/policy', { policy: 'p2c' });
+        assert.equal(set.status, 200, JSON.stringify(set.body));
+        const outcomes = (set.body as { peers?: { status: number }[] }).peers ?? [];
+        assert.equal(outcomes.length, BALANCER_REPLICAS - 1, JSON.stringify(set.body));
+        assert.ok(outcomes.every((o) => o.status === 200), JSON.stringify(set.body));
+        assert.deepEqual(await policyOfEach(), replicas.map(() => 'p2c'));
+        const drained = await c.admin('POST', drainPath('drain'), { timeoutMs: 60_000 });
+        assert.equal(drained.status, 200, JSON.stringify(drained.body));
+        const states = (await c.balancerSnapshots()).map((s) => s.upstreams.find((u) => u.id === backend.id)?.state);
+        assert.deepEqual(states, replicas.map(() => 'draining'));
+      } finally {
+        await c.admin('POST', drainPath('undrain'), {});
+        await c.admin('PUT', '/api/policy', { policy: 'least-connections' });
+      }
+      assert.deepEqual(await policyOfEach(), replicas.map(() => 'least-connections'));
+      await c.waitForBackends(4);
+    });
+
     it('--scale balancer=3: a third replica joins the peers and takes requests from nginx; back to 2', async function () {
       this.timeout(240_000);
       const c = cluster();
