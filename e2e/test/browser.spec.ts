@@ -317,7 +317,14 @@ describe('the page against a real cluster', function () {
 /** One upstream of a scripted snapshot: [id, inFlight, requests, state, weight]. */
 type Row = [string, number, number, string, number?];
 
-function snapshotEvent(time: number, rows: Row[], imbalance = 1): string {
+/** One peer of a scripted snapshot, as the balancer sends it. */
+interface ScriptedPeer {
+  readonly address: string;
+  readonly ageMs: number | null;
+  readonly state: string;
+}
+
+function snapshotEvent(time: number, rows: Row[], imbalance = 1, peers: readonly ScriptedPeer[] = []): string {
   const upstreams = rows.map(([id, inFlight, requests, state, weight]) => ({
     id,
     weight: weight ?? 1,
@@ -340,6 +347,7 @@ function snapshotEvent(time: number, rows: Row[], imbalance = 1): string {
     imbalance,
     upstreams,
     decisions: [],
+    peers: peers.map((p) => ({ ...p, id: p.ageMs === null ? null : '9c1f0a7e5b2d4c83', adminUrl: null })),
   };
   // A short retry: each fulfilled response ends the stream and the browser asks for the next one.
   return `retry: 50\n\nevent: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n`;
@@ -424,6 +432,41 @@ describe('the live view with a scripted event stream (upstreams coming and going
       script = [];
       await page.waitForSelector('#no-upstreams', { state: 'visible' });
       assert.equal(await page.locator('[data-testid="upstream-row"]').count(), 0);
+      assert.deepEqual(problems, []);
+    } finally {
+      await page.close();
+    }
+  });
+
+  it('names each peer balancer with the age of its latest report, and marks one that dropped out', async () => {
+    assert.ok(browser);
+    const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
+    const problems: string[] = [];
+    watchProblems(page, problems);
+    let peers: ScriptedPeer[] = [];
+    let time = Date.now();
+    await page.route('**/api/lab', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: '{"state":"idle","results":[]}' }));
+    await page.route('**/api/events', (route) =>
+      route.fulfill({
+        status: 200,
+        headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' },
+        body: snapshotEvent((time += 100), [['10.0.0.2:8002', 1, 10, 'up']], 1, peers),
+      }),
+    );
+    try {
+      await page.goto(base);
+      await page.waitForFunction(() => document.querySelector('[data-testid="peers"]')?.textContent === 'none');
+      peers = [{ address: '10.0.1.7:9001', ageMs: 12, state: 'live' }, { address: '10.0.1.8:9001', ageMs: 9, state: 'live' }];
+      await page.waitForFunction(() => document.querySelector('[data-testid="peers"]')?.textContent === '10.0.1.7 12 ms · 10.0.1.8 9 ms');
+      assert.equal(await page.getAttribute('[data-testid="peers"]', 'data-degraded'), 'false');
+      peers = [{ address: '10.0.1.7:9001', ageMs: 14, state: 'live' }, { address: '10.0.1.8:9001', ageMs: 400, state: 'dropped' }];
+      await page.waitForFunction(() => document.querySelector('[data-testid="peers"]')?.textContent === '10.0.1.7 14 ms · 10.0.1.8 dropped');
+      assert.equal(await page.getAttribute('[data-testid="peers"]', 'data-degraded'), 'true');
+      assert.match((await page.getAttribute('[data-testid="peers"]', 'title')) ?? '', /10\.0\.1\.8:9001: dropped, latest report 400 ms ago/);
+      const color = await page.$eval('[data-testid="peers"]', (el) => getComputedStyle(el).color);
+      const bad = await page.$eval('[data-testid="peers"]', (el) => getComputedStyle(el).getPropertyValue('--bad').trim());
+      assert.ok(bad !== '', 'the page defines --bad');
+      assert.notEqual(color, await page.$eval('#policy', (el) => getComputedStyle(el).color), 'a dropped peer is shown in the warning colour');
       assert.deepEqual(problems, []);
     } finally {
       await page.close();

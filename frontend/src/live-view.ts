@@ -8,6 +8,7 @@ import { describeReason } from './decision.js';
 import { byId, h, setAttr, setStyle, setText } from './dom.js';
 import { formatClock, formatInt, formatRate, formatRatio, formatShare, niceCeil } from './format.js';
 import type { TrafficHistory } from './history.js';
+import { describePeers } from './peers.js';
 import type { Snapshot, UpstreamSnapshot } from './snapshot.js';
 
 /** The peak marker on each bar and the bar scale look back this far. */
@@ -67,6 +68,7 @@ export function createLiveView(colors: ColorMap): LiveView {
   const tieBreakEl = byId('tie-break');
   const instanceEl = byId('instance');
   const policyEl = byId('policy');
+  const peersEl = byId('peers');
   // The Errors card: the balancer's count plus the page's own failed requests.
   let lastErrors = 0;
   let pageFailures = 0;
@@ -242,6 +244,10 @@ export function createLiveView(colors: ColorMap): LiveView {
       setText(tieBreakEl, snap.tieBreak || '–');
       setText(instanceEl, snap.instance || '–');
       setText(policyEl, snap.policy || '–');
+      const peers = describePeers(snap.peers);
+      setText(peersEl, peers.text);
+      setAttr(peersEl, 'title', peers.title);
+      setAttr(peersEl, 'data-degraded', String(peers.degraded));
       setText(explainEl, snap.explain ? 'on' : 'off');
       setText(lastUpdateEl, formatClock(snap.time));
       setAttr(lastUpdateEl, 'datetime', new Date(snap.time).toISOString());

@@ -36,6 +36,16 @@ export interface DecisionSnapshot {
   readonly reason: string;
 }
 
+/** A balancer this one shares its in-flight counts with. */
+export interface PeerSnapshot {
+  /** Where its reports come from (`host:port`, UDP). */
+  readonly address: string;
+  /** Milliseconds since its latest report; null before its first. */
+  readonly ageMs: number | null;
+  /** `live`: its counts count; `dropped`: silent longer than the peer timeout, or never heard. */
+  readonly state: 'live' | 'dropped' | (string & {});
+}
+
 /** What the balancer sends ten times a second. */
 export interface Snapshot {
   readonly time: number;
@@ -51,6 +61,8 @@ export interface Snapshot {
   readonly imbalance: number;
   readonly upstreams: readonly UpstreamSnapshot[];
   readonly decisions: readonly DecisionSnapshot[];
+  /** The peers (empty without sharing, or from a balancer older than peers). */
+  readonly peers: readonly PeerSnapshot[];
 }
 
 type Obj = Record<string, unknown>;
@@ -93,6 +105,14 @@ function parseDecision(v: unknown): DecisionSnapshot | undefined {
   return { time, chosen, reason: str(v.reason) ?? '' };
 }
 
+function parsePeer(v: unknown): PeerSnapshot | undefined {
+  if (!isObj(v)) return undefined;
+  const address = str(v.address);
+  const state = str(v.state);
+  if (address === undefined || address === '' || state === undefined) return undefined;
+  return { address, ageMs: num(v.ageMs) ?? null, state };
+}
+
 /**
  * Validates one Snapshot. Returns undefined when the message is not a Snapshot at all (no time or no
  * upstream list); single malformed upstreams or decisions are skipped, optional fields get defaults.
@@ -118,6 +138,13 @@ export function parseSnapshot(v: unknown): Snapshot | undefined {
       if (d) decisions.push(d);
     }
   }
+  const peers: PeerSnapshot[] = [];
+  if (Array.isArray(v.peers)) {
+    for (const raw of v.peers) {
+      const p = parsePeer(raw);
+      if (p) peers.push(p);
+    }
+  }
   const totals = isObj(v.totals) ? v.totals : {};
   return {
     time,
@@ -134,6 +161,7 @@ export function parseSnapshot(v: unknown): Snapshot | undefined {
     imbalance: num(v.imbalance) ?? 1,
     upstreams,
     decisions,
+    peers,
   };
 }
 

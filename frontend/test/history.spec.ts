@@ -30,6 +30,7 @@ const snap = (time: number, upstreams: UpstreamSnapshot[]): Snapshot => ({
   imbalance: 1,
   upstreams,
   decisions: [],
+  peers: [],
 });
 
 const T0 = 1_700_000_000_000; // a multiple of 500 ms, so buckets start at T0

@@ -16,4 +16,5 @@ export const example = {
     { id: '127.0.0.1:8002', weight: 1, inFlight: 2, inFlightCluster: 5, requests: 60, errors: 0, state: 'up', available: true, source: 'static', longLived: 1, maxInFlight: 0 },
   ],
   decisions: [{ time: 1764081000000, chosen: '127.0.0.1:8002', reason: 'tie-rotation' }],
+  peers: [{ address: '172.18.0.7:9001', ageMs: 12, state: 'live' }],
 };

@@ -20,6 +20,19 @@ describe('parseSnapshot', () => {
     assert.equal(u.longLived, 0);
     assert.equal(u.inFlightCluster, undefined, 'no peers field from a balancer older than count sharing');
     assert.deepEqual(u.drain, { deadline: 30_000, drained: false });
+    assert.deepEqual(s.peers, [], 'no peers from a balancer older than count sharing');
+  });
+
+  it('keeps each peer with its state and age (null before its first report); skips a malformed one', () => {
+    const s = parseSnapshot({
+      time: 1,
+      upstreams: [],
+      peers: [{ address: '10.0.0.7:9001', ageMs: 12, state: 'live' }, { address: '10.0.0.8:9001', ageMs: null, state: 'dropped' }, { state: 'live' }, 'x'],
+    });
+    assert.deepEqual(s?.peers, [
+      { address: '10.0.0.7:9001', ageMs: 12, state: 'live' },
+      { address: '10.0.0.8:9001', ageMs: null, state: 'dropped' },
+    ]);
   });
 
   it('rejects what is not a snapshot', () => {

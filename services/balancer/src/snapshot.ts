@@ -53,7 +53,7 @@ export interface Snapshot {
    * The balancers this one shares in-flight counts with (empty without --peer / --peers-dns).
    * Always sent (takeSnapshot); optional in the type only so that snapshots made by hand need not list it.
    */
-  readonly peers?: readonly PeerView[];
+  readonly peers: readonly PeerView[];
 }
 
 /** max ÷ mean in-flight over the given upstreams; 1 when the load is even or there is none. */

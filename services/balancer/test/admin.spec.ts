@@ -14,7 +14,7 @@ describe('admin API', () => {
   describe('Koa app (supertest)', () => {
     const registry = testRegistry();
     const metrics = createMetrics(registry);
-    const snap: Snapshot = { time: 1, instance: 'test', tieBreak: 'rotation', policy: 'least-connections', explain: false, panic: false, totals: { requests: 0, inFlight: 0, errors: 0 }, imbalance: 1, upstreams: [], decisions: [] };
+    const snap: Snapshot = { time: 1, instance: 'test', tieBreak: 'rotation', policy: 'least-connections', explain: false, panic: false, totals: { requests: 0, inFlight: 0, errors: 0 }, imbalance: 1, upstreams: [], decisions: [], peers: [] };
     let ready = true;
     const events = createEventHub(() => snap, 50);
     const app = createAdminApp({ metrics, snapshot: () => snap, events, ready: () => ready, logger: silentLogger });

@@ -39,7 +39,7 @@ const assertLabOff = (status: number, body: unknown, what: string): void => {
 describe('lab switch', () => {
   describe('admin app (supertest)', () => {
     const registry = testRegistry();
-    const snap: Snapshot = { time: 1, instance: 'test', tieBreak: 'rotation', policy: 'least-connections', explain: false, panic: false, totals: { requests: 0, inFlight: 0, errors: 0 }, imbalance: 1, upstreams: [], decisions: [] };
+    const snap: Snapshot = { time: 1, instance: 'test', tieBreak: 'rotation', policy: 'least-connections', explain: false, panic: false, totals: { requests: 0, inFlight: 0, errors: 0 }, imbalance: 1, upstreams: [], decisions: [], peers: [] };
     const events = createEventHub(() => snap, 50);
     after(() => {
       events.stop();

@@ -25,7 +25,16 @@ async function realSnapshot(): Promise<Snapshot> {
   registry.drain(draining, 30_000);
   const decisions = createDecisionLog();
   decisions.record(capped.id, 'least-loaded');
-  const snapshot = JSON.parse(JSON.stringify(takeSnapshot(registry, decisions, { tieBreak: 'rotation', explain: false, instance: 'x', policy: 'least-connections' }))) as Snapshot;
+  const snapshot = JSON.parse(JSON.stringify(takeSnapshot(registry, decisions, {
+    tieBreak: 'rotation',
+    explain: false,
+    instance: 'x',
+    policy: 'least-connections',
+    peers: [
+      { address: '10.0.0.7:9001', id: '9c1f0a7e5b2d4c83', ageMs: 12, state: 'live', adminUrl: 'http://10.0.0.7:9001' },
+      { address: '10.0.0.8:9001', id: null, ageMs: null, state: 'dropped', adminUrl: null },
+    ],
+  }))) as Snapshot;
   registry.release(capped);
   await registry.stop();
   return snapshot;
