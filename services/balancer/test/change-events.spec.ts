@@ -2,19 +2,14 @@ import assert from 'node:assert/strict';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { request } from 'undici';
 import { coalesced } from '../src/coalesce.js';
-import { deadPort, namedHandler, startBalancer, startOrigin, testConfig } from './helpers.js';
+import { deadPort, namedHandler, startBalancer, startOrigin, stopAfterEach, testConfig } from './helpers.js';
 import type { Origin, Running } from './helpers.js';
 
 describe('upstream changes reach the data path as events', () => {
-  let origins: Origin[] = [];
+  let origins: readonly Origin[] = [];
   let lb: Running | undefined;
 
-  afterEach(async () => {
-    await lb?.balancer.stop();
-    lb = undefined;
-    await Promise.all(origins.map((o) => o.close()));
-    origins = [];
-  });
+  stopAfterEach(() => ({ lb, origins }));
 
   it('coalesced: one call per burst, never inside the caller', async () => {
     let runs = 0;

@@ -8,7 +8,7 @@ import { createUpstreamMirror } from '../src/cluster/upstream-mirror.js';
 import { OPTIONS } from '../src/config.js';
 import { ERROR_CODES, isLbErrorCode, statusOf } from '../src/errors.js';
 import { CounterTable } from '../src/upstreams/counters.js';
-import { startBalancer, startOrigin, testConfig } from './helpers.js';
+import { startBalancer, startOrigin, stopAfterEach, testConfig } from './helpers.js';
 import type { Origin, Running } from './helpers.js';
 
 const SRC = fileURLToPath(new URL('../src', import.meta.url));
@@ -55,14 +55,9 @@ describe('errors: one table of codes', () => {
 });
 
 describe('errors: what clients are told', () => {
-  let origins: Origin[] = [];
+  let origins: readonly Origin[] = [];
   let lb: Running | undefined;
-  afterEach(async () => {
-    await lb?.balancer.stop();
-    lb = undefined;
-    await Promise.all(origins.map((o) => o.close()));
-    origins = [];
-  });
+  stopAfterEach(() => ({ lb, origins }));
 
   it('an exception in our own code while proxying is 500 LB_INTERNAL, logged; not blamed on an upstream (LB_UPSTREAM_RESET)', async () => {
     const origin = await startOrigin((_req, res) => res.end('ok'));
