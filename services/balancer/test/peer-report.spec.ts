@@ -41,4 +41,23 @@ describe('peer reports on the wire', () => {
     }
     assert.equal(decodeReport(new Uint8Array([0xc3, 0x28])), 'malformed', 'invalid UTF-8');
   });
+
+  it('the sender\'s data and admin ports travel when given; a report without them (an older balancer) is as valid as before', () => {
+    const withPorts = decodeReport(encodeReport(ID, 3, [['a:1', 2]], { data: 8001, admin: 9001 }).bytes);
+    assert.ok(typeof withPorts !== 'string');
+    assert.deepEqual(withPorts.ports, { data: 8001, admin: 9001 });
+    assert.deepEqual([...withPorts.inFlight], [['a:1', 2]]);
+    const old = decodeReport(new TextEncoder().encode(`{"v":1,"from":"${ID}","seq":4,"inFlight":{"a:1":1}}`));
+    assert.ok(typeof old !== 'string');
+    assert.equal(old.ports, undefined);
+    assert.equal(old.inFlight.get('a:1'), 1);
+  });
+
+  it('ports out of range, not whole numbers, or only one of the two make the report malformed', () => {
+    const text = (fields: string) => new TextEncoder().encode(`{"v":1,"from":"${ID}","seq":1,${fields}"inFlight":{}}`);
+    for (const bad of ['"dataPort":0,"adminPort":9001,', '"dataPort":8001,"adminPort":65536,', '"dataPort":80.5,"adminPort":9001,', '"dataPort":"8001","adminPort":9001,', '"dataPort":8001,', '"adminPort":9001,']) {
+      assert.equal(decodeReport(text(bad)), 'malformed', bad);
+    }
+    assert.ok(typeof decodeReport(text('"dataPort":1,"adminPort":65535,')) !== 'string');
+  });
 });
