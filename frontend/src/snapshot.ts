@@ -51,6 +51,17 @@ export interface Snapshot {
   readonly imbalance: number;
   readonly upstreams: readonly UpstreamSnapshot[];
   readonly decisions: readonly DecisionSnapshot[];
+  /** The balancers this one shares counts with (absent from a balancer older than peers). */
+  readonly peers?: readonly PeerSnapshot[];
+  /** This balancer sends its counts and picks on the peers' too (absent from an older balancer). */
+  readonly sharing?: boolean;
+}
+
+/** One peer balancer: where its reports come from, and how old the latest one is. */
+export interface PeerSnapshot {
+  readonly address: string;
+  readonly state: string;
+  readonly ageMs: number | null;
 }
 
 type Obj = Record<string, unknown>;
@@ -134,6 +145,10 @@ export function parseSnapshot(v: unknown): Snapshot | undefined {
     imbalance: num(v.imbalance) ?? 1,
     upstreams,
     decisions,
+    ...(Array.isArray(v.peers)
+      ? { peers: v.peers.filter(isObj).flatMap((p) => (typeof p.address === 'string' ? [{ address: p.address, state: str(p.state) ?? 'dropped', ageMs: num(p.ageMs) ?? null }] : [])) }
+      : {}),
+    ...(typeof v.sharing === 'boolean' ? { sharing: v.sharing } : {}),
   };
 }
 
