@@ -101,7 +101,7 @@ lab: deps build ## algorithm lab: one slow replica among ten, every policy, same
 
 .PHONY: lab-peers
 
-lab-peers: deps build ## one balancer vs two isolated vs two sharing counts, seed's 1-10 s images, one slow backend (local processes, ~20 min)
+lab-peers: deps build ## one balancer vs two isolated vs two sharing counts, seed's 1-10 s images, one slow backend (local processes, ~40 min)
 	$(WITH_NODE) node bench/lab-peers.mjs
 
 .PHONY: bench-connections
