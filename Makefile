@@ -99,6 +99,11 @@ bench: deps build ## wrk against the balancer, nginx least_conn and HAProxy leas
 lab: deps build ## algorithm lab: one slow replica among ten, every policy, same traffic (local processes)
 	$(WITH_NODE) node bench/lab.mjs
 
+.PHONY: lab-peers
+
+lab-peers: deps build ## one balancer vs two isolated vs two sharing counts, seed's 1-10 s images, one slow backend (local processes, ~40 min)
+	$(WITH_NODE) node bench/lab-peers.mjs
+
 .PHONY: bench-connections
 
 bench-connections: deps build ## 10,000 idle keep-alive clients: RSS of the balancer, nginx, HAProxy

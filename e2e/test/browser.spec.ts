@@ -347,7 +347,7 @@ function snapshotEvent(time: number, rows: Row[], imbalance = 1, peers: readonly
     imbalance,
     upstreams,
     decisions: [],
-    peers: peers.map((p) => ({ ...p, id: p.ageMs === null ? null : '9c1f0a7e5b2d4c83', adminUrl: null })),
+    peers: peers.map((p) => ({ ...p, id: p.ageMs === null ? null : '9c1f0a7e5b2d4c83', dataUrl: null, adminUrl: null })),
   };
   // A short retry: each fulfilled response ends the stream and the browser asks for the next one.
   return `retry: 50\n\nevent: snapshot\ndata: ${JSON.stringify(snapshot)}\n\n`;

@@ -93,7 +93,7 @@ describe('the algorithm lab in the page', function () {
     await page.waitForSelector('#lab-results[data-rows="5"]');
     const policies = await page.$$eval('#lab-results-body tr', (rows) => rows.map((r) => r.getAttribute('data-policy')));
     assert.deepEqual(policies, ['least-connections', 'round-robin', 'random', 'p2c', 'peak-ewma']);
-    const p99 = await page.$$eval('#lab-results-body tr td:nth-child(3)', (tds) => tds.map((t) => Number(t.textContent)));
+    const p99 = await page.$$eval('#lab-results-body tr td:nth-child(4)', (tds) => tds.map((t) => Number(t.textContent)));
     assert.ok(p99.every((v) => v > 0), `every row has a p99: ${p99.join(', ')}`);
     assert.equal(await page.isVisible('#lab-downloads'), true);
     assert.equal(await page.textContent('#policy-current'), 'least-connections', 'the policy is restored after the comparison');
@@ -135,7 +135,7 @@ describe('the algorithm lab in the page', function () {
     const [head, ...rows] = await tableRows(page);
     assert.ok(head);
     console.log(`      ${head.join(' | ')}\n${rows.map((r) => `      ${r.join(' | ')}`).join('\n')}`);
-    assert.deepEqual(head, ['Policy', 'p50 ms', 'p99 ms', 'p99.9 ms', 'Errors', 'Dropped', 'Bad replica share', 'Bad max / mean in-flight', 'Jain']);
+    assert.deepEqual(head, ['Policy', 'Balancers', 'p50 ms', 'p99 ms', 'p99.9 ms', 'Errors', 'Dropped', 'Bad replica share', 'Bad max / mean in-flight', 'Spread', 'Jain']);
     const col = (name: string): string[] => rows.map((r) => r.at(head.indexOf(name)) ?? '');
     // Dropped has its own column; it stays near 0 unless the machine stalls for most of a second.
     assert.ok(col('Dropped').every((v) => /^\d+$/.test(v)), col('Dropped').join(', '));
@@ -143,7 +143,11 @@ describe('the algorithm lab in the page', function () {
     // A median below the 1 s image's own delay proves the images were the scaled ones, on any
     // machine (a bound of 100 ms failed at 114-168 ms with the machine's two CPUs at load 7).
     assert.ok(col('p50 ms').every((v) => Number(v) < 1000), `p50 in milliseconds, not the 1 s images: ${col('p50 ms').join(', ')}`);
-    const share = (policy: string): number => parseFloat(rows.find((r) => r[0] === policy)?.[6] ?? 'NaN');
+    const share = (policy: string): number => parseFloat(rows.find((r) => r[0] === policy)?.[head.indexOf('Bad replica share')] ?? 'NaN');
+    // One balancer (the default mode), each row says so; its spread is measured from the responses (X-Backend-Id).
+    assert.deepEqual(col('Balancers'), ['one', 'one', 'one', 'one', 'one']);
+    assert.ok(col('Spread').every((v) => Number(v) >= 1), col('Spread').join(', '));
+    assert.equal(await page.textContent('#peer-sharing'), 'Count sharing: no peers (one balancer).');
     assert.ok(share('least-connections') < share('round-robin'), `least-connections ${share('least-connections')} % vs round robin ${share('round-robin')} %`);
     const settings = `From: 300 req/s for 2 s · images at 0.001 × their delays · +50 ms latency on ${slow} · 3 replicas`;
     assert.ok(((await page.textContent('#lab-settings')) ?? '').startsWith(settings), await page.textContent('#lab-settings') ?? '');
@@ -154,8 +158,8 @@ describe('the algorithm lab in the page', function () {
     await page.waitForSelector('#lab-results[data-rows="5"]');
     await page.waitForFunction((id) => (document.getElementById('target-select') as HTMLSelectElement).value === id, slow);
     assert.deepEqual(
-      await Promise.all(['#lab-rate', '#lab-duration', '#lab-images', '#lab-scenario'].map((sel) => page.inputValue(sel))),
-      ['300', '2', '0.001', 'slow'],
+      await Promise.all(['#lab-rate', '#lab-duration', '#lab-images', '#lab-scenario', '#lab-balancers'].map((sel) => page.inputValue(sel))),
+      ['300', '2', '0.001', 'slow', 'one'],
     );
     assert.ok(((await page.textContent('#lab-settings')) ?? '').startsWith(settings));
     assert.deepEqual((await tableRows(page)).slice(1), rows);

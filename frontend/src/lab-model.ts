@@ -18,12 +18,26 @@ export const SCENARIOS: Readonly<Record<string, { readonly label: string; readon
   stall: { label: '200 ms CPU stall', fault: { cpuStallMs: 200 } },
 });
 
+/**
+ * The lab's "balancers" dimension (issue 25): through this balancer alone, or with every other
+ * request through a live peer, the two picking on their own counts or on shared ones.
+ */
+export const BALANCER_MODES: readonly { readonly value: string; readonly label: string }[] = Object.freeze([
+  { value: 'one', label: 'one (this balancer)' },
+  { value: 'two-isolated', label: 'two, counts isolated' },
+  { value: 'two-sharing', label: 'two, counts shared' },
+]);
+
 /** One upstream in one run's result: its id and its figures. */
 export type LabUpstream = { readonly id: string } & Readonly<Record<'requests' | 'share' | 'errors' | 'maxInFlight' | 'meanInFlight', number>>;
 
 /** One policy's result. */
 export interface LabResult {
   readonly policy: string;
+  /** One balancer, two isolated or two sharing ('one' from a balancer older than the dimension). */
+  readonly balancers: string;
+  /** Time-averaged max ÷ mean in-flight over the backends, from the lab's records; null when not measured so. */
+  readonly spread: number | null;
   readonly requests: number;
   /** Sent and failed (5xx, reset, timeout). */
   readonly errors: number;
@@ -58,6 +72,7 @@ export interface LabSpec {
   readonly delayScale: number;
   readonly concurrency: number;
   readonly scenario: { readonly upstream: string; readonly fault: Fault } | null;
+  readonly balancers: string;
 }
 
 /** The balancer's capacity check of a run (services/balancer/src/lab/capacity.ts). */
@@ -98,6 +113,8 @@ function parseResult(v: unknown): LabResult | undefined {
   const upstreams = Array.isArray(v.upstreams) ? v.upstreams.map(parseUpstream).filter((u): u is LabUpstream => u !== undefined) : [];
   return {
     policy: v.policy,
+    balancers: str(v.balancers) ?? 'one',
+    spread: typeof v.spread === 'number' ? v.spread : null,
     requests: num(v.requests),
     errors: num(v.errors),
     dropped: num(v.dropped),
@@ -119,7 +136,7 @@ function parseFault(v: unknown): Fault {
 function parseSpec(v: unknown): LabSpec | null {
   if (!isObj(v) || typeof v.rate !== 'number' || typeof v.durationMs !== 'number') return null;
   const sc = isObj(v.scenario) && typeof v.scenario.upstream === 'string' ? { upstream: v.scenario.upstream, fault: parseFault(v.scenario.fault) } : null;
-  return { rate: v.rate, durationMs: v.durationMs, delayScale: num(v.delayScale, 1), concurrency: num(v.concurrency), scenario: sc };
+  return { rate: v.rate, durationMs: v.durationMs, delayScale: num(v.delayScale, 1), concurrency: num(v.concurrency), scenario: sc, balancers: str(v.balancers) ?? 'one' };
 }
 
 function parseCheck(v: unknown): LabCheck | null {
@@ -167,6 +184,7 @@ export function resultCells(r: LabResult): string[] {
   const bad = r.badUpstream === null ? undefined : r.upstreams.find((u) => u.id === r.badUpstream);
   return [
     r.policy,
+    r.balancers,
     ms(r.p50Ms),
     ms(r.p99Ms),
     ms(r.p999Ms),
@@ -174,8 +192,20 @@ export function resultCells(r: LabResult): string[] {
     String(r.dropped),
     r.badShare === null ? '–' : pct(r.badShare),
     bad === undefined ? '–' : `${bad.maxInFlight} / ${bad.meanInFlight.toFixed(2)}`,
+    r.spread === null ? '–' : r.spread.toFixed(2),
     r.jain.toFixed(3),
   ];
+}
+
+/** The line that says whether this balancer shares its counts, and with whom (from the live snapshot). */
+export function describeSharing(sharing: boolean | undefined, peers: readonly { readonly state: string; readonly ageMs: number | null }[] | undefined): string {
+  if (peers === undefined || peers.length === 0) return 'Count sharing: no peers (one balancer).';
+  const live = peers.filter((p) => p.state === 'live');
+  const ages = live.map((p) => p.ageMs).filter((a): a is number => a !== null);
+  const heard = `${live.length} of ${peers.length} ${peers.length === 1 ? 'peer' : 'peers'} live${ages.length > 0 ? ` (latest report ${Math.max(...ages)} ms old at most)` : ''}`;
+  return sharing === false
+    ? `Count sharing: off (this balancer picks on its own counts and sends none; PUT /api/peers turns it on) · ${heard}.`
+    : `Count sharing: on · ${heard}.`;
 }
 
 /** The progress line under the lab buttons. */

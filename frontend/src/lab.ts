@@ -12,7 +12,7 @@
  * shown disabled with how to turn it on, while the policy and operator controls keep working.
  */
 import { byId, h, setAttr, setText } from './dom.js';
-import { IMAGE_SPEEDS, LAB_OFF_TEXT, POLICIES, SCENARIOS, describeProgress, describeSettings, parseLabStatus, progressFraction, readLabAnswer, resultCells, scenarioKeyOf } from './lab-model.js';
+import { BALANCER_MODES, IMAGE_SPEEDS, LAB_OFF_TEXT, POLICIES, SCENARIOS, describeProgress, describeSettings, describeSharing, parseLabStatus, progressFraction, readLabAnswer, resultCells, scenarioKeyOf } from './lab-model.js';
 import type { Fault, LabStatus } from './lab-model.js';
 import type { Snapshot } from './snapshot.js';
 
@@ -26,7 +26,8 @@ export interface LabPanel {
 
 export function setupLab(): LabPanel {
   const tokenInput = byId('admin-token', HTMLInputElement);
-  const [policySelect, targetSelect, scenarioSelect, imagesSelect] = ['policy-select', 'target-select', 'lab-scenario', 'lab-images'].map((id) => byId(id, HTMLSelectElement)) as [
+  const [policySelect, targetSelect, scenarioSelect, imagesSelect, balancersSelect] = ['policy-select', 'target-select', 'lab-scenario', 'lab-images', 'lab-balancers'].map((id) => byId(id, HTMLSelectElement)) as [
+    HTMLSelectElement,
     HTMLSelectElement,
     HTMLSelectElement,
     HTMLSelectElement,
@@ -49,6 +50,7 @@ export function setupLab(): LabPanel {
     ...Object.entries(SCENARIOS).map(([key, s]) => h('option', { value: key }, s.label)),
   );
   imagesSelect.replaceChildren(...IMAGE_SPEEDS.map((speed) => h('option', { value: String(speed.scale) }, speed.label)));
+  balancersSelect.replaceChildren(...BALANCER_MODES.map((m) => h('option', { value: m.value }, m.label)));
   /** A replica to choose once the live view lists it (a reload shows the one the table came from). */
   let wantedTarget = '';
 
@@ -148,7 +150,7 @@ export function setupLab(): LabPanel {
     check.replaceChildren(...warnings.map((w) => h('li', {}, w)));
     check.hidden = warnings.length === 0 || s.state === 'idle';
     byId('lab-results-body').replaceChildren(
-      ...s.results.map((r) => h('tr', { 'data-policy': r.policy }, ...resultCells(r).map((c, i) => h(i === 0 ? 'th' : 'td', i === 0 ? { scope: 'row' } : { class: 'num' }, c)))),
+      ...s.results.map((r) => h('tr', { 'data-policy': r.policy, 'data-balancers': r.balancers }, ...resultCells(r).map((c, i) => h(i === 0 ? 'th' : 'td', i === 0 ? { scope: 'row' } : { class: 'num' }, c)))),
     );
   }
 
@@ -177,11 +179,12 @@ export function setupLab(): LabPanel {
   const startRun = async (kind: 'run' | 'compare'): Promise<void> => {
     const key = scenarioSelect.value;
     const preset = SCENARIOS[key];
-    const spec: { rate: number; durationMs: number; delayScale: number; seed: number; scenario?: { upstream: string; fault: Fault } } = {
+    const spec: { rate: number; durationMs: number; delayScale: number; seed: number; balancers: string; scenario?: { upstream: string; fault: Fault } } = {
       rate: numberIn('lab-rate'),
       durationMs: Math.round(numberIn('lab-duration') * 1000),
       delayScale: Number(imagesSelect.value),
       seed: 1,
+      balancers: balancersSelect.value,
     };
     if (preset && target() !== '') spec.scenario = { upstream: target(), fault: preset.fault };
     const answer = await write('POST', `/api/lab/${kind}`, spec, labStatus, kind === 'run' ? 'Run' : 'Compare');
@@ -208,6 +211,7 @@ export function setupLab(): LabPanel {
     byId('lab-duration', HTMLInputElement).value = String(spec.durationMs / 1000);
     if (IMAGE_SPEEDS.some((speed) => speed.scale === spec.delayScale)) imagesSelect.value = String(spec.delayScale);
     scenarioSelect.value = scenarioKeyOf(spec.scenario?.fault);
+    if (BALANCER_MODES.some((m) => m.value === spec.balancers)) balancersSelect.value = spec.balancers;
     wantedTarget = spec.scenario?.upstream ?? '';
     if ([...targetSelect.options].some((o) => o.value === wantedTarget)) targetSelect.value = wantedTarget;
   };
@@ -244,6 +248,9 @@ export function setupLab(): LabPanel {
       const policyCurrent = byId('policy-current');
       setText(policyCurrent, snap.policy || '–');
       setAttr(policyCurrent, 'data-policy', snap.policy);
+      const sharing = byId('peer-sharing');
+      setText(sharing, describeSharing(snap.sharing, snap.peers));
+      setAttr(sharing, 'data-sharing', snap.sharing === true ? 'on' : 'off');
       const ids = snap.upstreams.map((u) => u.id);
       const key = ids.join(',');
       if (key === knownTargets) return;

@@ -63,6 +63,8 @@ export interface Snapshot {
   readonly decisions: readonly DecisionSnapshot[];
   /** The peers (empty without sharing, or from a balancer older than peers). */
   readonly peers: readonly PeerSnapshot[];
+  /** This balancer sends its counts and picks on the peers' too (absent from an older balancer). */
+  readonly sharing?: boolean;
 }
 
 type Obj = Record<string, unknown>;
@@ -162,6 +164,7 @@ export function parseSnapshot(v: unknown): Snapshot | undefined {
     upstreams,
     decisions,
     peers,
+    ...(typeof v.sharing === 'boolean' ? { sharing: v.sharing } : {}),
   };
 }
 

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { LAB_OFF_TEXT, POLICIES, SCENARIOS, describeProgress, describeSettings, parseLabStatus, progressFraction, readLabAnswer, resultCells, scenarioKeyOf } from '../src/lab-model.js';
+import { BALANCER_MODES, LAB_OFF_TEXT, POLICIES, describeSharing, SCENARIOS, describeProgress, describeSettings, parseLabStatus, progressFraction, readLabAnswer, resultCells, scenarioKeyOf } from '../src/lab-model.js';
 
 const result = {
   policy: 'least-connections', requests: 3000, errors: 2, dropped: 7, p50Ms: 1.234, p99Ms: 12.5, p999Ms: 40, maxMs: 60,
@@ -29,10 +29,27 @@ describe('lab model', () => {
   it('a results row: latencies, errors and dropped requests apart, the bad replica\'s share and load, Jain', () => {
     const s = parseLabStatus({ state: 'done', results: [result] });
     assert.ok(s?.results[0]);
-    assert.deepEqual(resultCells(s.results[0]), ['least-connections', '1.2', '12.5', '40.0', '2', '7', '4.3 %', '1 / 0.25', '0.877']);
+    assert.deepEqual(resultCells(s.results[0]), ['least-connections', 'one', '1.2', '12.5', '40.0', '2', '7', '4.3 %', '1 / 0.25', '–', '0.877']);
     const healthy = parseLabStatus({ state: 'done', results: [{ ...result, badUpstream: null, badShare: null }] });
     assert.ok(healthy?.results[0]);
-    assert.equal(resultCells(healthy.results[0])[6], '–');
+    assert.equal(resultCells(healthy.results[0])[7], '–');
+  });
+
+  it('a row names its balancers mode and the measured spread (issue 25); the form offers the three modes', () => {
+    const s = parseLabStatus({ state: 'done', results: [{ ...result, balancers: 'two-sharing', spread: 1.234 }], spec: { rate: 2, durationMs: 60_000, balancers: 'two-isolated' } });
+    assert.ok(s?.results[0]);
+    const cells = resultCells(s.results[0]);
+    assert.equal(cells[1], 'two-sharing');
+    assert.equal(cells[9], '1.23');
+    assert.equal(s.spec?.balancers, 'two-isolated');
+    assert.deepEqual(BALANCER_MODES.map((m) => m.value), ['one', 'two-isolated', 'two-sharing']);
+  });
+
+  it('says whether this balancer shares its counts, with how many live peers and how old their reports are', () => {
+    assert.equal(describeSharing(undefined, undefined), 'Count sharing: no peers (one balancer).');
+    assert.equal(describeSharing(false, []), 'Count sharing: no peers (one balancer).');
+    assert.equal(describeSharing(true, [{ state: 'live', ageMs: 12 }, { state: 'dropped', ageMs: null }]), 'Count sharing: on · 1 of 2 peers live (latest report 12 ms old at most).');
+    assert.match(describeSharing(false, [{ state: 'live', ageMs: 3 }]), /^Count sharing: off \(this balancer picks on its own counts and sends none; PUT \/api\/peers turns it on\) · 1 of 1 peer live/);
   });
 
   it('says the settings a table came from: rate, duration, images, scenario and replica, cluster size, open requests', () => {

@@ -139,6 +139,7 @@ const configSchema = z.object({
     port: integer(0, 65535, { flag: 'peers-port', env: 'LB_PEERS_PORT', fallback: '9001', help: 'UDP port on --admin-host where this balancer receives peer reports, and the port of --peers-dns peers (the admin port\'s default number, in UDP)' }),
     intervalMs: integer(5, 10_000, { flag: 'peer-interval-ms', env: 'LB_PEER_INTERVAL_MS', fallback: '20', help: 'how often this balancer sends its in-flight counts to each peer' }),
     timeoutMs: integer(10, 600_000, { flag: 'peer-timeout-ms', env: 'LB_PEER_TIMEOUT_MS', fallback: '250', help: 'a peer silent for longer is dropped: its counts stop counting until it reports again' }),
+    sharing: onOff({ flag: 'peer-sharing', env: 'LB_PEER_SHARING', fallback: 'on', help: 'share in-flight counts with the peers from the start (off: hear them, send nothing, pick on own counts; switched at runtime by PUT /api/peers)' }),
     dnsIntervalMs: integer(100, 3_600_000, { flag: 'peers-dns-interval-ms', env: 'LB_PEERS_DNS_INTERVAL_MS', fallback: '1000', help: 'how often to re-resolve --peers-dns (and --peer names)' }),
   }),
   policy: oneOf(POLICIES, { flag: 'policy', env: 'LB_POLICY', fallback: 'least-connections', help: `selection policy: ${POLICIES.join(' | ')} (switchable at runtime: PUT /api/policy)` }),

@@ -6,6 +6,7 @@ import { hostname } from 'node:os';
 import { AggregatorRegistry } from 'prom-client';
 import type { Logger } from 'pino';
 import { createAdminApp } from './admin/app.js';
+import { registerPeerRoutes } from './admin/peers-api.js';
 import { coalesced } from './coalesce.js';
 import { createEventHub } from './admin/event-hub.js';
 import { createWorkerPool } from './cluster/worker-pool.js';
@@ -175,15 +176,11 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
     resolve: deps.resolve ?? resolveAll,
     logger: logger.child({ component: 'peers' }),
     metrics: metrics.registry,
-    adminPort: () => {
-      const address = adminServer.address();
-      return typeof address === 'object' && address !== null ? address.port : undefined;
-    },
   });
   // Admin writes hold for the whole tier: each one from a client is relayed to the live peers.
   const relay = peers.enabled ? createWriteRelay({ peers: () => peers.view(), instanceId: peers.instanceId, logger: logger.child({ component: 'write-relay' }) }) : undefined;
   const instance = deps.instance ?? hostname();
-  const snapshot = (): Snapshot => takeSnapshot(registry, decisions, { tieBreak: config.tieBreak, explain: config.explain, instance, policy: policy.current, peers: peers.view() });
+  const snapshot = (): Snapshot => takeSnapshot(registry, decisions, { tieBreak: config.tieBreak, explain: config.explain, instance, policy: policy.current, peers: peers.view(), sharing: peers.enabled && peers.sharing });
   const events = createEventHub(snapshot, config.eventsIntervalMs);
   /** Prometheus text: this thread's metrics plus every worker's, summed per series. */
   const scrape = async (): Promise<string> => {
@@ -211,13 +208,18 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
   // Off, nothing of it exists but routes that say it is off.
   let dataUrl = '';
   const lab = config.lab
-    ? createLab({ dataUrl: () => dataUrl, registry, policy, backendToken: config.backendAdminToken, adminToken, logger: logger.child({ component: 'lab' }), adminLogger })
+    ? createLab({ dataUrl: () => dataUrl, registry, policy, peers, backendToken: config.backendAdminToken, adminToken, logger: logger.child({ component: 'lab' }), adminLogger })
     : undefined;
 
   let ready = false;
   const admin = createAdminApp({
     metrics, scrape, snapshot, events, ready: () => ready, logger: adminLogger, writes: { registry, token: adminToken, policy, ...(relay === undefined ? {} : { relay: (w: AdminWrite) => relay.relay(w) }) },
-    routes: [lab?.routes ?? registerLabOffRoutes],
+    routes: [
+      (router) => {
+        registerPeerRoutes(router, { peers, token: adminToken, logger: adminLogger });
+      },
+      lab?.routes ?? registerLabOffRoutes,
+    ],
   });
   const adminHandler = admin.callback();
   // Koa's callback handles its own errors; the promise it returns carries nothing more.
@@ -284,6 +286,8 @@ export function createBalancer(config: Config, deps: BalancerDeps = {}): Balance
         // A wildcard address is reached on loopback; an explicit one as it is.
         const host = ['0.0.0.0', '::', ''].includes(config.host) ? '127.0.0.1' : data.address;
         dataUrl = `http://${host.includes(':') ? `[${host}]` : host}:${data.port}`;
+        // From the next report on, the peers learn where this balancer takes requests (the lab's two-balancer runs).
+        peers.setOwnPorts({ data: data.port, admin: adminAddress.port });
         ready = true;
         logger.info(
           {

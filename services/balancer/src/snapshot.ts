@@ -49,11 +49,13 @@ export interface Snapshot {
   readonly imbalance: number;
   readonly upstreams: readonly UpstreamView[];
   readonly decisions: readonly Decision[];
-  /**
-   * The balancers this one shares in-flight counts with (empty without --peer / --peers-dns).
-   * Always sent (takeSnapshot); optional in the type only so that snapshots made by hand need not list it.
-   */
+  /** The balancers this one shares in-flight counts with (empty without --peer / --peers-dns). */
   readonly peers: readonly PeerView[];
+  /**
+   * This balancer sends its counts to the peers and picks on theirs too (false without peers or
+   * switched off by PUT /api/peers). Always sent; optional in the type so that snapshots made by hand need not say.
+   */
+  readonly sharing?: boolean;
 }
 
 /** max ÷ mean in-flight over the given upstreams; 1 when the load is even or there is none. */
@@ -72,7 +74,7 @@ export function imbalanceOf(upstreams: readonly Pick<Upstream, 'inFlight'>[]): n
 export function takeSnapshot(
   registry: UpstreamTable,
   decisions: DecisionLog,
-  settings: { readonly tieBreak: TieBreak; readonly explain: boolean; readonly instance: string; readonly policy: PolicyName; readonly peers?: readonly PeerView[] },
+  settings: { readonly tieBreak: TieBreak; readonly explain: boolean; readonly instance: string; readonly policy: PolicyName; readonly peers?: readonly PeerView[]; readonly sharing?: boolean },
 ): Snapshot {
   const now = Date.now();
   // `available` is what the data path would pick from now: the same candidates (panic set and caps included).
@@ -109,5 +111,6 @@ export function takeSnapshot(
     upstreams,
     decisions: decisions.recent(),
     peers: settings.peers ?? [],
+    sharing: settings.sharing ?? false,
   };
 }

@@ -129,6 +129,7 @@ describe('config', () => {
     'peer-interval-ms': ['4', 'expected an integer 5-10000'],
     'peer-timeout-ms': ['9', 'expected an integer 10-600000'],
     'peers-dns-interval-ms': ['99', 'expected an integer 100-3600000'],
+    'peer-sharing': ['half', ON_OFF],
     policy: ['fastest', 'expected one of least-connections, round-robin, random, p2c, peak-ewma'],
     'tie-break': ['first', 'expected one of latency, rotation, random'],
     explain: ['maybe', ON_OFF],

@@ -13,9 +13,11 @@ export type FakeBackend = Awaited<ReturnType<typeof fakeBackend>>;
 
 /**
  * A stand-in backend: every path takes `delayMs` × `?delayScale=` (+ the scenario's extraLatencyMs,
- * set through /admin/scenario behind a token), like services/backend.
+ * set through /admin/scenario behind a token), like services/backend. `named`: every response
+ * carries `X-Backend-Id: <name>` as the real backend's do (the lab then attributes by response).
  */
-export async function fakeBackend(name: string, delayMs = 1): Promise<Origin & { extra: () => number; served: () => number }> {
+export async function fakeBackend(name: string, delayMs = 1, named = false): Promise<Origin & { extra: () => number; served: () => number }> {
+  const id: Record<string, string> = named ? { 'x-backend-id': name } : {};
   let extra = 0;
   let served = 0;
   const origin = await startOrigin((req: IncomingMessage, res: ServerResponse) => {
@@ -28,14 +30,14 @@ export async function fakeBackend(name: string, delayMs = 1): Promise<Origin & {
       req.setEncoding('utf8').on('data', (c: string) => (body += c));
       req.on('end', () => {
         extra = req.method === 'PUT' ? ((JSON.parse(body) as { extraLatencyMs?: number }).extraLatencyMs ?? 0) : 0;
-        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ extraLatencyMs: extra }));
+        res.writeHead(200, { 'content-type': 'application/json', ...id }).end(JSON.stringify({ extraLatencyMs: extra }));
       });
       return;
     }
     const scale = Number(new URL(req.url ?? '/', 'http://x').searchParams.get('delayScale') ?? 1);
     setTimeout(() => {
       served++;
-      res.writeHead(200, { 'content-type': 'text/plain' }).end(name);
+      res.writeHead(200, { 'content-type': 'text/plain', ...id }).end(name);
     }, delayMs * scale + extra);
   });
   return { ...origin, extra: () => extra, served: () => served };

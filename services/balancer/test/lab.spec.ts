@@ -36,14 +36,14 @@ describe('lab: traffic and statistics (pure)', () => {
 
   it('CSV: a header and one row per policy and upstream, quoted where needed, each with the settings it came from', () => {
     const r: RunResult = {
-      policy: 'p2c', requests: 10, errors: 1, dropped: 0, p50Ms: 1, p99Ms: 2, p999Ms: 3, maxMs: 4, badUpstream: null, badShare: null, jain: 0.9,
+      policy: 'p2c', balancers: 'two-sharing', attribution: 'response', spread: 1.25, requests: 10, errors: 1, dropped: 0, p50Ms: 1, p99Ms: 2, p999Ms: 3, maxMs: 4, badUpstream: null, badShare: null, jain: 0.9,
       upstreams: [{ id: '[::1]:80', requests: 9, share: 1, errors: 1, maxInFlight: 2, meanInFlight: 0.5 }],
     };
     const spec: LabSpec = { rate: 300, durationMs: 5000, mix: [1], seed: 1, concurrency: 256, delayScale: 0.001, scenario: { upstream: '[::1]:80', fault: { extraLatencyMs: 50 } } };
     const lines = toCsv({ results: [r], spec, cluster: { size: 4, upstreams: [] } }).trim().split('\n');
     assert.equal(lines.length, 2);
-    assert.match(lines[0] ?? '', /^policy,requests,errors,dropped,p50_ms,p99_ms,p999_ms,max_ms,bad_upstream,bad_share,jain,upstream,.*,rate,duration_ms,delay_scale,concurrency,seed,cluster_size,scenario$/);
-    assert.equal(lines[1], 'p2c,10,1,0,1,2,3,4,,,0.9,[::1]:80,9,1,1,2,0.5,300,5000,0.001,256,1,4,"{""extraLatencyMs"":50}"');
+    assert.match(lines[0] ?? '', /^policy,balancers,spread,attribution,requests,errors,dropped,p50_ms,p99_ms,p999_ms,max_ms,bad_upstream,bad_share,jain,upstream,.*,rate,duration_ms,delay_scale,concurrency,seed,cluster_size,scenario$/);
+    assert.equal(lines[1], 'p2c,two-sharing,1.25,response,10,1,0,1,2,3,4,,,0.9,[::1]:80,9,1,1,2,0.5,300,5000,0.001,256,1,4,"{""extraLatencyMs"":50}"');
   });
 
   it('image paths carry ?delayScale= unless it is 1, in plain decimals', () => {

@@ -14,29 +14,15 @@ describe('peer reports on the wire', () => {
     assert.deepEqual([...report.inFlight], [['10.0.0.5:8002', 3], ['[fd00::1]:8002', 1]]);
   });
 
-  it('carries the sender\'s admin port when given, and reads a report without one (an older sender)', () => {
-    const withPort = decodeReport(encodeReport(ID, 2, [['a:1', 1]], 9001).bytes);
-    assert.ok(typeof withPort !== 'string');
-    assert.equal(withPort.adminPort, 9001);
-    assert.deepEqual([...withPort.inFlight], [['a:1', 1]]);
-    const without = decodeReport(encodeReport(ID, 3, [['a:1', 1]]).bytes);
-    assert.ok(typeof without !== 'string');
-    assert.equal(without.adminPort, undefined);
-    const text = (s: string) => new TextEncoder().encode(s);
-    for (const admin of ['0', '65536', '1.5', '"9001"', 'null']) {
-      assert.equal(decodeReport(text(`{"v":1,"from":"${ID}","seq":1,"inFlight":{},"admin":${admin}}`)), 'malformed', admin);
-    }
-  });
-
   it('a report over the size limit keeps the largest counts that fit and says how many were left out', () => {
     const many = Array.from({ length: 1000 }, (_, i) => [`host-number-${String(i).padStart(4, '0')}.example:8002`, 1 + (i % 50)] as const);
-    const { bytes, left } = encodeReport(ID, 1, many, 65_535);
+    const { bytes, left } = encodeReport(ID, 1, many, { data: 65_535, admin: 65_535 });
     assert.ok(bytes.length <= MAX_REPORT_BYTES, `${bytes.length} bytes`);
     assert.ok(left > 0);
     const report = decodeReport(bytes);
     assert.ok(typeof report !== 'string');
     assert.equal(report.inFlight.size + left, many.length);
-    assert.equal(report.adminPort, 65_535, 'the admin port survives the trimming');
+    assert.deepEqual(report.ports, { data: 65_535, admin: 65_535 }, 'the ports survive the trimming');
     const smallestKept = Math.min(...report.inFlight.values());
     const largestLeft = Math.max(...many.filter(([id]) => !report.inFlight.has(id)).map(([, n]) => n));
     assert.ok(smallestKept >= largestLeft, `kept down to ${smallestKept}, left out up to ${largestLeft}`);
@@ -55,5 +41,24 @@ describe('peer reports on the wire', () => {
       assert.equal(decodeReport(text(bad)), 'malformed', bad);
     }
     assert.equal(decodeReport(new Uint8Array([0xc3, 0x28])), 'malformed', 'invalid UTF-8');
+  });
+
+  it('the sender\'s data and admin ports travel when given; a report without them (an older balancer) is as valid as before', () => {
+    const withPorts = decodeReport(encodeReport(ID, 3, [['a:1', 2]], { data: 8001, admin: 9001 }).bytes);
+    assert.ok(typeof withPorts !== 'string');
+    assert.deepEqual(withPorts.ports, { data: 8001, admin: 9001 });
+    assert.deepEqual([...withPorts.inFlight], [['a:1', 2]]);
+    const old = decodeReport(new TextEncoder().encode(`{"v":1,"from":"${ID}","seq":4,"inFlight":{"a:1":1}}`));
+    assert.ok(typeof old !== 'string');
+    assert.equal(old.ports, undefined);
+    assert.equal(old.inFlight.get('a:1'), 1);
+  });
+
+  it('ports out of range, not whole numbers, or only one of the two make the report malformed', () => {
+    const text = (fields: string) => new TextEncoder().encode(`{"v":1,"from":"${ID}","seq":1,${fields}"inFlight":{}}`);
+    for (const bad of ['"dataPort":0,"adminPort":9001,', '"dataPort":8001,"adminPort":65536,', '"dataPort":80.5,"adminPort":9001,', '"dataPort":"8001","adminPort":9001,', '"dataPort":8001,', '"adminPort":9001,']) {
+      assert.equal(decodeReport(text(bad)), 'malformed', bad);
+    }
+    assert.ok(typeof decodeReport(text('"dataPort":1,"adminPort":65535,')) !== 'string');
   });
 });

@@ -37,8 +37,8 @@ describe('the peer table', () => {
     table.receive('10.0.0.3:9001', report('00000000000000a3', 1, { x: 3 }), 1050);
     assert.deepEqual(sums(table.inFlight(1100)), { x: 5, y: 1 });
     assert.deepEqual(table.view(1101), [
-      { address: '10.0.0.2:9001', id: '00000000000000a2', ageMs: 101, state: 'dropped', adminUrl: null },
-      { address: '10.0.0.3:9001', id: '00000000000000a3', ageMs: 51, state: 'live', adminUrl: null },
+      { address: '10.0.0.2:9001', id: '00000000000000a2', ageMs: 101, state: 'dropped', dataUrl: null, adminUrl: null },
+      { address: '10.0.0.3:9001', id: '00000000000000a3', ageMs: 51, state: 'live', dataUrl: null, adminUrl: null },
     ]);
     assert.deepEqual(sums(table.inFlight(1101)), { x: 3 });
     table.receive('10.0.0.2:9001', report('00000000000000a2', 2, { y: 4 }), 1120);
@@ -48,18 +48,20 @@ describe('the peer table', () => {
   it('a never-heard peer is listed as dropped with no age', () => {
     const table = createPeerTable(SELF, 100);
     table.setAddresses(['10.0.0.2:9001']);
-    assert.deepEqual(table.view(5), [{ address: '10.0.0.2:9001', id: null, ageMs: null, state: 'dropped', adminUrl: null }]);
+    assert.deepEqual(table.view(5), [{ address: '10.0.0.2:9001', id: null, ageMs: null, state: 'dropped', dataUrl: null, adminUrl: null }]);
   });
 
-  it('the admin URL is the reporting host at the admin port its latest report names (IPv6 in brackets)', () => {
+  it('a report that names its ports gives the peer\'s data and admin URLs at the host it came from (IPv6 in brackets)', () => {
     const table = createPeerTable(SELF, 100);
     table.setAddresses(['10.0.0.2:9001', '[fd00::3]:9001']);
-    table.receive('10.0.0.2:9001', { ...report('00000000000000a2', 1, {}), adminPort: 9101 }, 0);
-    table.receive('[fd00::3]:9001', { ...report('00000000000000a3', 1, {}), adminPort: 9001 }, 0);
-    assert.deepEqual(table.view(1).map((p) => p.adminUrl), ['http://10.0.0.2:9101', 'http://[fd00::3]:9001']);
-    // A later report without one (an older balancer restarted there) takes it away.
-    table.receive('10.0.0.2:9001', report('00000000000000a2', 2, {}), 2);
-    assert.equal(table.view(3)[0]?.adminUrl, null);
+    table.receive('10.0.0.2:9001', { ...report('00000000000000a2', 1, {}), ports: { data: 8001, admin: 9002 } }, 0);
+    table.receive('[fd00::3]:9001', { ...report('00000000000000a3', 1, {}), ports: { data: 8003, admin: 9003 } }, 0);
+    const [v4, v6] = table.view(1);
+    assert.ok(v4 && v6);
+    assert.equal(v4.dataUrl, 'http://10.0.0.2:8001');
+    assert.equal(v4.adminUrl, 'http://10.0.0.2:9002');
+    assert.equal(v6.dataUrl, 'http://[fd00::3]:8003');
+    assert.equal(v6.adminUrl, 'http://[fd00::3]:9003');
   });
 
   it('a restarted peer (new instance id at the same address) replaces its predecessor at once', () => {

@@ -135,7 +135,7 @@ describe('shared in-flight counts between balancers (issue 25)', () => {
     assert.deepEqual(await servedBy(b.url, 4), ['Y', 'Y', 'Y', 'Y']);
 
     // Seen: B's snapshot and metrics show A as a live peer and X's cluster-wide count.
-    const peers = b.balancer.snapshot().peers ?? [];
+    const peers = b.balancer.snapshot().peers;
     assert.equal(peers.length, 1);
     const [peer] = peers;
     assert.ok(peer);
@@ -168,6 +168,104 @@ describe('shared in-flight counts between balancers (issue 25)', () => {
     assert.deepEqual(b.balancer.snapshot().peers, []);
     for (const res of held.splice(0)) res.end('X');
     await long;
+  });
+
+  const TOKEN = 'peer-admin';
+  const putSharing = async (via: Running, body: unknown, token: string | null = TOKEN) => {
+    const res = await request(`${via.adminUrl}/api/peers`, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/json', ...(token === null ? {} : { authorization: `Bearer ${token}` }) },
+      body: JSON.stringify(body),
+    });
+    return { status: res.statusCode, body: (await res.body.json()) as Record<string, unknown> };
+  };
+  const alternates = (names: readonly string[]): void => {
+    assert.ok(names.includes('X'), names.join(','));
+    for (let i = 1; i < names.length; i++) assert.notEqual(names[i], names[i - 1], `alternate: ${names.join(',')}`);
+  };
+  const peerState = (of: Running): string | undefined => of.balancer.snapshot().peers[0]?.state;
+
+  it('switched off on B (PUT /api/peers): B picks on its own counts, so the done-when alternates; it still hears A; back on, it shares again', async () => {
+    const { x: bx } = backends();
+    const [a, b] = await pair(['--admin-token', TOKEN]);
+    const { response: long } = await holdOnX(a);
+    await waitFor(() => upstreamView(b.balancer, bx.id).inFlightCluster === 1, 5000, 'B to hear of A\'s request on X');
+
+    const off = await putSharing(b, { sharing: false });
+    assert.equal(off.status, 200, JSON.stringify(off.body));
+    assert.equal(off.body.sharing, false);
+    assert.equal(b.balancer.snapshot().sharing, false);
+    assert.equal((await metricsOf(b)).get('lb_peer_sharing'), 0);
+    assert.equal(upstreamView(b.balancer, bx.id).inFlightCluster, 0, 'own counts only');
+    alternates(await servedBy(b.url, 4));
+    assert.equal(peerState(b), 'live', 'B still hears A and shows its age');
+    // B sends nothing now: A drops it after the timeout.
+    await waitFor(() => peerState(a) === 'dropped', 5000, 'A to drop the silent B');
+
+    const on = await putSharing(b, { sharing: true });
+    assert.equal(on.body.sharing, true);
+    assert.equal((await metricsOf(b)).get('lb_peer_sharing'), 1);
+    await waitFor(() => upstreamView(b.balancer, bx.id).inFlightCluster === 1, 5000, 'B to count A\'s request again');
+    assert.deepEqual(await servedBy(b.url, 4), ['Y', 'Y', 'Y', 'Y']);
+    await waitFor(() => peerState(a) === 'live', 5000, 'A to hear B again');
+    for (const res of held.splice(0)) res.end('X');
+    await long;
+  });
+
+  it('switched off on A, the one holding the request: B drops A after --peer-timeout-ms and alternates; one switch isolates the pair', async () => {
+    const { x: bx } = backends();
+    const [a, b] = await pair(['--admin-token', TOKEN]);
+    const { response: long } = await holdOnX(a);
+    await waitFor(() => upstreamView(b.balancer, bx.id).inFlightCluster === 1, 5000, 'B to hear of A\'s request on X');
+    assert.equal((await putSharing(a, { sharing: false })).status, 200);
+    await waitFor(() => peerState(b) === 'dropped', 5000, 'B to drop the silent A');
+    await waitFor(() => upstreamView(b.balancer, bx.id).inFlightCluster === 0, 5000, 'A\'s counts to stop counting on B');
+    alternates(await servedBy(b.url, 4));
+    for (const res of held.splice(0)) res.end('X');
+    await long;
+  });
+
+  it('GET /api/peers names each peer\'s data and admin URL (from its reports); the switch is guarded like every admin write', async () => {
+    const [a, b] = await pair(['--admin-token', TOKEN]);
+    await waitFor(() => b.balancer.peers.view()[0]?.dataUrl != null, 5000, 'B to learn A\'s ports');
+    const res = await request(`${b.adminUrl}/api/peers`);
+    const view = (await res.body.json()) as { sharing: boolean; enabled: boolean; instanceId: string; peers: { id: string; dataUrl: string; adminUrl: string; state: string }[] };
+    assert.equal(view.sharing, true);
+    assert.equal(view.enabled, true);
+    assert.equal(view.instanceId, b.balancer.peers.instanceId);
+    const [seen] = view.peers;
+    assert.ok(seen);
+    assert.equal(seen.id, a.balancer.peers.instanceId);
+    assert.equal(seen.dataUrl, a.url);
+    assert.equal(seen.adminUrl, a.adminUrl);
+
+    assert.equal((await putSharing(b, { sharing: false }, null)).status, 401);
+    assert.equal((await putSharing(b, { sharing: false }, 'wrong')).status, 401);
+    const bad = await putSharing(b, { sharing: 'off' });
+    assert.equal(bad.status, 400);
+    assert.equal(bad.body.error, 'LB_BAD_REQUEST');
+    assert.equal((await putSharing(b, { sharing: false, extra: 1 })).status, 400);
+    assert.equal(b.balancer.peers.sharing, true, 'nothing refused changed anything');
+
+    const alone = await balancer(['--admin-token', TOKEN]);
+    const refused = await putSharing(alone, { sharing: false });
+    assert.equal(refused.status, 409);
+    assert.equal(refused.body.error, 'LB_NO_PEERS');
+    assert.match(String(refused.body.message), /--peer/);
+    assert.equal((await metricsOf(alone)).get('lb_peer_sharing'), 0);
+    assert.equal(alone.balancer.snapshot().sharing, false);
+  });
+
+  it('--no-peer-sharing: the balancer starts isolated (hears, sends nothing) until switched on', async () => {
+    const [portA, portB] = [await freeUdpPort(), await freeUdpPort()];
+    const a = await balancer(['--peers-port', String(portA), '--peer', `127.0.0.1:${portB}`, '--no-peer-sharing', '--admin-token', TOKEN]);
+    const b = await balancer(['--peers-port', String(portB), '--peer', `127.0.0.1:${portA}`]);
+    await waitFor(() => peerState(a) === 'live', 5000, 'A to hear B');
+    assert.equal(a.balancer.peers.sharing, false);
+    assert.equal((await metricsOf(a)).get('lb_peer_sharing'), 0);
+    assert.notEqual(peerState(b), 'live', 'B has heard nothing from A');
+    assert.equal((await putSharing(a, { sharing: true })).status, 200);
+    await waitFor(() => peerState(b) === 'live', 5000, 'B to hear A once it shares');
   });
 
   it('p2c and peak-EWMA read the cluster-wide count too', async () => {
@@ -213,11 +311,11 @@ describe('shared in-flight counts between balancers (issue 25)', () => {
     assert.ok(bPort !== undefined);
     await send(peer, encodeReport('00000000000000aa', 1, [[bx.id, 3]]).bytes, bPort);
     await waitFor(() => upstreamView(b.balancer, bx.id).inFlightCluster === 3, 5000, 'B to take the report');
-    assert.equal(b.balancer.snapshot().peers?.[0]?.state, 'live');
+    assert.equal(b.balancer.snapshot().peers[0]?.state, 'live');
     assert.deepEqual(await servedBy(b.url, 2), ['Y', 'Y']);
 
-    await waitFor(() => b.balancer.snapshot().peers?.[0]?.state === 'dropped', 5000, 'the silent peer to be dropped');
-    const dropped = b.balancer.snapshot().peers?.[0];
+    await waitFor(() => b.balancer.snapshot().peers[0]?.state === 'dropped', 5000, 'the silent peer to be dropped');
+    const dropped = b.balancer.snapshot().peers[0];
     // Dropped once silent for more than 200 ms; the age is shown rounded to the millisecond, so 200.3 shows 200.
     assert.ok(dropped?.ageMs !== null && dropped?.ageMs !== undefined && dropped.ageMs >= 200, `dropped after the timeout (age ${String(dropped?.ageMs)} ms)`);
     assert.equal(dropped.id, '00000000000000aa', 'still listed, with its last id and age');
@@ -291,12 +389,12 @@ describe('shared in-flight counts between balancers (issue 25)', () => {
     const a = await balancer(['--admin-host', '127.0.0.2', ...dns], { resolve });
     const b = await balancer(['--admin-host', '127.0.0.3', ...dns], { resolve });
     assert.ok(resolved.includes('balancers'));
-    const addressesOf = (r: Running) => (r.balancer.snapshot().peers ?? []).map((p) => p.address);
+    const addressesOf = (r: Running) => (r.balancer.snapshot().peers).map((p) => p.address);
     await waitFor(() => addressesOf(a).length === 1 && addressesOf(b).length === 1, 5000, 'each to recognise its own address');
     assert.deepEqual(addressesOf(a), [`127.0.0.3:${port}`]);
     assert.deepEqual(addressesOf(b), [`127.0.0.2:${port}`]);
-    await waitFor(() => b.balancer.snapshot().peers?.[0]?.state === 'live', 5000, 'B to hear A');
-    assert.equal(b.balancer.snapshot().peers?.[0]?.id, a.balancer.peers.instanceId);
+    await waitFor(() => b.balancer.snapshot().peers[0]?.state === 'live', 5000, 'B to hear A');
+    assert.equal(b.balancer.snapshot().peers[0]?.id, a.balancer.peers.instanceId);
 
     const { response: long } = await holdOnX(a);
     await waitFor(() => upstreamView(b.balancer, bx.id).inFlightCluster === 1, 5000, 'B to hear of A\'s request on X');
@@ -318,7 +416,9 @@ describe('shared in-flight counts between balancers (issue 25)', () => {
       const r = parseConfig(argv, env);
       return r.kind === 'error' ? r.errors : [];
     };
-    assert.deepEqual(ok(['a:1']), { static: [], dns: '', port: 9001, intervalMs: 20, timeoutMs: 250, dnsIntervalMs: 1000 });
+    assert.deepEqual(ok(['a:1']), { static: [], dns: '', port: 9001, intervalMs: 20, timeoutMs: 250, sharing: true, dnsIntervalMs: 1000 });
+    assert.equal(ok(['a:1', '--no-peer-sharing']).sharing, false);
+    assert.equal(ok(['a:1'], { LB_PEER_SHARING: 'off' }).sharing, false);
     assert.deepEqual(ok(['a:1', '--peer', '10.0.0.2:9001', '--peer', '[fd00::3]:9001', '--peer', 'balancer-b:9001']).static, [
       { host: '10.0.0.2', port: 9001 },
       { host: 'fd00::3', port: 9001 },

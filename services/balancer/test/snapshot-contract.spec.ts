@@ -31,8 +31,8 @@ async function realSnapshot(): Promise<Snapshot> {
     instance: 'x',
     policy: 'least-connections',
     peers: [
-      { address: '10.0.0.7:9001', id: '9c1f0a7e5b2d4c83', ageMs: 12, state: 'live', adminUrl: 'http://10.0.0.7:9001' },
-      { address: '10.0.0.8:9001', id: null, ageMs: null, state: 'dropped', adminUrl: null },
+      { address: '10.0.0.7:9001', id: '9c1f0a7e5b2d4c83', ageMs: 12, state: 'live', dataUrl: 'http://10.0.0.7:8001', adminUrl: 'http://10.0.0.7:9001' },
+      { address: '10.0.0.8:9001', id: null, ageMs: null, state: 'dropped', dataUrl: null, adminUrl: null },
     ],
   }))) as Snapshot;
   registry.release(capped);

@@ -92,7 +92,7 @@ const round = (x: number, digits = 1): number => Math.round(x * 10 ** digits) / 
 
 /** The extra time a faulty replica holds each request it gets, and what to call the fault. */
 function faultCost(fault: Fault, ratePerReplica: number, timeoutMs: number): { ms: number; what: string } {
-  if (fault.hang === true) return { ms: timeoutMs, what: 'a hanging replica (each request held until the 10 s timeout)' };
+  if (fault.hang === true) return { ms: timeoutMs, what: `a hanging replica (each request held until the ${timeoutMs / 1000} s timeout)` };
   const stall = typeof fault.cpuStallMs === 'number' ? fault.cpuStallMs : 0;
   const extra = typeof fault.extraLatencyMs === 'number' ? fault.extraLatencyMs : 0;
   // A stall blocks the replica's event loop: past 1000 / stall requests a second it never catches up.

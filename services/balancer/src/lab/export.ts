@@ -5,7 +5,7 @@
 import type { LabStatus } from './runner.js';
 
 const HEADER = [
-  'policy', 'requests', 'errors', 'dropped', 'p50_ms', 'p99_ms', 'p999_ms', 'max_ms', 'bad_upstream', 'bad_share', 'jain',
+  'policy', 'balancers', 'spread', 'attribution', 'requests', 'errors', 'dropped', 'p50_ms', 'p99_ms', 'p999_ms', 'max_ms', 'bad_upstream', 'bad_share', 'jain',
   'upstream', 'upstream_requests', 'upstream_share', 'upstream_errors', 'max_in_flight', 'mean_in_flight',
   'rate', 'duration_ms', 'delay_scale', 'concurrency', 'seed', 'cluster_size', 'scenario',
 ];
@@ -21,7 +21,7 @@ export function toCsv(status: Pick<LabStatus, 'results' | 'spec' | 'cluster'>): 
   const { spec, cluster } = status;
   const setup = [spec?.rate ?? null, spec?.durationMs ?? null, spec?.delayScale ?? null, spec?.concurrency ?? null, spec?.seed ?? null, cluster?.size ?? null, spec?.scenario === undefined ? null : JSON.stringify(spec.scenario.fault)];
   for (const r of status.results) {
-    const head = [r.policy, r.requests, r.errors, r.dropped, r.p50Ms, r.p99Ms, r.p999Ms, r.maxMs, r.badUpstream, r.badShare, r.jain];
+    const head = [r.policy, r.balancers, r.spread, r.attribution, r.requests, r.errors, r.dropped, r.p50Ms, r.p99Ms, r.p999Ms, r.maxMs, r.badUpstream, r.badShare, r.jain];
     for (const u of r.upstreams) {
       lines.push([...head, u.id, u.requests, u.share, u.errors, u.maxInFlight, u.meanInFlight, ...setup].map(field).join(','));
     }

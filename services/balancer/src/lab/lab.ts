@@ -5,6 +5,7 @@
  */
 import type { Router } from '@koa/router';
 import type { Logger } from 'pino';
+import type { Peers } from '../peers/peers.js';
 import type { PolicySetting } from '../picker/policy.js';
 import type { Registry } from '../upstreams/registry.js';
 import type { AdminToken } from '../write-guard.js';
@@ -17,6 +18,8 @@ export interface LabDeps {
   readonly dataUrl: () => string;
   readonly registry: Registry;
   readonly policy: PolicySetting;
+  /** The peer balancers: the two-balancer runs split their traffic with one of them. */
+  readonly peers: Peers;
   /** The backends' BACKEND_ADMIN_TOKEN, which the scenario relay presents ('' = scenarios refused). */
   readonly backendToken: string;
   /** The admin write token: starting a run or switching a scenario is an admin write like any other. */
@@ -36,7 +39,7 @@ export interface Lab {
 
 export function createLab(deps: LabDeps): Lab {
   const relay = createScenarioRelay(deps.registry, deps.backendToken);
-  const runner = createLabRunner({ dataUrl: deps.dataUrl, upstreams: deps.registry, policy: deps.policy, relay, logger: deps.logger });
+  const runner = createLabRunner({ dataUrl: deps.dataUrl, upstreams: deps.registry, policy: deps.policy, relay, peers: deps.peers, logger: deps.logger });
   return {
     routes: (router) => {
       registerLabRoutes(router, { runner, relay, token: deps.adminToken, logger: deps.adminLogger });

@@ -1,17 +1,24 @@
 /**
  * One measured pass of the lab's schedule under one policy: the arrivals sent by the open-loop
- * engine (open-loop.ts) to this balancer's own data port, the upstreams' in-flight load sampled
- * meanwhile, and what it came to (a RunResult). The runner (runner.ts) chooses the policies and
- * their order.
+ * engine (open-loop.ts) to this balancer's own data port (or, in the two-balancer modes, every
+ * other one to a peer's), and what it came to (a RunResult). The runner (runner.ts) chooses the
+ * policies, their order and the balancers.
+ *
+ * Which backend served each request is read from its response (the backends' X-Backend-Id, mapped
+ * to upstream ids at the start of the run), and the in-flight figures come from the lab's own
+ * records of each request: the same measure whichever balancer routed it. Backends that do not
+ * name themselves fall back to this balancer's counters and sampled in-flight (`attribution`).
  *
  * Requests over the cap on open ones are not sent and counted apart ("dropped", never errors: the
  * upstreams did not fail them), so an overloaded run says so instead of queueing without end.
  */
 import { Pool } from '../undici-pool.js';
 import type { PolicyName } from '../picker/policy.js';
+import type { BalancerMode } from './balancer-mode.js';
 import type { UpstreamTable } from '../upstreams/registry.js';
 import { OverCap, errorCode, startOpenLoopRun } from './open-loop.js';
 import type { OpenLoopRecord } from './open-loop.js';
+import { inFlightSpread } from './spread.js';
 import { jainIndex, quantile, round2 } from './stats.js';
 import type { Arrival } from './traffic.js';
 
@@ -29,6 +36,19 @@ export interface UpstreamResult {
 /** One policy over the whole schedule. */
 export interface RunResult {
   readonly policy: PolicyName;
+  /** One balancer, two with isolated counts, or two sharing them (balancer-mode.ts). */
+  readonly balancers: BalancerMode;
+  /**
+   * Where the per-upstream figures come from: `response`, each request's X-Backend-Id and the lab's
+   * own request times (every balancer's traffic); `counters`, this balancer's counters and sampled
+   * in-flight (backends that do not name themselves; this balancer's traffic only).
+   */
+  readonly attribution: 'response' | 'counters';
+  /**
+   * max ÷ mean in-flight over the backends, averaged over the time any request was in flight
+   * (spread.ts); from the lab's records, null with `counters` attribution.
+   */
+  readonly spread: number | null;
   /** Scheduled, the dropped ones included. */
   readonly requests: number;
   /** Sent and failed: a 5xx, a reset, a timeout. */
@@ -57,8 +77,13 @@ export interface RunCounts {
 }
 
 export interface PolicyRunOptions {
-  /** `http://host:port` of this balancer's data port. */
-  readonly dataUrl: string;
+  /** `http://host:port` of the data ports to send to: this balancer's, then a peer's; arrival i goes to the (i mod n)th. */
+  readonly targets: readonly string[];
+  readonly balancers: BalancerMode;
+  /** X-Backend-Id to upstream id, for the upstreams that answered to it at the start of the run. */
+  readonly identities: ReadonlyMap<string, string>;
+  /** The available upstreams at the start: the backends the spread is over. */
+  readonly cluster: readonly string[];
   readonly upstreams: UpstreamTable;
   /** The policy in force (the caller set it), named in the result. */
   readonly policy: PolicyName;
@@ -86,6 +111,8 @@ type LabFailure = 'error' | 'dropped';
 interface LabRecord extends OpenLoopRecord {
   readonly path: string;
   failure?: LabFailure;
+  /** The response's X-Backend-Id, mapped to an upstream id when known. */
+  upstream?: string;
 }
 
 type Counts = Map<string, { requests: number; errors: number }>;
@@ -100,12 +127,15 @@ const countsNow = (upstreams: UpstreamTable): Counts => new Map(upstreams.list()
 
 /** Sends the arrivals once under the policy in force and measures them. */
 export function startPolicyRun(options: PolicyRunOptions): PolicyRun {
-  const pool = new Pool(options.dataUrl, {
-    connections: options.concurrency,
-    headersTimeout: options.requestTimeoutMs,
-    bodyTimeout: options.requestTimeoutMs,
-    pipelining: 1,
-  });
+  const pools = options.targets.map(
+    (url) =>
+      new Pool(url, {
+        connections: options.concurrency,
+        headersTimeout: options.requestTimeoutMs,
+        bodyTimeout: options.requestTimeoutMs,
+        pipelining: 1,
+      }),
+  );
   const before = countsNow(options.upstreams);
   const load: Load = new Map();
   let samples = 0;
@@ -127,7 +157,11 @@ export function startPolicyRun(options: PolicyRunOptions): PolicyRun {
     maxOutstanding: options.concurrency,
     record: (times) => ({ ...times, path: arrivals[times.seq]?.path ?? '/' }),
     send: async (record, signal) => {
+      const pool = pools[record.seq % pools.length];
+      if (pool === undefined) throw new Error('no data port to send to');
       const res = await pool.request({ path: record.path, method: 'GET', signal });
+      const backend = res.headers['x-backend-id'];
+      if (typeof backend === 'string') record.upstream = options.identities.get(backend) ?? backend;
       // The whole body: latency is until the last byte, as a user sees it.
       await res.body.arrayBuffer();
       record.status = res.statusCode;
@@ -153,7 +187,7 @@ export function startPolicyRun(options: PolicyRunOptions): PolicyRun {
     } finally {
       clearInterval(sampler);
       clearInterval(progress);
-      await pool.close();
+      await Promise.all(pools.map((p) => p.close()));
     }
     return resultOf(options, run.records, load, samples, before);
   };
@@ -165,15 +199,40 @@ export function startPolicyRun(options: PolicyRunOptions): PolicyRun {
   };
 }
 
+/**
+ * Per upstream from the responses: requests and errors by X-Backend-Id, in-flight from the records'
+ * times. Undefined when some good response did not name its backend (then only the counters can
+ * say); a balancer's own error answer (502 LB_UPSTREAM_*, no backend header) counts in the run's
+ * errors but on no upstream.
+ */
+function fromResponses(options: PolicyRunOptions, records: readonly LabRecord[]): { served: Counts; load: Map<string, { max: number; mean: number }>; spread: number } | undefined {
+  const answered = records.filter((r) => r.status !== undefined);
+  if (answered.length === 0 || answered.some((r) => r.upstream === undefined && r.failure === undefined)) return undefined;
+  const served: Counts = new Map(options.cluster.map((id) => [id, { requests: 0, errors: 0 }]));
+  for (const r of answered) {
+    if (r.upstream === undefined) continue;
+    const c = served.get(r.upstream) ?? { requests: 0, errors: 0 };
+    c.requests++;
+    if (r.failure === 'error') c.errors++;
+    served.set(r.upstream, c);
+  }
+  // From when the request left until its last byte: the backend holds it for about that long.
+  const named = answered.flatMap((r) => (r.upstream === undefined ? [] : [{ upstream: r.upstream, start: r.sentAt, end: r.endAt }]));
+  const { spread, upstreams } = inFlightSpread(named, options.cluster);
+  return { served, load: new Map(upstreams), spread };
+}
+
 /** What the records and samples came to. */
-function resultOf(options: PolicyRunOptions, records: readonly LabRecord[], load: Load, samples: number, before: Counts): RunResult {
+function resultOf(options: PolicyRunOptions, records: readonly LabRecord[], sampled: Load, samples: number, before: Counts): RunResult {
   const latencies = records.filter((r) => r.failure !== 'dropped').map((r) => r.latencyMs).sort((a, b) => a - b);
   const after = countsNow(options.upstreams);
-  const served = new Map([...after].map(([id, c]) => [id, { requests: c.requests - (before.get(id)?.requests ?? 0), errors: c.errors - (before.get(id)?.errors ?? 0) }]));
+  const byResponse = fromResponses(options, records);
+  const served = byResponse?.served ?? new Map([...after].map(([id, c]) => [id, { requests: c.requests - (before.get(id)?.requests ?? 0), errors: c.errors - (before.get(id)?.errors ?? 0) }]));
+  const load = byResponse?.load ?? new Map([...sampled].map(([id, l]) => [id, { max: l.max, mean: samples === 0 ? 0 : l.sum / samples }]));
   const answered = [...served.values()].reduce((sum, c) => sum + c.requests, 0);
   const upstreams: UpstreamResult[] = [...served.keys()].sort().map((id) => {
     const s = served.get(id) ?? { requests: 0, errors: 0 };
-    const l = load.get(id) ?? { sum: 0, max: 0 };
+    const l = load.get(id) ?? { max: 0, mean: 0 };
     return {
       id,
       requests: s.requests,
@@ -181,13 +240,16 @@ function resultOf(options: PolicyRunOptions, records: readonly LabRecord[], load
       share: answered === 0 ? 0 : Math.round((s.requests / answered) * 10_000) / 10_000,
       errors: s.errors,
       maxInFlight: l.max,
-      meanInFlight: samples === 0 ? 0 : round2(l.sum / samples),
+      meanInFlight: round2(l.mean),
     };
   });
   const bad = options.badUpstream;
   const dropped = records.filter((r) => r.failure === 'dropped').length;
   return {
     policy: options.policy,
+    balancers: options.balancers,
+    attribution: byResponse === undefined ? 'counters' : 'response',
+    spread: byResponse === undefined ? null : round2(byResponse.spread),
     requests: records.length,
     errors: records.filter((r) => r.failure === 'error').length,
     dropped,

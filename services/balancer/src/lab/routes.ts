@@ -16,6 +16,7 @@ import { POLICIES } from '../picker/policy.js';
 import { WriteError, guardedWrite, parseBody } from '../write-guard.js';
 import type { AdminToken } from '../write-guard.js';
 import { toCsv } from './export.js';
+import { BALANCER_MODES, isPeerRefusal } from './balancer-mode.js';
 import { LIMITS } from './runner.js';
 import type { LabRunner, LabSpec, LabStatus } from './runner.js';
 import { isRelayError } from './scenario-relay.js';
@@ -34,6 +35,7 @@ const specBody = z.strictObject({
   delayScale: z.number().min(0).max(1).default(1),
   policies: z.array(z.enum(POLICIES)).min(1).optional(),
   scenario: z.strictObject({ upstream: z.string().min(1), fault }).optional(),
+  balancers: z.enum(BALANCER_MODES).default('one'),
 });
 
 export interface LabRouteDeps {
@@ -79,7 +81,7 @@ export function registerLabRoutes(router: Router, deps: LabRouteDeps): void {
 
   router.get(PATHS.status, (ctx) => {
     ctx.set('cache-control', 'no-store');
-    ctx.body = { ...runner.status(), limits: LIMITS, policies: POLICIES };
+    ctx.body = { ...runner.status(), limits: LIMITS, policies: POLICIES, balancerModes: BALANCER_MODES };
   });
   router.get(PATHS.events, (ctx) => {
     ctx.respond = false;
@@ -108,12 +110,17 @@ export function registerLabRoutes(router: Router, deps: LabRouteDeps): void {
       const busy = (): WriteError => new WriteError('LB_LAB_BUSY', 'a lab run is in progress: wait for it or cancel it');
       // Checked before the probe too: probing during a run would add to its traffic.
       if (runner.status().state === 'running') throw busy();
+      const peer = await runner.peerFor(kind, spec);
+      if (peer !== null && isPeerRefusal(peer)) {
+        logger.info({ action: `lab-${kind}`, refused: peer.code, balancers: spec.balancers, remote: ctx.ip }, 'admin change refused');
+        throw new WriteError(peer.code, peer.message);
+      }
       const check = await runner.check(spec);
       if (check.refusal !== null) {
         logger.info({ action: `lab-${kind}`, refused: 'LB_LAB_OVER_CAPACITY', expectedOpen: check.expectedOpen, cap: check.cap, remote: ctx.ip }, 'admin change refused');
         throw new WriteError('LB_LAB_OVER_CAPACITY', check.refusal);
       }
-      if (!runner.start(kind, spec, check)) throw busy();
+      if (!runner.start(kind, spec, check, peer)) throw busy();
       logger.info({ action: `lab-${kind}`, remote: ctx.ip }, 'admin change');
       ctx.status = 202;
       ctx.body = runner.status();

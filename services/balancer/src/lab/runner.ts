@@ -11,9 +11,12 @@
  * starts (check, capacity.ts).
  */
 import type { Logger } from 'pino';
+import type { Peers } from '../peers/peers.js';
 import { POLICIES } from '../picker/policy.js';
 import type { PolicyName, PolicySetting } from '../picker/policy.js';
 import type { UpstreamTable } from '../upstreams/registry.js';
+import { findLabPeer, setSharingSeenBy } from './balancer-mode.js';
+import type { BalancerMode, LabPeer, PeerRefusal } from './balancer-mode.js';
 import { assessCapacity, probeDeadlineMs } from './capacity.js';
 import type { CapacityCheck } from './capacity.js';
 import { startPolicyRun } from './policy-run.js';
@@ -25,8 +28,11 @@ import type { Arrival, TrafficSpec } from './traffic.js';
 
 export type { RunResult, UpstreamResult } from './policy-run.js';
 
-/** The caps the admin API enforces on a spec. */
-export const LIMITS = Object.freeze({ maxRate: 2000, maxDurationMs: 120_000, maxConcurrency: 1000, defaultConcurrency: 256, requestTimeoutMs: 10_000 });
+/**
+ * The caps the admin API enforces on a spec. A request may take 30 s: the seed's slowest image
+ * (10 s) on a replica made several seconds slower still answers, instead of timing out at 10 s.
+ */
+export const LIMITS = Object.freeze({ maxRate: 2000, maxDurationMs: 120_000, maxConcurrency: 1000, defaultConcurrency: 256, requestTimeoutMs: 30_000 });
 
 /** What to send, and optionally which fault to switch on in one replica for the time of it. */
 export interface LabSpec extends TrafficSpec {
@@ -36,6 +42,8 @@ export interface LabSpec extends TrafficSpec {
   /** Policies to compare, in order (compare only; default all). */
   readonly policies?: readonly PolicyName[];
   readonly scenario?: { readonly upstream: string; readonly fault: Fault };
+  /** Through this balancer alone (default), or split with a live peer, counts isolated or shared. */
+  readonly balancers?: BalancerMode;
 }
 
 export type LabState = 'idle' | 'running' | 'done' | 'failed' | 'cancelled';
@@ -74,6 +82,8 @@ export interface LabRunnerDeps {
   readonly upstreams: UpstreamTable;
   readonly policy: PolicySetting;
   readonly relay: ScenarioRelay;
+  /** The balancers this one shares counts with: the two-balancer modes send to one of them. */
+  readonly peers: Peers;
   readonly logger: Logger;
 }
 
@@ -81,11 +91,13 @@ export interface LabRunner {
   status(): LabStatus;
   /** Probes the cluster and judges whether `spec` can be measured on it (capacity.ts). */
   check(spec: LabSpec): Promise<CapacityCheck>;
+  /** For a two-balancer spec, the peer it would split its traffic with, or why there is none; null for one balancer. */
+  peerFor(kind: 'run' | 'compare', spec: LabSpec): Promise<LabPeer | PeerRefusal | null>;
   /**
    * Starts a run (the current policy) or a comparison (each policy in turn), with the check it
    * passed; false when one is running.
    */
-  start(kind: 'run' | 'compare', spec: LabSpec, check?: CapacityCheck): boolean;
+  start(kind: 'run' | 'compare', spec: LabSpec, check?: CapacityCheck, peer?: LabPeer | null): boolean;
   cancel(): void;
   /** Hears every status change and progress tick; returns the unsubscribe. */
   subscribe(listener: (status: LabStatus) => void): () => void;
@@ -102,6 +114,11 @@ const SETTLE_MS = 10_000;
  * always first, at twice the p99 of the others.
  */
 const WARM_UP_MS = 1000;
+/**
+ * Longest wait for the peer to drop or count this balancer after its sharing is switched: the
+ * peer timeout (250 ms by default) many times over, for a busy machine.
+ */
+const SHARING_SEEN_MS = 10_000;
 
 const IDLE: LabStatus = Object.freeze({ state: 'idle', kind: null, spec: null, progress: null, results: [], cluster: null, check: null, error: null, startedAt: null, finishedAt: null });
 
@@ -133,11 +150,19 @@ export function createLabRunner(deps: LabRunnerDeps): LabRunner {
       };
     });
 
+  /** Who answers to which id, and the cluster, as the run starts. */
+  interface Setup {
+    readonly targets: readonly string[];
+    readonly identities: ReadonlyMap<string, string>;
+    readonly cluster: readonly string[];
+  }
+
   /** Sends the schedule once under the policy in force and measures it. */
-  const runOnce = async (policy: PolicyName, index: number, of: number, arrivals: readonly Arrival[], spec: LabSpec, warmUp = false): Promise<RunResult> => {
+  const runOnce = async (setup: Setup, policy: PolicyName, index: number, of: number, arrivals: readonly Arrival[], spec: LabSpec, warmUp = false): Promise<RunResult> => {
     const run = startPolicyRun({
+      ...setup, balancers: spec.balancers ?? 'one',
       // Cancelled while the previous pass settled: this one sends nothing.
-      dataUrl: deps.dataUrl(), upstreams: deps.upstreams, policy, arrivals: cancelled ? [] : arrivals, durationMs: spec.durationMs, concurrency: spec.concurrency,
+      upstreams: deps.upstreams, policy, arrivals: cancelled ? [] : arrivals, durationMs: spec.durationMs, concurrency: spec.concurrency,
       requestTimeoutMs: LIMITS.requestTimeoutMs, badUpstream: spec.scenario?.upstream ?? null,
       onProgress: (c) => {
         publish({ ...status, progress: { policy, index, of, elapsedMs: c.elapsedMs, durationMs: spec.durationMs, sent: c.sent, completed: c.completed, errors: c.errors, dropped: c.dropped, warmUp } });
@@ -156,28 +181,40 @@ export function createLabRunner(deps: LabRunnerDeps): LabRunner {
     while (deps.upstreams.inFlight() > 0 && Date.now() < deadline && !cancelled) await sleep(20);
   };
 
-  const execute = async (kind: 'run' | 'compare', spec: LabSpec): Promise<void> => {
+  /** X-Backend-Id to upstream id for every upstream that names itself. */
+  const identities = async (cluster: readonly string[]): Promise<Map<string, string>> => {
+    const named = await Promise.all(cluster.map(async (id) => [await deps.relay.identify(id), id] as const));
+    return new Map(named.flatMap(([backend, id]) => (backend === null ? [] : [[backend, id] as const])));
+  };
+
+  const execute = async (kind: 'run' | 'compare', spec: LabSpec, peer: LabPeer | null): Promise<void> => {
     const original = deps.policy.current;
     const order: readonly PolicyName[] = kind === 'run' ? [original] : (spec.policies ?? POLICIES);
     const arrivals = schedule(spec);
     const results: RunResult[] = [];
     const scenario = spec.scenario;
+    const sharingBefore = deps.peers.sharing;
     try {
       if (scenario !== undefined) {
         const reply = await deps.relay.apply(scenario.upstream, scenario.fault);
         if (reply.status !== 200) throw new Error(`the backend refused the scenario: ${reply.status} ${JSON.stringify(reply.body)}`);
       }
+      // Isolated: the peer must have dropped this balancer before the first request; sharing: it
+      // must count it (sharing may have been switched off by hand).
+      if (peer !== null) await setSharingSeenBy(deps.peers, peer, spec.balancers === 'two-sharing', SHARING_SEEN_MS, () => cancelled);
+      const cluster = status.cluster?.upstreams ?? [];
+      const setup: Setup = { targets: peer === null ? [deps.dataUrl()] : [deps.dataUrl(), peer.dataUrl], identities: await identities(cluster), cluster };
       const first = order[0];
       if (first !== undefined && !cancelled) {
         deps.policy.set(first);
         await settle();
-        await runOnce(first, 0, order.length, arrivals.filter((a) => a.at < WARM_UP_MS), { ...spec, durationMs: Math.min(WARM_UP_MS, spec.durationMs) }, true);
+        await runOnce(setup, first, 0, order.length, arrivals.filter((a) => a.at < WARM_UP_MS), { ...spec, durationMs: Math.min(WARM_UP_MS, spec.durationMs) }, true);
       }
       for (const [i, policy] of order.entries()) {
         if (cancelled) break;
         deps.policy.set(policy);
         await settle();
-        results.push(await runOnce(policy, i + 1, order.length, arrivals, spec));
+        results.push(await runOnce(setup, policy, i + 1, order.length, arrivals, spec));
         publish({ ...status, results: [...results] });
       }
       publish({ ...status, state: cancelled ? 'cancelled' : 'done', progress: null, results, finishedAt: Date.now() });
@@ -187,12 +224,14 @@ export function createLabRunner(deps: LabRunnerDeps): LabRunner {
       publish({ ...status, state: 'failed', progress: null, results, error: message, finishedAt: Date.now() });
     } finally {
       if (kind === 'compare') deps.policy.set(original);
+      // Also after a failure or a cancel: an isolated run must not leave this balancer isolated.
+      if (peer !== null && deps.peers.sharing !== sharingBefore) deps.peers.setSharing(sharingBefore);
       if (scenario !== undefined) {
         await deps.relay.clear(scenario.upstream).catch((err: unknown) => {
           logger.warn({ err, upstream: scenario.upstream }, 'clearing the lab scenario failed');
         });
       }
-      logger.info({ kind, state: status.state, results: results.map((r) => ({ policy: r.policy, p99Ms: r.p99Ms, errors: r.errors, dropped: r.dropped })) }, 'lab run ended');
+      logger.info({ kind, state: status.state, results: results.map((r) => ({ policy: r.policy, balancers: r.balancers, p99Ms: r.p99Ms, spread: r.spread, errors: r.errors, dropped: r.dropped })) }, 'lab run ended');
     }
   };
 
@@ -203,7 +242,11 @@ export function createLabRunner(deps: LabRunnerDeps): LabRunner {
       const probe = await probeImages(deps.dataUrl(), spec.mix, spec.delayScale, deadline);
       return assessCapacity(spec, probe, deps.upstreams.available().length, LIMITS.requestTimeoutMs);
     },
-    start(kind, spec, check) {
+    async peerFor(kind, spec) {
+      if ((spec.balancers ?? 'one') === 'one') return null;
+      return findLabPeer(deps.peers, kind === 'run' ? [deps.policy.current] : (spec.policies ?? POLICIES));
+    },
+    start(kind, spec, check, peer = null) {
       if (status.state === 'running') return false;
       cancelled = false;
       const upstreams = deps.upstreams.available().map((u) => u.id).sort();
@@ -211,8 +254,8 @@ export function createLabRunner(deps: LabRunnerDeps): LabRunner {
         state: 'running', kind, spec, progress: null, results: [], cluster: { size: upstreams.length, upstreams }, check: check ?? null,
         error: null, startedAt: Date.now(), finishedAt: null,
       });
-      logger.info({ kind, rate: spec.rate, durationMs: spec.durationMs, seed: spec.seed, delayScale: spec.delayScale, scenario: spec.scenario, expectedOpen: check?.expectedOpen }, 'lab run started');
-      running = execute(kind, spec).finally(() => {
+      logger.info({ kind, balancers: spec.balancers ?? 'one', peer: peer?.address, rate: spec.rate, durationMs: spec.durationMs, seed: spec.seed, delayScale: spec.delayScale, scenario: spec.scenario, expectedOpen: check?.expectedOpen }, 'lab run started');
+      running = execute(kind, spec, peer).finally(() => {
         running = undefined;
       });
       return true;

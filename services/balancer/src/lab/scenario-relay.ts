@@ -34,6 +34,8 @@ export interface ScenarioRelay {
   apply(upstream: string, fault: Fault): Promise<RelayReply>;
   clear(upstream: string): Promise<RelayReply>;
   exit(upstream: string): Promise<RelayReply>;
+  /** The backend's X-Backend-Id (from its /healthz), how the lab tells which backend answered a request; null when it sends none or is unreachable. */
+  identify(upstream: string): Promise<string | null>;
 }
 
 /** Relays through each upstream's own pool (no extra sockets to close; it goes with the upstream). */
@@ -67,5 +69,18 @@ export function createScenarioRelay(registry: Registry, token: string): Scenario
     apply: (id, fault) => send(id, 'PUT', '/admin/scenario', fault),
     clear: (id) => send(id, 'DELETE', '/admin/scenario'),
     exit: (id) => send(id, 'POST', '/admin/exit'),
+    async identify(id) {
+      const upstream = registry.get(id);
+      if (upstream === undefined) return null;
+      try {
+        // No token: /healthz is open, and every backend response carries its id.
+        const res = await upstream.pool.request({ path: '/healthz', method: 'GET', headersTimeout: 5000, bodyTimeout: 5000 });
+        await res.body.dump();
+        const header = res.headers['x-backend-id'];
+        return typeof header === 'string' && header !== '' ? header : null;
+      } catch {
+        return null;
+      }
+    },
   };
 }

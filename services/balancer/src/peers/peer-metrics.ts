@@ -20,7 +20,7 @@ export interface PeerMetrics {
 }
 
 /** Registers the peer metrics on `registry`; `peers()` is read at scrape time. */
-export function createPeerMetrics(registry: PromRegistry, upstreams: UpstreamTable, peers: () => readonly PeerView[]): PeerMetrics {
+export function createPeerMetrics(registry: PromRegistry, upstreams: UpstreamTable, peers: () => readonly PeerView[], sharing: () => boolean): PeerMetrics {
   const sent = new Counter({ name: 'lb_peer_reports_sent_total', help: 'In-flight reports sent to peer balancers (one per peer per --peer-interval-ms).', registers: [registry] });
   const received = new Counter({ name: 'lb_peer_reports_received_total', help: 'Peer reports accepted (from a known peer address, well formed, newer than the one held).', registers: [registry] });
   const refused = new Counter({
@@ -30,6 +30,14 @@ export function createPeerMetrics(registry: PromRegistry, upstreams: UpstreamTab
     registers: [registry],
   });
   for (const reason of REFUSED) refused.inc({ reason }, 0);
+  new Gauge({
+    name: 'lb_peer_sharing',
+    help: '1 while this balancer shares in-flight counts (sends reports, picks on the peers\' counts too); 0 without peers or switched off (PUT /api/peers, --peer-sharing off).',
+    registers: [registry],
+    collect() {
+      this.set(sharing() ? 1 : 0);
+    },
+  });
   new Gauge({
     name: 'lb_peers_live',
     help: 'Peer balancers whose latest report is within --peer-timeout-ms: their counts add to this balancer\'s.',

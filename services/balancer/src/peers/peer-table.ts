@@ -8,7 +8,7 @@
  * sender instance, so a balancer reached at two addresses is counted once, and a restarted one (a
  * new instance id at the same address) replaces its predecessor at once.
  */
-import type { Report } from './report.js';
+import type { Report, SenderPorts } from './report.js';
 
 /** Most peer addresses taken from configuration and DNS together; more are left out (and logged by the caller). */
 export const MAX_PEERS = 256;
@@ -25,7 +25,11 @@ export interface PeerView {
   /** Milliseconds since its latest report arrived; null before its first. */
   readonly ageMs: number | null;
   readonly state: PeerState;
-  /** Its admin API (`http://host:port`) as its latest report names it; null when it names none. */
+  /**
+   * `http://host:port` of its data and admin ports (the host its reports come from), when its
+   * latest report said (reports carry them since the lab's two-balancer runs); else null.
+   */
+  readonly dataUrl: string | null;
   readonly adminUrl: string | null;
 }
 
@@ -40,9 +44,12 @@ interface Heard {
   address: string;
   seq: number;
   inFlight: ReadonlyMap<string, number>;
-  adminPort: number | undefined;
+  ports: SenderPorts | undefined;
   receivedAt: number;
 }
+
+/** `http://host:port` at the host of a `host:port` peer address (an IPv6 host keeps its brackets). */
+const urlAt = (address: string, port: number): string => `http://${address.slice(0, address.lastIndexOf(':'))}:${port}`;
 
 export interface PeerTable {
   /**
@@ -59,10 +66,6 @@ export interface PeerTable {
   /** Every known peer but this balancer, by address. */
   view(now: number): PeerView[];
 }
-
-/** The admin API at the host a peer reports from (an IPv6 one keeps its brackets from the address). */
-const adminUrlOf = (address: string, adminPort: number | undefined): string | null =>
-  adminPort === undefined ? null : `http://${address.slice(0, address.lastIndexOf(':'))}:${adminPort}`;
 
 /** A table for the balancer whose reports carry `selfId`; a peer silent for more than `timeoutMs` is dropped. */
 export function createPeerTable(selfId: string, timeoutMs: number): PeerTable {
@@ -112,12 +115,12 @@ export function createPeerTable(selfId: string, timeoutMs: number): PeerTable {
       if (previous !== undefined && previous !== report.from) forget(address);
       const heard = byId.get(report.from);
       if (heard !== undefined && report.seq <= heard.seq) return 'stale';
-      if (heard === undefined) byId.set(report.from, { id: report.from, address, seq: report.seq, inFlight: report.inFlight, adminPort: report.adminPort, receivedAt: now });
+      if (heard === undefined) byId.set(report.from, { id: report.from, address, seq: report.seq, inFlight: report.inFlight, ports: report.ports, receivedAt: now });
       else {
         heard.address = address;
         heard.seq = report.seq;
         heard.inFlight = report.inFlight;
-        heard.adminPort = report.adminPort;
+        heard.ports = report.ports;
         heard.receivedAt = now;
       }
       byAddress.set(address, report.from);
@@ -135,8 +138,13 @@ export function createPeerTable(selfId: string, timeoutMs: number): PeerTable {
       return targets.map((address): PeerView => {
         const id = byAddress.get(address);
         const heard = id === undefined ? undefined : byId.get(id);
-        if (heard === undefined) return { address, id: null, ageMs: null, state: 'dropped', adminUrl: null };
-        return { address, id: heard.id, ageMs: Math.max(0, Math.round(now - heard.receivedAt)), state: isLive(heard, now) ? 'live' : 'dropped', adminUrl: adminUrlOf(address, heard.adminPort) };
+        if (heard === undefined) return { address, id: null, ageMs: null, state: 'dropped', dataUrl: null, adminUrl: null };
+        const { ports } = heard;
+        return {
+          address, id: heard.id, ageMs: Math.max(0, Math.round(now - heard.receivedAt)), state: isLive(heard, now) ? 'live' : 'dropped',
+          dataUrl: ports === undefined ? null : urlAt(address, ports.data),
+          adminUrl: ports === undefined ? null : urlAt(address, ports.admin),
+        };
       });
     },
   };

@@ -13,6 +13,11 @@
  * `--peers-dns NAME` at --peers-port, re-resolved every --peers-dns-interval-ms. The DNS answer
  * includes this balancer: it sends to every address once, and the address its own report comes
  * back from (the random instance id in each report) is skipped from then on.
+ *
+ * Sharing can be switched off at runtime (PUT /api/peers, --peer-sharing off): this balancer then
+ * sends no reports and picks on its own counts only, while it still hears the peers and shows their
+ * ages. Its peers drop it after --peer-timeout-ms, so one switch isolates it in both directions:
+ * the lab's "two balancers with isolated counts", measured against sharing on the same traffic.
  */
 import { randomBytes } from 'node:crypto';
 import { createSocket } from 'node:dgram';
@@ -30,6 +35,7 @@ import { createPeerMetrics } from './peer-metrics.js';
 import { createPeerTable, MAX_PEERS } from './peer-table.js';
 import type { PeerView } from './peer-table.js';
 import { decodeReport, encodeReport } from './report.js';
+import type { SenderPorts } from './report.js';
 
 export interface PeersDeps {
   /** The part of the config peers read. */
@@ -42,8 +48,6 @@ export interface PeersDeps {
   readonly metrics: PromRegistry;
   /** This balancer's instance id in its reports (default: 8 random bytes, in hex). */
   readonly instanceId?: string;
-  /** The admin port this balancer listens on, once it does: in every report, so peers can relay admin writes to it. */
-  readonly adminPort?: () => number | undefined;
 }
 
 export interface Peers {
@@ -56,6 +60,12 @@ export interface Peers {
   readonly port: number | undefined;
   /** Every known peer but this balancer. */
   view(): PeerView[];
+  /** Reports are sent and the peers' counts count (true unless switched off). */
+  readonly sharing: boolean;
+  /** Switches sharing on or off at once (the next tick sends, or not); returns the previous setting. */
+  setSharing(on: boolean): boolean;
+  /** This balancer's data and admin ports, once they listen: carried in its reports (the lab's two-balancer runs). */
+  setOwnPorts(ports: SenderPorts): void;
   /** Stops reporting and listening; the peers' counts stop counting. Idempotent. */
   stop(): Promise<void>;
 }
@@ -69,7 +79,9 @@ export function createPeers(deps: PeersDeps): Peers {
   const instanceId = deps.instanceId ?? randomBytes(8).toString('hex');
   const enabled = settings.static.length > 0 || settings.dns !== '';
   const table = createPeerTable(instanceId, settings.timeoutMs);
-  const metrics = createPeerMetrics(deps.metrics, upstreams, () => table.view(performance.now()));
+  let sharing = settings.sharing;
+  let ownPorts: SenderPorts | undefined;
+  const metrics = createPeerMetrics(deps.metrics, upstreams, () => table.view(performance.now()), () => enabled && sharing);
   /** Address key (`host:port`) to where a datagram goes. */
   const endpoints = new Map<string, { readonly host: string; readonly port: number }>();
   /** The addresses of each source of peers: the fixed ones (IP literals), then one entry per resolved name. */
@@ -95,7 +107,8 @@ export function createPeers(deps: PeersDeps): Peers {
 
   /** The live peers' sums into the shared cells the pickers read (zero where no peer reports). */
   const writeCounts = (): void => {
-    const sums = table.inFlight(performance.now());
+    // Sharing off: the peers are still heard (and shown), but only this balancer's own counts pick.
+    const sums = sharing ? table.inFlight(performance.now()) : new Map<string, number>();
     for (const u of upstreams.list()) upstreams.counters.setPeerInFlight(u.slot, sums.get(u.id) ?? 0);
   };
 
@@ -114,10 +127,10 @@ export function createPeers(deps: PeersDeps): Peers {
 
   const report = (): void => {
     const s = socket;
-    if (s === undefined) return;
+    if (s === undefined || !sharing) return;
     seq++;
     const own = upstreams.list().map((u) => [u.id, u.inFlight] as const);
-    const { bytes, left } = encodeReport(instanceId, seq, own, deps.adminPort?.());
+    const { bytes, left } = encodeReport(instanceId, seq, own, ownPorts);
     if (left > 0 && seq % 500 === 1) logger.warn({ left }, 'in-flight report over its size limit: the smallest counts were left out');
     for (const address of table.targets()) {
       const to = endpoints.get(address);
@@ -212,6 +225,21 @@ export function createPeers(deps: PeersDeps): Peers {
       logger.info({ port: bound.address().port, instanceId, peers: table.targets(), intervalMs: settings.intervalMs, timeoutMs: settings.timeoutMs }, 'sharing in-flight counts with peers');
     },
     view: () => table.view(performance.now()),
+    get sharing() {
+      return sharing;
+    },
+    setSharing(on) {
+      const before = sharing;
+      sharing = on;
+      if (before !== on) {
+        writeCounts();
+        logger.info({ sharing: on }, on ? 'sharing in-flight counts again: reports sent, the peers\' counts count' : 'sharing off: no reports sent, picking on this balancer\'s own counts only');
+      }
+      return before;
+    },
+    setOwnPorts(ports) {
+      ownPorts = ports;
+    },
     stop() {
       stopped ??= (async () => {
         if (timer !== undefined) clearInterval(timer);

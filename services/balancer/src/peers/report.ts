@@ -2,10 +2,13 @@
  * A peer report on the wire: what one balancer tells the others, many times a second, about the
  * requests it has in flight on each upstream. One UDP datagram holding one line of JSON:
  *
- *   {"v":1,"from":"<the sender's instance id: 16 hex digits>","seq":<n>,"inFlight":{"<upstream id>":<count>,...},"admin":<port>}
+ *   {"v":1,"from":"<the sender's instance id: 16 hex digits>","seq":<n>,"inFlight":{"<upstream id>":<count>,...},
+ *    "dataPort":<n>,"adminPort":<n>}
  *
- * `admin` (optional: older senders leave it out) is the sender's admin TCP port, on the host its
- * datagrams come from: where an admin write made on one balancer is relayed to it (write-relay.ts).
+ * dataPort and adminPort (optional, added for the lab's two-balancer runs) are the sender's TCP
+ * ports, at the host its datagrams come from: the lab sends half its traffic to a peer's data port
+ * and asks its admin port whether the peer still counts this balancer. A report without them (an
+ * older balancer, or one not listening yet) is as valid as before.
  *
  * Each report is the sender's whole state (an upstream left out has nothing in flight), so a lost or
  * reordered datagram is repaired by the next one: no acknowledgements, no retransmission. Upstream
@@ -45,9 +48,17 @@ export interface Report {
   readonly seq: number;
   /** In flight per upstream id, zeros left out. */
   readonly inFlight: ReadonlyMap<string, number>;
-  /** The sender's admin port, when it says. */
-  readonly adminPort?: number;
+  /** The sender's data and admin ports (TCP, at its datagrams' source address); absent in older reports. */
+  readonly ports?: SenderPorts;
 }
+
+/** Where a peer takes requests and admin calls, at the host its reports come from. */
+export interface SenderPorts {
+  readonly data: number;
+  readonly admin: number;
+}
+
+const isPort = (n: unknown): n is number => typeof n === 'number' && Number.isInteger(n) && n >= 1 && n <= 65_535;
 
 /** Why a datagram was not a report (the `reason` label of lb_peer_reports_rejected_total). */
 export type ReportDefect = 'too_large' | 'malformed';
@@ -70,18 +81,19 @@ export interface EncodedReport {
  * Encodes `inFlight` (zeros are skipped). When the report would be over MAX_REPORT_BYTES, the
  * largest counts are kept: those are the ones that change another balancer's choice.
  */
-export function encodeReport(from: string, seq: number, inFlight: Iterable<readonly [string, number]>, adminPort?: number): EncodedReport {
+export function encodeReport(from: string, seq: number, inFlight: Iterable<readonly [string, number]>, ports?: SenderPorts): EncodedReport {
   const entries: [string, number][] = [];
   for (const [id, n] of inFlight) if (n > 0) entries.push([id, Math.min(n, MAX_REPORTED_IN_FLIGHT)]);
-  const head = `{"v":${REPORT_VERSION},"from":${JSON.stringify(from)},"seq":${seq},"inFlight":{`;
+  // The ports first: the counts' object closes the report, so the size budget below stays as it was.
+  const portFields = ports === undefined ? '' : `"dataPort":${ports.data},"adminPort":${ports.admin},`;
+  const head = `{"v":${REPORT_VERSION},"from":${JSON.stringify(from)},"seq":${seq},${portFields}"inFlight":{`;
   const parts = entries.map(([id, n]) => `${JSON.stringify(id)}:${n}`);
-  const tail = adminPort === undefined ? '}}' : `},"admin":${adminPort}}`;
-  let text = `${head}${parts.join(',')}${tail}`;
+  let text = `${head}${parts.join(',')}}}`;
   let bytes = encoder.encode(text);
   if (bytes.length <= MAX_REPORT_BYTES && entries.length <= MAX_REPORT_ENTRIES) return { bytes, left: 0 };
   // Rare (hundreds of busy upstreams): keep the largest counts that fit.
   const order = entries.map((e, i) => ({ n: e[1], part: parts[i] ?? '' })).sort((a, b) => b.n - a.n);
-  let budget = MAX_REPORT_BYTES - encoder.encode(head).length - encoder.encode(tail).length;
+  let budget = MAX_REPORT_BYTES - encoder.encode(head).length - 2;
   const kept: string[] = [];
   for (const { part } of order) {
     const size = encoder.encode(part).length + (kept.length > 0 ? 1 : 0);
@@ -89,7 +101,7 @@ export function encodeReport(from: string, seq: number, inFlight: Iterable<reado
     kept.push(part);
     budget -= size;
   }
-  text = `${head}${kept.join(',')}${tail}`;
+  text = `${head}${kept.join(',')}}}`;
   bytes = encoder.encode(text);
   return { bytes, left: entries.length - kept.length };
 }
@@ -104,11 +116,13 @@ export function decodeReport(datagram: Uint8Array): Report | ReportDefect {
     return 'malformed';
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'malformed';
-  const { v, from, seq, inFlight, admin } = value as Record<string, unknown>;
+  const { v, from, seq, inFlight, dataPort, adminPort } = value as Record<string, unknown>;
   if (v !== REPORT_VERSION || typeof from !== 'string' || !isInstanceId(from)) return 'malformed';
   if (typeof seq !== 'number' || !Number.isSafeInteger(seq) || seq < 0) return 'malformed';
   if (typeof inFlight !== 'object' || inFlight === null || Array.isArray(inFlight)) return 'malformed';
-  if (admin !== undefined && (typeof admin !== 'number' || !Number.isInteger(admin) || admin < 1 || admin > 65_535)) return 'malformed';
+  // Both or neither: one alone is no address the lab can use.
+  if ((dataPort === undefined) !== (adminPort === undefined)) return 'malformed';
+  if (dataPort !== undefined && (!isPort(dataPort) || !isPort(adminPort))) return 'malformed';
   const counts = new Map<string, number>();
   // Object.entries: own keys only, so a "__proto__" key is an id like any other (and unknown).
   const entries = Object.entries(inFlight);
@@ -118,5 +132,5 @@ export function decodeReport(datagram: Uint8Array): Report | ReportDefect {
     if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > MAX_REPORTED_IN_FLIGHT) return 'malformed';
     if (n > 0) counts.set(id, n);
   }
-  return admin === undefined ? { from, seq, inFlight: counts } : { from, seq, inFlight: counts, adminPort: admin };
+  return isPort(dataPort) && isPort(adminPort) ? { from, seq, inFlight: counts, ports: { data: dataPort, admin: adminPort } } : { from, seq, inFlight: counts };
 }
