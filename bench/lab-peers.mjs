@@ -11,9 +11,10 @@
 // not know of the other's requests picks a backend the other one already keeps busy. At 1 req/s
 // the backends hold about 1.3 each (rate × mean latency ÷ 4); at 2 req/s (2.6 each) the isolated
 // pair's spread was only ~6 % worse than one balancer's, below one run's noise (bench/PEERS.md).
-// Each run's figures vary by ~7 % from run to run even on the same seed (the picks' ties and the
-// departures differ), so the goal is judged on each mode's ratio to one balancer on the same
-// traffic, averaged over the rounds, with its standard error.
+// A round's ratio of isolated to one balancer varied by 4-10 % from round to round (the seeds
+// differ, and on one seed the ties, and with them every later pick, fall differently), so the goal
+// is judged on each mode's ratio to one balancer on the same traffic, averaged over the rounds,
+// with its standard error.
 //
 // Settings (env):
 //   LAB_PEERS_RATE         requests per second                          (1)

@@ -6,6 +6,7 @@
  */
 import { BALANCER_REPLICAS, createCluster, type Cluster } from './lib/cluster.js';
 import { activeActiveSuite, sharedCountsSuite } from './suites/active-active.js';
+import { balancerModesSuite } from './suites/balancer-modes.js';
 import { browserSuite } from './suites/browser.js';
 import { labSuite } from './suites/lab.js';
 import { leastConnectionsSuite } from './suites/least-connections.js';
@@ -53,5 +54,6 @@ describe('Compose cluster (nginx, active-active balancers, backends, Prometheus)
   prometheusSuite(current);
   browserSuite(current);
   labSuite(current);
+  balancerModesSuite(current);
   underChangeSuite(current);
 });

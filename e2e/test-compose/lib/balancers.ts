@@ -34,8 +34,8 @@ export interface Balancers {
   readonly snapshots: () => Promise<Snapshot[]>;
   /** A kept-alive client of one origin (admin or data), made once. */
   readonly client: (origin: string) => HttpClient;
-  /** One admin request with the bearer token; the status and the parsed JSON answer. */
-  readonly request: (origin: string, method: string, path: string, body?: unknown) => Promise<{ status: number; body: unknown }>;
+  /** One admin request with the bearer token; the status and the parsed JSON answer (given up after `timeoutMs`, 10 s by default). */
+  readonly request: (origin: string, method: string, path: string, body?: unknown, timeoutMs?: number) => Promise<{ status: number; body: unknown }>;
   /**
    * Waits until exactly N backend containers run and every balancer replica routes to exactly them
    * (waitForRoutedBackends), with as many replicas answering as expected; returns the backends.
@@ -89,12 +89,12 @@ export function createBalancers(compose: Compose, token: string, expected?: numb
     origins,
     snapshots,
     client,
-    request: async (origin, method, path, body) => {
+    request: async (origin, method, path, body, timeoutMs = 10_000) => {
       const res = await fetch(`${origin}${path}`, {
         method,
         headers: { authorization: `Bearer ${token}`, ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-        signal: AbortSignal.timeout(10_000),
+        signal: AbortSignal.timeout(timeoutMs),
       });
       return { status: res.status, body: await res.json() };
     },
