@@ -1,7 +1,9 @@
 #!/usr/bin/env node
 /** Entry point: the only module that touches process (argv, env, signals, exit codes). */
-// First: a V8 heap setting that must be in force before the other modules allocate.
+// First: V8 settings that must be in force before the other modules allocate or run hot.
 import './young-generation.js';
+import './old-generation.js';
+import './wasm-tiering.js';
 import { parseConfig } from './config.js';
 import { createLogger } from './logger.js';
 import { createBalancer } from './server.js';

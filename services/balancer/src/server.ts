@@ -1,5 +1,4 @@
 import { once } from 'node:events';
-import { createServer } from 'node:http';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { hostname } from 'node:os';
@@ -21,6 +20,7 @@ import { createOutlierDetector } from './health/outlier-detector.js';
 import { createLab } from './lab/lab.js';
 import { registerLabOffRoutes } from './lab/routes.js';
 import { createLogger } from './logger.js';
+import { createServer } from './node-http.js';
 import { createMetrics } from './metrics.js';
 import { createPolicySetting } from './picker/policy.js';
 import type { PolicySetting } from './picker/policy.js';

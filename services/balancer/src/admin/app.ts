@@ -1,5 +1,6 @@
-import Router from '@koa/router';
+import type RouterClass from '@koa/router';
 import Koa from 'koa';
+import { createRequire } from 'node:module';
 import type { Logger } from 'pino';
 import { statusOf } from '../errors.js';
 import type { Metrics } from '../metrics.js';
@@ -12,7 +13,7 @@ import type { WriteApiDeps } from './write-api.js';
  * Routes that an optional part of the balancer (the lab) adds to the admin port. The composition
  * root hands them over, so this app needs to know nothing of that part.
  */
-export type AdminRoutes = (router: Router) => void;
+export type AdminRoutes = (router: RouterClass) => void;
 
 export interface AdminDeps {
   readonly metrics: Metrics;
@@ -29,12 +30,45 @@ export interface AdminDeps {
   readonly routes?: readonly AdminRoutes[];
 }
 
+// @koa/router's ES build imports node:http, which costs what node-http.ts says; its CommonJS build requires it.
+const Router = createRequire(import.meta.url)('@koa/router') as typeof RouterClass;
+
+/** A body Koa would send as JSON: a plain object or an array. */
+const isJsonBody = (value: unknown): value is object =>
+  typeof value === 'object' && value !== null && (Array.isArray(value) || [Object.prototype, null].includes(Object.getPrototypeOf(value) as object | null));
+
+/**
+ * JSON bodies are handed to Koa already serialised, as it would send them (JSON.stringify,
+ * application/json unless a type was set). Given an object, Koa's body setter first asks whether
+ * it is a web ReadableStream or a fetch Response, and reading those globals loads Node's bundled
+ * undici and web streams (see node-http.ts) for nothing. Only this app's responses change.
+ */
+function serialiseJsonBodies(app: Koa): void {
+  // Koa's own accessor, one prototype up, called with this response as the receiver.
+  const koaResponse = Object.getPrototypeOf(app.response) as object;
+  Object.defineProperty(app.response, 'body', {
+    configurable: true,
+    get(this: Koa.BaseResponse): unknown {
+      return Reflect.get(koaResponse, 'body', this);
+    },
+    set(this: Koa.BaseResponse, value: unknown) {
+      if (isJsonBody(value)) {
+        if (this.type === '') this.type = 'json';
+        Reflect.set(koaResponse, 'body', JSON.stringify(value), this);
+      } else {
+        Reflect.set(koaResponse, 'body', value, this);
+      }
+    },
+  });
+}
+
 /** Client-gone errors that Koa would otherwise print for every closed SSE stream. */
 const QUIET = new Set(['ERR_STREAM_PREMATURE_CLOSE', 'ECONNRESET', 'EPIPE']);
 
 /** The admin API (Koa): health, readiness, Prometheus metrics, JSON snapshot, the SSE stream, given `writes` the write API, and any `routes`. */
 export function createAdminApp(deps: AdminDeps): Koa {
   const app = new Koa();
+  serialiseJsonBodies(app);
   const router = new Router();
 
   router.get('/healthz', (ctx) => {

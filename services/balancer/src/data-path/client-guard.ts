@@ -8,7 +8,6 @@
  * forward (RFC 9112 §3.2: a missing, repeated or malformed Host; absolute-form targets; too many
  * header lines) is checked per request by `admitRequest`, which is cheap: one pass over rawHeaders.
  */
-import { STATUS_CODES } from 'node:http';
 import type { IncomingMessage, RequestListener, Server, ServerOptions, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
@@ -16,6 +15,7 @@ import type { Config } from '../config.js';
 import { errorBody, statusOf } from '../errors.js';
 import type { LbErrorCode, RejectReason } from '../errors.js';
 import type { Metrics } from '../metrics.js';
+import { STATUS_CODES } from '../node-http.js';
 
 /** More header lines than this are refused with 431 (HAProxy's tune.http.maxhdr is 101). */
 export const MAX_REQUEST_HEADERS = 100;

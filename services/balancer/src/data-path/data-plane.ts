@@ -1,5 +1,4 @@
 import { once } from 'node:events';
-import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
 import { createClientGuard } from './client-guard.js';
@@ -7,6 +6,7 @@ import type { Config } from '../config.js';
 import type { DecisionLog } from '../decision-log.js';
 import type { OutcomeSink } from '../health/outlier-detector.js';
 import type { Metrics } from '../metrics.js';
+import { createServer } from '../node-http.js';
 import type { PolicySetting } from '../picker/policy.js';
 import { createProxyHandler } from './proxy.js';
 import { createRetryBudget } from './retry-budget.js';

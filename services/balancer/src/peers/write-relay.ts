@@ -15,7 +15,7 @@
  * answer that says where the write holds and where it does not, never a silent partial change.
  */
 import type { Logger } from 'pino';
-import { request } from 'undici';
+import { Pool } from '../undici-pool.js';
 import type { PeerView } from './peer-table.js';
 
 /** Marks a write relayed by a peer (its value: the relaying balancer's instance id); such a write is applied, not relayed again. */
@@ -66,9 +66,13 @@ export function createWriteRelay(deps: WriteRelayDeps): WriteRelay {
 
   const relayTo = async (peer: PeerView, write: AdminWrite): Promise<RelayOutcome> => {
     if (peer.adminUrl === null) return { peer: peer.address, status: 0, reason: 'no_admin_port', message: 'the peer\'s reports name no admin port (an older balancer)' };
+    // A pool of its own per relayed write (writes are rare), from undici-pool.ts: undici's index
+    // would load fetch and web streams into every balancer for this one call.
+    const pool = new Pool(peer.adminUrl, { connections: 1, connectTimeout: timeoutMs });
     try {
-      const res = await request(`${peer.adminUrl}${write.url}`, {
-        method: write.method as 'PUT' | 'POST',
+      const res = await pool.request({
+        path: write.url,
+        method: write.method,
         headers: { 'content-type': 'application/json', authorization: write.authorization, [RELAYED_HEADER]: deps.instanceId },
         body: JSON.stringify(write.body),
         headersTimeout: timeoutMs,
@@ -92,6 +96,8 @@ export function createWriteRelay(deps: WriteRelayDeps): WriteRelay {
     } catch (err) {
       const code = (err as { code?: unknown; name?: unknown }).code ?? (err as { name?: unknown }).name;
       return { peer: peer.address, status: 0, reason: typeof code === 'string' ? code : 'unreachable', message: (err as Error).message };
+    } finally {
+      void pool.destroy();
     }
   };
 
