@@ -2,7 +2,6 @@
 /** Entry point: the only module that touches process (argv, env, signals, exit codes). */
 // First: V8 settings that must be in force before the other modules allocate or run hot.
 import './young-generation.js';
-import './old-generation.js';
 import './wasm-tiering.js';
 import { parseConfig } from './config.js';
 import { createLogger } from './logger.js';
