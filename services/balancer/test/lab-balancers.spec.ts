@@ -1,25 +1,14 @@
 import assert from 'node:assert/strict';
-import { createSocket } from 'node:dgram';
-import { once } from 'node:events';
 import { request } from 'undici';
 import { RELAYED_HEADER } from '../src/peers/write-relay.js';
 import type { LabStatus } from '../src/lab/runner.js';
 import { BACKEND_TOKEN, TOKEN, fakeBackend } from './lab-backend.js';
 import type { FakeBackend } from './lab-backend.js';
-import { startBalancer, testConfig, waitFor } from './helpers.js';
+import { freeUdpPort, startBalancer, testConfig, waitFor } from './helpers.js';
 import type { Running } from './helpers.js';
 
 // Issue 25, point 4: the lab's "balancers" dimension. The same seeded traffic through one balancer,
 // two with isolated counts, or two sharing them; measured from the lab's own records of each request.
-
-async function freeUdpPort(): Promise<number> {
-  const socket = createSocket('udp4');
-  socket.bind(0, '127.0.0.1');
-  await once(socket, 'listening');
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => { resolve(); }));
-  return port;
-}
 
 const json = async (url: string, method = 'GET', body?: unknown, headers: Record<string, string> = {}): Promise<{ status: number; body: Record<string, unknown> }> => {
   const res = await request(url, {

@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
-import { createSocket } from 'node:dgram';
-import { once } from 'node:events';
 import { request } from 'undici';
 import { RELAYED_HEADER } from '../src/peers/write-relay.js';
-import { namedHandler, startBalancer, startOrigin, testConfig, waitFor } from './helpers.js';
+import { freeUdpPort, namedHandler, startBalancer, startOrigin, testConfig, waitFor } from './helpers.js';
 import type { Origin, Running } from './helpers.js';
 
 // Active-active balancers behind one nginx: an admin client reaches one of them. A write it makes
@@ -11,15 +9,6 @@ import type { Origin, Running } from './helpers.js';
 // upstream or by another policy.
 
 const TOKEN = 'relay-test-token';
-
-async function freeUdpPort(): Promise<number> {
-  const socket = createSocket('udp4');
-  socket.bind(0, '127.0.0.1');
-  await once(socket, 'listening');
-  const { port } = socket.address();
-  await new Promise<void>((resolve) => socket.close(() => { resolve(); }));
-  return port;
-}
 
 interface Answer {
   readonly status: number;
