@@ -84,3 +84,17 @@ export function intSetting(env, problems) {
     return n;
   };
 }
+
+/** JSON request on a fresh connection with `Authorization: Bearer <token>`: the lab scripts' admin calls. */
+export async function adminJson(token, method, url, body) {
+  const { request } = await import('node:http');
+  return new Promise((resolve, reject) => {
+    const req = request(url, { method, agent: false, headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8').on('data', (c) => (text += c));
+      res.on('end', () => { resolve({ status: res.statusCode, body: text === '' ? null : JSON.parse(text) }); });
+    });
+    req.on('error', reject);
+    req.end(body === undefined ? undefined : JSON.stringify(body));
+  });
+}

@@ -32,7 +32,7 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePorts } from '../scripts/cluster-lib.mjs';
-import { intSetting, waitUntil } from './common.mjs';
+import { adminJson, intSetting, waitUntil } from './common.mjs';
 import { assertAlive, createSupervisor } from './processes.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -70,19 +70,8 @@ for (const main of [BALANCER_MAIN, BACKEND_MAIN]) {
   }
 }
 
-/** JSON request on a fresh connection, with the admin token. */
-async function api(method, url, body) {
-  const { request } = await import('node:http');
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method, agent: false, headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8').on('data', (c) => (text += c));
-      res.on('end', () => { resolve({ status: res.statusCode, body: text === '' ? null : JSON.parse(text) }); });
-    });
-    req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
+/** JSON request to a balancer's admin API with this script's token (common.mjs's adminJson). */
+const api = (method, url, body) => adminJson(TOKEN, method, url, body);
 
 const mean = (xs) => xs.reduce((a, b) => a + b, 0) / xs.length;
 const sd = (xs) => (xs.length < 2 ? 0 : Math.sqrt(xs.reduce((a, x) => a + (x - mean(xs)) ** 2, 0) / (xs.length - 1)));

@@ -18,7 +18,7 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { freePorts } from '../scripts/cluster-lib.mjs';
-import { http, intSetting, waitUntil } from './common.mjs';
+import { adminJson, http, intSetting, waitUntil } from './common.mjs';
 import { assertAlive, createSupervisor } from './processes.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -48,19 +48,8 @@ for (const main of [BALANCER_MAIN, BACKEND_MAIN]) {
   }
 }
 
-/** JSON request on a fresh connection, with the admin token. */
-async function api(method, url, body) {
-  const { request } = await import('node:http');
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method, agent: false, headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8').on('data', (c) => (text += c));
-      res.on('end', () => { resolve({ status: res.statusCode, body: text === '' ? null : JSON.parse(text) }); });
-    });
-    req.on('error', reject);
-    req.end(body === undefined ? undefined : JSON.stringify(body));
-  });
-}
+/** JSON request to a balancer's admin API with this script's token (common.mjs's adminJson). */
+const api = (method, url, body) => adminJson(TOKEN, method, url, body);
 
 const pad = (s, n) => String(s).padEnd(n);
 const pct = (x) => (x === null ? '-' : `${(x * 100).toFixed(1)} %`);
