@@ -11,7 +11,8 @@
 # and is removed. The replicas find each other by DNS (LB_PEERS_DNS), the new ones included.
 #
 # Runs in the project's environment, as `make up` does (COMPOSE_PROJECT_NAME, COMPOSE_FILE and the
-# knobs of docker-compose.yml, or .env). ROLL_WAIT_S (120) bounds each wait.
+# knobs of docker-compose.yml, or .env). ROLL_WAIT_S (120) bounds each wait; ROLL_SETTLE_S (3) is how
+# long the new replicas serve beside the old ones before the first old one stops (see below).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -19,6 +20,9 @@ SERVICE=balancer
 WAIT_S=${ROLL_WAIT_S:-120}
 # Above the balancer's LB_SHUTDOWN_TIMEOUT_MS (15 s), as stop_grace_period in docker-compose.yml.
 STOP_TIMEOUT_S=20
+# nginx's fail_timeout for a balancer address (2 s, nginx/entrypoint/30-balancer-upstreams.sh) plus
+# its re-resolve period (BALANCER_RESOLVE_VALID, 1 s).
+SETTLE_S=${ROLL_SETTLE_S:-3}
 ADMIN_PORT=9001
 
 log() { printf 'roll-balancers [%4ss] %s\n' "$SECONDS" "$*" >&2; }
@@ -41,6 +45,10 @@ case "${1:-}" in
   '') ;;
   *) echo "usage: $0 [--build]" >&2; exit 2 ;;
 esac
+if ! [[ $SETTLE_S =~ ^[0-9]+$ ]]; then
+  echo "$0: ROLL_SETTLE_S must be a whole number of seconds (got '$SETTLE_S')" >&2
+  exit 2
+fi
 
 mapfile -t old < <(running)
 count=${#old[@]}
@@ -65,6 +73,17 @@ for id in "${fresh[@]}"; do
   done
   log "new replica ${id:0:12} ready"
 done
+
+# Docker's DNS names a container from its start, before it listens: nginx sends it requests while
+# it boots, is refused, and leaves that address out for fail_timeout (max_fails=1). Stopping the old
+# replicas inside that window left nginx no address it would use: about a second of 502 "no live
+# upstreams" (CI, and reproduced with `--build` under load: nginx's error log showed both new
+# replicas disabled at boot, 1.5 s before ready, then both old ones stopped 0.3 s apart). So the new
+# replicas first outlive any such mark, and nginx's next look at the name, before an old one stops.
+if [ "$SETTLE_S" -gt 0 ]; then
+  log "new replicas ready; letting nginx take them up for ${SETTLE_S}s before the old ones stop"
+  sleep "$SETTLE_S"
+fi
 
 # One at a time: while one drains, the others (old and new) take every new request, whether or
 # not nginx has re-resolved the name since the new replicas started.

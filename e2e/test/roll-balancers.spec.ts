@@ -53,6 +53,8 @@ describe('scripts/roll-balancers.sh (make roll-balancers), against a stand-in do
     await mkdir(join(dir, 'bin'));
     await mkdir(join(dir, 'state'));
     await writeFile(join(dir, 'bin', 'docker'), STUB, { mode: 0o755 });
+    // Recorded, then slept: where the script waits is part of the order.
+    await writeFile(join(dir, 'bin', 'sleep'), '#!/bin/bash\necho "sleep $*" >> "$CALLS"\nexec /bin/sleep "$@"\n', { mode: 0o755 });
     await writeFile(join(dir, 'calls.log'), '');
   });
 
@@ -90,6 +92,10 @@ describe('scripts/roll-balancers.sh (make roll-balancers), against a stand-in do
     assert.ok(calls.every((c) => !c.startsWith('docker exec ') || c.endsWith(' http-check 9001 /readyz')));
     const stops = [at('docker stop -t 20 old1'), at('docker rm old1'), at('docker stop -t 20 old2'), at('docker rm old2')];
     assert.ok(Math.max(...probes) < Math.min(...stops), 'no old replica stops before every new one is ready');
+    // nginx may have left a booting replica out for fail_timeout (2 s) and re-resolves every 1 s:
+    // stopping the old ones at once left it none to use (CI: 1 s of 502).
+    const settle = at('sleep 3');
+    assert.ok(Math.max(...probes) < settle && settle < Math.min(...stops), 'the new replicas serve 3 s beside the old ones before the first old one stops');
     assert.deepEqual(stops, [...stops].sort((a, b) => a - b), 'one old replica at a time: stopped and removed before the next');
     assert.deepEqual(Object.fromEntries(left), { new3: 'running', new4: 'running' });
     assert.match(stderr, /done: 2 balancer replicas replaced/);
@@ -116,6 +122,19 @@ describe('scripts/roll-balancers.sh (make roll-balancers), against a stand-in do
     assert.equal(status, 1);
     assert.match(stderr, /no running balancer container: start the cluster first \(make up\)/);
     assert.ok(!calls.some((c) => c.startsWith('docker compose up') || c.includes(' build')), JSON.stringify(calls));
+  });
+
+  it('ROLL_SETTLE_S sets that wait; a value that is not a whole number of seconds is refused before anything starts (exit 2)', async () => {
+    const quick = await roll(['old1'], { ROLL_SETTLE_S: '0' }, []);
+    assert.equal(quick.status, 0, quick.stderr);
+    assert.ok(!quick.calls.some((c) => /^sleep [1-9]/.test(c)), JSON.stringify(quick.calls));
+    await rm(join(dir, 'state'), { recursive: true });
+    await mkdir(join(dir, 'state'));
+    await writeFile(join(dir, 'calls.log'), '');
+    const bad = await roll(['old1'], { ROLL_SETTLE_S: '2s' }, []);
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /ROLL_SETTLE_S must be a whole number of seconds \(got '2s'\)/);
+    assert.deepEqual(bad.calls.filter((c) => c.startsWith('docker')), [], 'nothing ran');
   });
 
   it('refuses an unknown argument (exit 2)', async () => {
