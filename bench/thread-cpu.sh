@@ -22,7 +22,7 @@ for v in ROUNDS DURATION; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "thread-cpu: $v must be a positive whole number (got '${!v}')" >&2; exit 2; }
 done
 [[ $PIN =~ ^[01]$ ]] || { echo "thread-cpu: PIN must be 0 or 1 (got '$PIN')" >&2; exit 2; }
-for tool in wrk node taskset; do command -v "$tool" >/dev/null || { echo "thread-cpu: $tool is not installed" >&2; exit 2; }; done
+for tool in wrk node taskset curl; do command -v "$tool" >/dev/null || { echo "thread-cpu: $tool is not installed" >&2; exit 2; }; done
 [ -f services/balancer/dist/main.js ] || { echo "thread-cpu: build the balancer first (npm run build -w @lcb/balancer)" >&2; exit 2; }
 BEFORE_MAIN=${BEFORE_MAIN:-}
 [ -z "$BEFORE_MAIN" ] || [ -f "$BEFORE_MAIN" ] || { echo "thread-cpu: BEFORE_MAIN is not a file (got '$BEFORE_MAIN')" >&2; exit 2; }
