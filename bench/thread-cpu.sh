@@ -22,7 +22,7 @@ for v in ROUNDS DURATION; do
   [[ ${!v} =~ ^[1-9][0-9]*$ ]] || { echo "thread-cpu: $v must be a positive whole number (got '${!v}')" >&2; exit 2; }
 done
 [[ $PIN =~ ^[01]$ ]] || { echo "thread-cpu: PIN must be 0 or 1 (got '$PIN')" >&2; exit 2; }
-for tool in wrk node taskset curl; do command -v "$tool" >/dev/null || { echo "thread-cpu: $tool is not installed" >&2; exit 2; }; done
+for tool in wrk node taskset; do command -v "$tool" >/dev/null || { echo "thread-cpu: $tool is not installed" >&2; exit 2; }; done
 [ -f services/balancer/dist/main.js ] || { echo "thread-cpu: build the balancer first (npm run build -w @lcb/balancer)" >&2; exit 2; }
 BEFORE_MAIN=${BEFORE_MAIN:-}
 [ -z "$BEFORE_MAIN" ] || [ -f "$BEFORE_MAIN" ] || { echo "thread-cpu: BEFORE_MAIN is not a file (got '$BEFORE_MAIN')" >&2; exit 2; }
@@ -52,6 +52,7 @@ for i in 1 2 3 4; do
   origins+=("127.0.0.1:$port")
 done
 
+answers() { node -e "fetch(process.argv[1]).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))" "$1"; }
 free_port() { node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})"; }
 declare -A pid port
 port[plain]=$(free_port)
@@ -65,7 +66,7 @@ start_balancer() {
 start_balancer balancer services/balancer/dist/main.js
 [ -z "$BEFORE_MAIN" ] || start_balancer before "$BEFORE_MAIN"
 for name in "${targets[@]}"; do
-  for _ in $(seq 100); do curl -fs -o /dev/null "http://127.0.0.1:${port[$name]}/tiny" && break; sleep 0.1; done
+  for _ in $(seq 100); do answers "http://127.0.0.1:${port[$name]}/tiny" && break; sleep 0.1; done
 done
 
 # name cpu-ticks context-switches, one line per thread
