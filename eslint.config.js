@@ -11,7 +11,15 @@ export default defineConfig(
   tseslint.configs.strictTypeChecked,
   tseslint.configs.stylisticTypeChecked,
   {
-    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    // The four tsconfigs named, not `projectService: true`: the same type information, built with
+    // one program per tsconfig instead of through TypeScript's language-server project service,
+    // cuts a cold `npm run lint` from 31 s to 22 s on 2 CPUs (the stop hook's limit was hit at 31).
+    languageOptions: {
+      parserOptions: {
+        project: ['./services/backend/tsconfig.json', './services/balancer/tsconfig.json', './frontend/tsconfig.json', './e2e/tsconfig.json'],
+        tsconfigRootDir: import.meta.dirname,
+      },
+    },
     rules: {
       '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true }],
       // tsconfig's erasableSyntaxOnly already forbids enums; this rule cost ~2 s per lint for nothing.
