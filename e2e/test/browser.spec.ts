@@ -324,6 +324,12 @@ interface ScriptedPeer {
   readonly state: string;
 }
 
+/** Answers the page's /api/events with `body()` on each (re)connect; with `labIdle`, its one /api/lab question with "no run". */
+async function scriptStreams(page: Page, body: () => string, labIdle = true): Promise<void> {
+  if (labIdle) await page.route('**/api/lab', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: '{"state":"idle","results":[]}' }));
+  await page.route('**/api/events', (route) => route.fulfill({ status: 200, headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }, body: body() }));
+}
+
 function snapshotEvent(time: number, rows: Row[], imbalance = 1, peers: readonly ScriptedPeer[] = []): string {
   const upstreams = rows.map(([id, inFlight, requests, state, weight]) => ({
     id,
@@ -388,15 +394,7 @@ describe('the live view with a scripted event stream (upstreams coming and going
       ['10.0.0.4:8002', 0, 5, 'unproven'],
     ];
     let time = Date.now();
-    // The lab panel asks once whether a run is going on; here nothing is.
-    await page.route('**/api/lab', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: '{"state":"idle","results":[]}' }));
-    await page.route('**/api/events', (route) =>
-      route.fulfill({
-        status: 200,
-        headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' },
-        body: snapshotEvent((time += 100), script, 1.5),
-      }),
-    );
+    await scriptStreams(page, () => snapshotEvent((time += 100), script, 1.5));
     try {
       await page.goto(base);
       const ids = () => page.$$eval('[data-testid="upstream-row"]', (rows) => rows.map((r) => r.getAttribute('data-upstream')));
@@ -445,14 +443,7 @@ describe('the live view with a scripted event stream (upstreams coming and going
     watchProblems(page, problems);
     let peers: ScriptedPeer[] = [];
     let time = Date.now();
-    await page.route('**/api/lab', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: '{"state":"idle","results":[]}' }));
-    await page.route('**/api/events', (route) =>
-      route.fulfill({
-        status: 200,
-        headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' },
-        body: snapshotEvent((time += 100), [['10.0.0.2:8002', 1, 10, 'up']], 1, peers),
-      }),
-    );
+    await scriptStreams(page, () => snapshotEvent((time += 100), [['10.0.0.2:8002', 1, 10, 'up']], 1, peers));
     try {
       await page.goto(base);
       await page.waitForFunction(() => document.querySelector('[data-testid="peers"]')?.textContent === 'none');
@@ -482,9 +473,7 @@ describe('the live view with a scripted event stream (upstreams coming and going
     await page.route('**/api/lab', (route) =>
       route.fulfill({ status: 404, contentType: 'application/json', body: JSON.stringify({ error: 'LB_LAB_DISABLED', message: 'the algorithm lab is off' }) }),
     );
-    await page.route('**/api/events', (route) =>
-      route.fulfill({ status: 200, headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }, body: snapshotEvent((time += 100), [['10.0.0.2:8002', 0, 1, 'up']]) }),
-    );
+    await scriptStreams(page, () => snapshotEvent((time += 100), [['10.0.0.2:8002', 0, 1, 'up']]), false);
     try {
       await page.goto(base);
       await page.waitForSelector('#lab-status[data-state="off"]');
@@ -511,10 +500,7 @@ describe('the live view with a scripted event stream (upstreams coming and going
       try {
         const page = await context.newPage();
         let time = Date.UTC(2026, 11, 12, 23, 58, 0);
-        await page.route('**/api/lab', (route) => route.fulfill({ status: 200, contentType: 'application/json', body: '{"state":"idle","results":[]}' }));
-        await page.route('**/api/events', (route) =>
-          route.fulfill({ status: 200, headers: { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' }, body: snapshotEvent((time += 100), [['10.0.0.2:8002', 1, 10, 'up']]) }),
-        );
+        await scriptStreams(page, () => snapshotEvent((time += 100), [['10.0.0.2:8002', 1, 10, 'up']]));
         await page.goto(base);
         // Both charts drawn with points of the scripted day, not the empty chart of 1 January 1970.
         await page.waitForFunction(() => [...document.querySelectorAll<HTMLElement>('.chart')].every((el) => Number(el.dataset.points) > 1));
