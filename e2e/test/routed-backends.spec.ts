@@ -33,6 +33,12 @@ const view = (available: readonly string[], down: readonly string[] = []): Snaps
   };
 };
 
+/** Panic mode: no upstream passes its checks, and the balancer spreads over all of them anyway. */
+const panicView = (ids: readonly string[]): Snapshot => ({
+  ...view([]),
+  upstreams: ids.map((id) => ({ id, weight: 1, inFlight: 0, inFlightCluster: 0, requests: 0, errors: 0, state: 'down', available: true, source: 'dns' })),
+});
+
 /** Sources that answer from `states`, one a poll (each poll reads the backends first), staying on the last. */
 function scripted(states: { backends: ContainerInfo[]; views: Snapshot[] | undefined }[], requireHealthy: boolean): RoutingSources<ContainerInfo> & { polls: () => number; viewReads: () => number } {
   let polls = 0;
@@ -89,6 +95,39 @@ describe('waitForRoutedBackends: N running backends, every view routing to exact
     assert.equal(required.viewReads(), 2, 'the views are read only once the replicas count: not at the poll that saw one starting');
     assert.deepEqual(await waitForRoutedBackends(2, scripted([{ backends: starting, views: [view(ids)] }], false), options), starting, 'health is not required');
     await assert.rejects(waitForRoutedBackends(2, scripted([{ backends: noAddress, views: [view(ids)] }], false), { ...options, timeoutMs: 50 }), /waiting for the test backends/);
+  });
+
+  it('does not count the panic set: available upstreams that are down (a recreated replica at its predecessor\'s address, not listening yet)', async () => {
+    const ids = ['10.0.0.2:8002', '10.0.0.3:8002'];
+    const running = [replica('10.0.0.2'), replica('10.0.0.3')];
+    const sources = scripted(
+      [
+        { backends: running, views: [panicView(ids), panicView(ids)] },
+        { backends: running, views: [view(ids), panicView(ids)] },
+        { backends: running, views: [view(ids), view(ids)] },
+      ],
+      false,
+    );
+    assert.deepEqual(await waitForRoutedBackends(2, sources, options), running);
+    assert.equal(sources.polls(), 3, 'routed only once both views have both up');
+  });
+
+  it('where the sources can ask the replicas, waits until every one answers, before reading the views', async () => {
+    const running = [replica('10.0.0.2'), replica('10.0.0.3')];
+    const ids = ['10.0.0.2:8002', '10.0.0.3:8002'];
+    const asked: string[] = [];
+    const base = scripted([{ backends: running, views: [view(ids)] }], false);
+    const sources = {
+      ...base,
+      // 10.0.0.3 answers from its third question on (a process still starting before).
+      answers: (r: ContainerInfo) => {
+        asked.push(r.hostname);
+        return Promise.resolve(r.hostname !== '10.0.0.3' || asked.filter((h) => h === '10.0.0.3').length >= 3);
+      },
+    };
+    assert.deepEqual(await waitForRoutedBackends(2, sources, options), running);
+    assert.equal(base.polls(), 3);
+    assert.equal(base.viewReads(), 1, 'the views are read only once every replica answered');
   });
 
   it('fails after the deadline, naming what it waited for, when the count never matches', async () => {

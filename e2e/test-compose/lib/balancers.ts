@@ -1,3 +1,4 @@
+import { backendAnswers } from '../../lib/backend-answers.js';
 import { readSnapshot, type Snapshot } from '../../lib/balancer-api.js';
 import { createHttpClient, type HttpClient } from '../../lib/http.js';
 import { waitForRoutedBackends } from '../../lib/routed-backends.js';
@@ -104,6 +105,9 @@ export function createBalancers(compose: Compose, token: string, expected?: numb
         {
           backends: () => compose.containers('backend'),
           requireHealthy: false,
+          // Compose's health checks are rare by design, so the proof that a recreated replica (which
+          // often gets its predecessor's address) listens is asking it.
+          answers: (replica) => backendAnswers(replica),
           views: async () => {
             const views = await snapshots();
             return views.length > 0 && (expected === undefined || views.length === expected) ? views : undefined;
@@ -111,7 +115,7 @@ export function createBalancers(compose: Compose, token: string, expected?: numb
         },
         // Each poll runs `docker ps` and `docker inspect` twice (backends and balancers): tens of ms
         // of CPU each, which a tight loop would take from the cluster under measurement.
-        { what: `${backends} running backends, all available in every balancer${expected === undefined ? '' : ` (${expected} replicas)`}`, timeoutMs, intervalMs: 1_000 },
+        { what: `${backends} running backends, answering, all up and available in every balancer${expected === undefined ? '' : ` (${expected} replicas)`}`, timeoutMs, intervalMs: 1_000 },
       ),
     close: async () => {
       await Promise.all([...clients.values()].map((c) => c.close()));

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import type { BackendDelayEnv } from '../../lib/suite-delays.js';
 import { taggedLog } from '../../lib/tagged-log.js';
 import { upstreamIdOf } from '../../lib/upstream-id.js';
-import { waitFor } from '../../lib/wait.js';
+import { fatalError, waitFor } from '../../lib/wait.js';
 import type { BalancerReplica } from '../lib/balancers.js';
 import type { Cluster } from '../lib/cluster.js';
 
@@ -96,7 +96,7 @@ export function balancerModesSuite(cluster: () => Cluster): void {
           const done = await waitFor(
             async () => {
               const s = (await c.balancerReplicas.request(lab.admin, 'GET', '/api/lab')).body as LabStatus;
-              if (s.state === 'failed' || s.state === 'cancelled') throw new Error(`${mode} run ${s.state}: ${s.error ?? ''}`);
+              if (s.state === 'failed' || s.state === 'cancelled') throw fatalError(`${mode} run ${s.state}: ${s.error ?? ''}`);
               return s.state === 'done' ? s : undefined;
             },
             { what: `the ${mode} run`, timeoutMs: DURATION_MS + 120_000, intervalMs: 2_000 },

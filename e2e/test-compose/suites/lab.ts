@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { upstreamIdOf } from '../../lib/upstream-id.js';
-import { waitFor } from '../../lib/wait.js';
+import { fatalError, waitFor } from '../../lib/wait.js';
 import type { Cluster } from '../lib/cluster.js';
 
 interface LabRun {
@@ -40,7 +40,7 @@ export function labSuite(cluster: () => Cluster): void {
       const done = await waitFor(
         async () => {
           const s = (await c.admin('GET', '/api/lab')).body as LabStatus;
-          if (s.state === 'failed' || s.state === 'cancelled') throw new Error(`lab ${s.state}: ${s.error ?? ''}`);
+          if (s.state === 'failed' || s.state === 'cancelled') throw fatalError(`lab ${s.state}: ${s.error ?? ''}`);
           return s.state === 'done' ? s : undefined;
         },
         { what: 'the comparison to finish', timeoutMs: 90_000, intervalMs: 1_000 },

@@ -127,7 +127,7 @@ export async function createSwarmCluster(): Promise<SwarmCluster> {
         },
       },
       // Every poll runs seven docker CLI calls (an exec among them): once a second on two shared cores.
-      { what: `${replicas} healthy backend tasks, all available in every balancer task`, timeoutMs, intervalMs: 1_000 },
+      { what: `${replicas} healthy backend tasks, all up and available in every balancer task`, timeoutMs, intervalMs: 1_000 },
     );
   }
 
