@@ -126,7 +126,7 @@ try {
     assertAlive(procs);
     for (const url of [adminUrlA, adminUrlB]) {
       const view = (await api('GET', `${url}/api/upstreams`)).body;
-      if (view.upstreams.filter((u) => u.available).length !== BACKENDS) return false;
+      if (view.upstreams.filter((u) => u.available && u.state === 'up').length !== BACKENDS) return false;
       if (!view.peers.some((p) => p.state === 'live' && p.dataUrl !== null)) return false;
     }
     return true;

@@ -90,7 +90,7 @@ try {
   await waitUntil('every backend up behind the balancer', async () => {
     assertAlive(procs);
     const view = JSON.parse((await http('GET', `${admin}/api/upstreams`)).body);
-    return view.upstreams.filter((u) => u.available).length === settings.backends;
+    return view.upstreams.filter((u) => u.available && u.state === 'up').length === settings.backends;
   }, 60_000);
 
   const slowId = `127.0.0.1:${backendPorts.at(-1)}`;
