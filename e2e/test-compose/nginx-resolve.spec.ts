@@ -12,7 +12,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { once } from 'node:events';
 import { readFile, mkdtemp, rm, writeFile, chmod } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket as TcpSocket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { REPO_ROOT } from '../../scripts/cluster-lib.mjs';
@@ -25,6 +25,8 @@ const NAME = 'balancer';
 const X = '127.0.0.2';
 const Y = '127.0.0.3';
 const Z = '127.0.0.4';
+/** A stand-in that holds every request until the test resets its connection (a balancer going away mid-request). */
+const W = '127.0.0.5';
 
 /** A DNS server answering A queries from a table the test changes (every address of a name); other names: NXDOMAIN. */
 async function startDns(table: Map<string, readonly string[]>): Promise<{ port: number; queries: () => number; close(): Promise<void> }> {
@@ -80,6 +82,24 @@ async function startStandIn(address: string, port: number): Promise<Server> {
   return server;
 }
 
+/** A stand-in that receives requests and answers none: the test resets their connections when it chooses. */
+async function startHolder(address: string, port: number): Promise<{ server: Server; held: () => number; resetAll: () => void }> {
+  const held = new Set<TcpSocket>();
+  const server = createServer((req) => {
+    held.add(req.socket);
+  });
+  server.listen(port, address);
+  await once(server, 'listening');
+  return {
+    server,
+    held: () => held.size,
+    resetAll: () => {
+      for (const socket of held) socket.resetAndDestroy();
+      held.clear();
+    },
+  };
+}
+
 const close = (s: Server): Promise<void> =>
   new Promise((done) => {
     s.closeAllConnections();
@@ -91,6 +111,7 @@ describe('nginx follows the balancers\' name by itself (frontend image, nginx 1.
   const table = new Map<string, readonly string[]>([[NAME, [X, Y]]]);
   let dns: Awaited<ReturnType<typeof startDns>> | undefined;
   const standIns: Server[] = [];
+  let holder: Awaited<ReturnType<typeof startHolder>> | undefined;
   let dir = '';
   let base = '';
 
@@ -127,6 +148,8 @@ describe('nginx follows the balancers\' name by itself (frontend image, nginx 1.
     const port = (probe.address() as AddressInfo).port;
     await close(probe);
     standIns.push(await startStandIn(X, port), await startStandIn(Y, port), await startStandIn(Z, port));
+    holder = await startHolder(W, port);
+    standIns.push(holder.server);
     // Free loopback ports for the page and the stand-ins for the balancers' ports (host network).
     const free = async (): Promise<number> => {
       const s = createServer();
@@ -219,4 +242,54 @@ describe('nginx follows the balancers\' name by itself (frontend image, nginx 1.
     assert.deepEqual([...after.keys()], [other]);
     table.set(NAME, [X, Y]);
   });
+
+  /**
+   * nginx/nginx#1656: a request that fails on one address and is passed to the next after nginx
+   * re-resolved the name finds no peer at all ("no live upstreams"), because it was started on the
+   * previous list. In the cluster that is a request on a balancer that is leaving (its connect
+   * times out or its connection resets) while nginx drops that balancer's address: a 502 for a
+   * request that another replica would have served. The edge sends an idempotent, bodiless request
+   * once more through a fresh look at the list; anything else keeps nginx's answer.
+   */
+  for (const method of ['GET', 'POST'] as const) {
+    it(`${method}: a request that fails on an address nginx dropped meanwhile ${method === 'GET' ? 'is served by another (not "no live upstreams")' : 'is not sent again (502)'}`, async () => {
+      assert.ok(holder && dns);
+      const h = holder;
+      table.set(NAME, [W, Y]);
+      await pollUntil(`requests on ${W} and ${Y}`, async () => {
+        const res = await fetch(`${base}/images/1`, { signal: AbortSignal.timeout(300) }).catch(() => undefined);
+        return res === undefined || (await res.text()) === Y ? true : undefined;
+      }, 10_000, { intervalMs: 50 });
+      h.resetAll();
+      // Requests until one is held on W (the others go to Y and are answered at once).
+      let pending: Promise<{ status: number; body: string }> | undefined;
+      await pollUntil(`a ${method} held on ${W}`, async () => {
+        if (h.held() > 0) return true;
+        const before = h.held();
+        const attempt = fetch(`${base}/images/1`, { method, ...(method === 'POST' ? { body: 'once' } : {}), signal: AbortSignal.timeout(30_000) }).then(async (r) => ({ status: r.status, body: await r.text() }));
+        const first = await Promise.race([attempt, new Promise<undefined>((r) => setTimeout(r, 200))]);
+        if (first === undefined && h.held() > before) pending = attempt;
+        return undefined;
+      }, 10_000, { intervalMs: 10 });
+      assert.ok(pending, `a ${method} is held on ${W}`);
+      // W leaves the answer; once nginx has asked again (valid=1s), W's connection resets.
+      table.set(NAME, [Y]);
+      const asked = dns.queries();
+      await pollUntil('nginx to re-resolve the name twice', () => (dns && dns.queries() >= asked + 2 ? true : undefined), 10_000, { intervalMs: 20 });
+      h.resetAll();
+      const answer = await pending;
+      const logs = await run('docker', ['logs', CONTAINER], { allowFailure: true });
+      const noLive = `${logs.stdout}${logs.stderr}`.split('\n').filter((l) => l.includes('no live upstreams')).length;
+      console.log(`      [resolve] ${method} held on ${W}, ${W} dropped from DNS, then reset: ${answer.status} ${answer.body.slice(0, 80)} ("no live upstreams" in nginx's log so far: ${noLive})`);
+      if (method === 'GET') {
+        assert.equal(answer.status, 200, `the GET was served by ${Y}: ${answer.body}`);
+        assert.equal(answer.body, Y);
+      } else {
+        assert.equal(answer.status, 502);
+        // Sent again, it would have been answered by Y.
+        assert.match(answer.body, /BALANCER_UNAVAILABLE/);
+      }
+      table.set(NAME, [X, Y]);
+    });
+  }
 });

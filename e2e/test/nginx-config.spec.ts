@@ -13,7 +13,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
+import { createServer, request as httpRequest, type Server } from 'node:http';
 import { connect, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -28,6 +28,9 @@ const TEMPLATE = join(REPO_ROOT, 'nginx', 'default.conf.template');
 const UPSTREAMS_SCRIPT = join(REPO_ROOT, 'nginx', 'entrypoint', '30-balancer-upstreams.sh');
 /** Where the template includes the upstream lists from, in the image. */
 const IMAGE_UPSTREAMS_DIR = '/etc/nginx/conf.d/upstreams';
+/** Where the template includes its shared proxy settings from, in the image (nginx/snippets/ in the repository). */
+const IMAGE_SNIPPETS_DIR = '/etc/nginx/snippets';
+const REPO_SNIPPETS_DIR = join(REPO_ROOT, 'nginx', 'snippets');
 
 /** Where the balancers are: names (or addresses) as in BALANCER_HOST. */
 interface Balancers {
@@ -55,7 +58,7 @@ async function render(dir: string, balancers: Balancers): Promise<string> {
     },
   });
   assert.equal(r.status, 0, `30-balancer-upstreams.sh failed:\n${r.stderr}`);
-  return (await readFile(TEMPLATE, 'utf8')).replaceAll(`${IMAGE_UPSTREAMS_DIR}/`, `${upstreams}/`);
+  return (await readFile(TEMPLATE, 'utf8')).replaceAll(`${IMAGE_UPSTREAMS_DIR}/`, `${upstreams}/`).replaceAll(`${IMAGE_SNIPPETS_DIR}/`, `${REPO_SNIPPETS_DIR}/`);
 }
 
 /** The image's /etc/nginx/nginx.conf, with every writable path moved into `dir`. */
@@ -458,6 +461,87 @@ describe('nginx/default.conf.template', function () {
       const { arrivals, res } = await eventArrivals(`${nginx.base}/api/events`);
       assert.equal(res.status, 200);
       assertStreamed(arrivals);
+    });
+  });
+
+  describe('after nginx\'s own 502 (nginx/nginx#1656: a retry on a list re-resolved meanwhile finds no peer)', function () {
+    this.timeout(30_000);
+    let standIn: Server | undefined;
+    const seen = new Map<string, number>();
+    let nginx: { base: string; dataBase: string; stop(): Promise<void> } | undefined;
+
+    before(async function () {
+      requireNginx(this);
+      // Resets the connection the first time a path comes (every time for /images/always-*), then answers it.
+      const server = createServer((req, res) => {
+        const key = `${req.method ?? ''} ${req.url ?? ''}`;
+        const n = (seen.get(key) ?? 0) + 1;
+        seen.set(key, n);
+        if (n === 1 || (req.url ?? '').startsWith('/images/always-')) {
+          req.socket.resetAndDestroy();
+          return;
+        }
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end(`answered ${key} on try ${n}`);
+      });
+      standIn = server;
+      server.listen(0, '127.0.0.1');
+      await once(server, 'listening');
+      const addr = server.address() as AddressInfo;
+      nginx = await startNginx({ hosts: '127.0.0.1', port: addr.port, adminPort: addr.port });
+    });
+
+    after(async () => {
+      await nginx?.stop();
+      if (standIn) {
+        const server = standIn;
+        server.closeAllConnections();
+        await new Promise<void>((ok) => {
+          server.close(() => {
+            ok();
+          });
+        });
+      }
+    });
+
+    it('sends an idempotent request without a body once more, on the page\'s /images/ and on :8001', async () => {
+      assert.ok(nginx);
+      for (const [base, path] of [[nginx.base, '/images/1'], [nginx.dataBase, '/anything'], [nginx.base, '/images/head']] as const) {
+        const method = path.endsWith('head') ? 'HEAD' : 'GET';
+        const res = await fetch(`${base}${path}`, { method });
+        const text = await res.text();
+        assert.equal(res.status, 200, `${method} ${path}: ${text}`);
+        assert.equal(seen.get(`${method} ${path}`), 2, `${method} ${path} reached the balancer twice`);
+      }
+    });
+
+    it('does not send a POST or a request with a body again: nginx\'s JSON 502', async () => {
+      assert.ok(nginx);
+      for (const [method, path, body] of [['POST', '/images/post', 'x'], ['GET', '/images/get-with-body', 'y']] as const) {
+        const text = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+          // fetch refuses a GET with a body: a raw request.
+          const req = httpRequest(`${nginx?.base ?? ''}${path}`, { method, headers: { 'content-type': 'text/plain', 'content-length': String(body.length) } }, (res) => {
+            let data = '';
+            res.on('data', (c: Buffer) => (data += c.toString()));
+            res.on('end', () => {
+              resolve({ status: res.statusCode ?? 0, body: data });
+            });
+          });
+          req.on('error', reject);
+          req.end(body);
+        });
+        assert.equal(text.status, 502, `${method} ${path}`);
+        assert.match(text.body, /"error":"BALANCER_UNAVAILABLE"/);
+        assert.equal(seen.get(`${method} ${path}`), 1, `${method} ${path} reached the balancer once`);
+      }
+    });
+
+    it('gives up after that one more time: JSON 502, two attempts', async () => {
+      assert.ok(nginx);
+      const res = await fetch(`${nginx.base}/images/always-1`);
+      assert.equal(res.status, 502);
+      assert.match(await res.text(), /"error":"BALANCER_UNAVAILABLE"/);
+      assert.equal(seen.get('GET /images/always-1'), 2);
     });
   });
 
