@@ -85,6 +85,10 @@ export async function createCluster(): Promise<Cluster> {
       try {
         const logs = await compose.compose(['logs', '--no-color', '--tail=300'], 60_000);
         await saveArtifact('compose-logs.txt', logs.stdout + logs.stderr);
+        // nginx's error log in full (the tail above is mostly its access log): why it answered a
+        // 502 or 504 (refused, timed out, "no live upstreams") is only there.
+        const edge = await compose.compose(['logs', '--no-color', 'frontend'], 60_000);
+        await saveArtifact('nginx-errors.txt', `${edge.stdout}${edge.stderr}`.split('\n').filter((line) => /\[(warn|error|crit|alert|emerg)\]/.test(line)).join('\n') + '\n');
       } catch (err) {
         log(`could not save logs: ${err instanceof Error ? err.message : String(err)}`);
       }
