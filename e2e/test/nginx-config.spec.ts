@@ -201,6 +201,26 @@ const FLOOD_BYTES = 40e6;
 const until = <T>(what: string, fn: () => Promise<T | undefined>, timeoutMs = 10_000) =>
   pollUntil(what, fn, timeoutMs, { intervalMs: 100, retryErrors: true }) as Promise<T>;
 
+/** `server` on a free loopback port as the only balancer (data and admin), with nginx in front; stop() ends both. */
+async function startInFrontOf(server: Server): Promise<{ nginx: Nginx; stop(): Promise<void> }> {
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const addr = server.address() as AddressInfo;
+  const nginx = await startNginx({ hosts: '127.0.0.1', port: addr.port, adminPort: addr.port });
+  return {
+    nginx,
+    stop: async () => {
+      await nginx.stop();
+      server.closeAllConnections();
+      await new Promise<void>((ok) => {
+        server.close(() => {
+          ok();
+        });
+      });
+    },
+  };
+}
+
 describe('nginx/default.conf.template', function () {
   let dir = '';
 
@@ -378,9 +398,9 @@ describe('nginx/default.conf.template', function () {
   // upstream does not, so only the config's own `proxy_buffering off` can keep the stream flowing.
   describe('with an event stream that does not ask nginx to stop buffering', function () {
     this.timeout(30_000);
-    let sse: Server | undefined;
     let written = 0;
-    let nginx: { base: string; stop(): Promise<void> } | undefined;
+    let running: Awaited<ReturnType<typeof startInFrontOf>> | undefined;
+    let nginx: Nginx | undefined;
 
     before(async function () {
       requireNginx(this);
@@ -409,24 +429,12 @@ describe('nginx/default.conf.template', function () {
           clearInterval(timer);
         });
       });
-      sse = server;
-      server.listen(0, '127.0.0.1');
-      await once(server, 'listening');
-      const addr = server.address() as AddressInfo;
-      nginx = await startNginx({ hosts: '127.0.0.1', port: addr.port, adminPort: addr.port });
+      running = await startInFrontOf(server);
+      nginx = running.nginx;
     });
 
     after(async () => {
-      await nginx?.stop();
-      if (sse) {
-        const server = sse;
-        server.closeAllConnections();
-        await new Promise<void>((ok) => {
-          server.close(() => {
-            ok();
-          });
-        });
-      }
+      await running?.stop();
     });
 
     it('holds a stream back for a client that does not read, instead of spooling it (proxy_buffering off)', async () => {
@@ -466,9 +474,9 @@ describe('nginx/default.conf.template', function () {
 
   describe('after nginx\'s own 502 (nginx/nginx#1656: a retry on a list re-resolved meanwhile finds no peer)', function () {
     this.timeout(30_000);
-    let standIn: Server | undefined;
     const seen = new Map<string, number>();
-    let nginx: { base: string; dataBase: string; stop(): Promise<void> } | undefined;
+    let running: Awaited<ReturnType<typeof startInFrontOf>> | undefined;
+    let nginx: Nginx | undefined;
 
     before(async function () {
       requireNginx(this);
@@ -484,24 +492,12 @@ describe('nginx/default.conf.template', function () {
         res.writeHead(200, { 'content-type': 'text/plain' });
         res.end(`answered ${key} on try ${n}`);
       });
-      standIn = server;
-      server.listen(0, '127.0.0.1');
-      await once(server, 'listening');
-      const addr = server.address() as AddressInfo;
-      nginx = await startNginx({ hosts: '127.0.0.1', port: addr.port, adminPort: addr.port });
+      running = await startInFrontOf(server);
+      nginx = running.nginx;
     });
 
     after(async () => {
-      await nginx?.stop();
-      if (standIn) {
-        const server = standIn;
-        server.closeAllConnections();
-        await new Promise<void>((ok) => {
-          server.close(() => {
-            ok();
-          });
-        });
-      }
+      await running?.stop();
     });
 
     it('sends an idempotent request without a body once more, on the page\'s /images/ and on :8001', async () => {
