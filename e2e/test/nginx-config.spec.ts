@@ -472,7 +472,7 @@ describe('nginx/default.conf.template', function () {
     });
   });
 
-  describe('after nginx\'s own 502 (nginx/nginx#1656: a retry on a list re-resolved meanwhile finds no peer)', function () {
+  describe('after nginx\'s own 502 (nginx 1.30 drops a retry made after it re-resolved the balancers; cf. nginx/nginx#1656)', function () {
     this.timeout(30_000);
     const seen = new Map<string, number>();
     let running: Awaited<ReturnType<typeof startInFrontOf>> | undefined;
