@@ -1,5 +1,5 @@
 import type { ContainerInfo } from './docker-inspect.js';
-import { BACKEND_PORT, upstreamIdOf } from './upstream-id.js';
+import { backendIdOf, upstreamIdOf } from './upstream-id.js';
 
 /**
  * Whether the backend process of this very container answers at its address now: its /healthz
@@ -12,7 +12,7 @@ export async function backendAnswers(replica: ContainerInfo, timeoutMs = 1_000):
   try {
     const res = await fetch(`http://${upstreamIdOf(replica)}/healthz`, { signal: AbortSignal.timeout(timeoutMs) });
     await res.body?.cancel();
-    return res.ok && res.headers.get('x-backend-id') === `${replica.hostname}:${BACKEND_PORT}`;
+    return res.ok && res.headers.get('x-backend-id') === backendIdOf(replica);
   } catch {
     return false;
   }

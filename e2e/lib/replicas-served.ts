@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { BACKEND_PORT, upstreamIdOf } from './upstream-id.js';
+import { BACKEND_PORT, backendIdOf, upstreamIdOf } from './upstream-id.js';
 import type { ContainerInfo } from './docker-inspect.js';
 import type { HttpClient } from './http.js';
 
@@ -25,7 +25,7 @@ export async function assertEveryReplicaServed(web: HttpClient, replicas: readon
   }
   assert.deepEqual(
     [...seen.keys()].sort(),
-    replicas.map((r) => `${r.hostname}:${BACKEND_PORT}`).sort(),
+    replicas.map(backendIdOf).sort(),
     `every replica served (counts: ${JSON.stringify(Object.fromEntries(seen))})`,
   );
 }

@@ -19,7 +19,7 @@ import type { ContainerInfo } from '../../lib/docker-inspect.js';
 import { run } from '../../lib/exec.js';
 import { edgeRequestTimes } from '../lib/edge-request-times.js';
 import type { BackendDelayEnv } from '../../lib/suite-delays.js';
-import { BACKEND_PORT, upstreamIdOf } from '../../lib/upstream-id.js';
+import { backendIdOf, upstreamIdOf } from '../../lib/upstream-id.js';
 import type { Cluster } from '../lib/cluster.js';
 import { expectBackendTargets } from './prometheus.js';
 
@@ -92,7 +92,7 @@ const failuresOf = (o: EventOutcome): string =>
  * the event, ending more than 2 s after its command began (Compose has signalled them by then).
  */
 function drainedTenSecondRequests(o: EventOutcome, survivors: readonly ContainerInfo[]): number {
-  const stayed = new Set(survivors.map((c) => `${c.hostname}:${BACKEND_PORT}`));
+  const stayed = new Set(survivors.map(backendIdOf));
   const eventAt = o.run.marks.find((m) => m.label === 'event')?.at ?? Infinity;
   return o.run.records.filter((r) => r.ok && r.path === TEN_SECOND_IMAGE && r.replica !== undefined && !stayed.has(r.replica) && r.endAt > eventAt + 2_000).length;
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BACKEND_PORT } from '../../lib/upstream-id.js';
+import { backendIdOf } from '../../lib/upstream-id.js';
 import { waitFor } from '../../lib/wait.js';
 import { BALANCER_TASKS, type SwarmCluster } from '../lib/swarm.js';
 import { MAX_SLOW, SLOW_MS, WARMUP_MS, failureText, savePerSecond, seconds, startTrackedStream, streamText, type TrackedResult } from '../lib/traffic.js';
@@ -46,7 +46,7 @@ export function rollingUpdateSuite(cluster: () => SwarmCluster, replicas: number
         updateMs = performance.now() - t0;
         const after = await c.waitForBackends(replicas, 90_000);
         assert.ok(after.every((t) => !old.has(t.id)), 'every task was replaced');
-        fresh = after.map((t) => `${t.hostname}:${BACKEND_PORT}`);
+        fresh = after.map(backendIdOf);
         await stream.served(fresh);
         await sleep(1_000);
       } finally {

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { BACKEND_PORT, upstreamIdOf } from '../../lib/upstream-id.js';
+import { backendIdOf, upstreamIdOf } from '../../lib/upstream-id.js';
 import type { SwarmCluster, TaskContainer } from '../lib/swarm.js';
 import { MAX_SLOW, SLOW_MS, WARMUP_MS, failureText, savePerSecond, seconds, startTrackedStream, streamText, type TrackedResult } from '../lib/traffic.js';
 import { expectBackendTargets } from './prometheus.js';
@@ -52,7 +52,7 @@ export function scalingSuite(cluster: () => SwarmCluster, from: number, up: numb
           await sleep(1_000);
           const running = (await c.backends().catch(() => [])).filter((t) => t.status === 'running');
           for (const t of running.filter((x) => !old.has(x.id))) {
-            const id = `${t.hostname}:${BACKEND_PORT}`;
+            const id = backendIdOf(t);
             if (t.firstPassingProbeAt !== undefined) healthyAt.set(id, Math.min(t.firstPassingProbeAt, healthyAt.get(id) ?? Infinity));
           }
           if (running.length === up && running.every((t) => t.health === 'healthy')) {
@@ -63,7 +63,7 @@ export function scalingSuite(cluster: () => SwarmCluster, from: number, up: numb
         assert.ok(after, `${up} healthy tasks, all available in the balancer, within 150 s`);
         availableMs = performance.now() - t0;
         stream.mark(`all ${up} available`);
-        fresh = after.filter((t) => !old.has(t.id)).map((t) => `${t.hostname}:${BACKEND_PORT}`);
+        fresh = after.filter((t) => !old.has(t.id)).map(backendIdOf);
         await stream.served(fresh);
         // Late failures count too.
         await sleep(1_000);
